@@ -1,0 +1,1 @@
+"""The arq worker pool: jobs that run after an event is stored (workflows, contacts)."""

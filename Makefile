@@ -1,0 +1,58 @@
+# The one command surface of eventflow: run, test, bench, lint, proto, fmt.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_OUT := clients/python
+PROTOS := $(wildcard proto/eventflow/v1/*.proto)
+GEN_STAMP := $(PROTO_OUT)/eventflow/.generated
+export PYTHONPATH := $(CURDIR):$(CURDIR)/clients/python
+
+.PHONY: run test bench lint fmt proto worker gateway server clean install
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "==> installing dependencies into $(VENV) (first run takes a minute)"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+$(GEN_STAMP): $(PROTOS) $(STAMP)
+	@echo "==> generating gRPC stubs from proto/"
+	@mkdir -p $(PROTO_OUT)
+	@$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) $(PROTOS)
+	@touch $(PROTO_OUT)/eventflow/__init__.py $(PROTO_OUT)/eventflow/v1/__init__.py
+	@touch $@
+
+proto: $(GEN_STAMP)
+
+run: proto
+	@$(BIN)/python -m server.devrun
+
+server: proto
+	@$(BIN)/python -m server
+
+gateway: proto
+	@$(BIN)/python -m server.gateway
+
+worker: proto
+	@$(BIN)/python -m workers
+
+test: proto
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: proto
+	@$(BIN)/python -m bench
+
+lint: proto
+	@$(BIN)/ruff check server workers clients/python/eventflow_client tests bench
+	@$(BIN)/mypy server workers clients/python/eventflow_client
+
+fmt: $(STAMP)
+	@$(BIN)/ruff format server workers clients/python/eventflow_client tests bench
+
+clean:
+	rm -rf $(PROTO_OUT)/eventflow .pytest_cache

@@ -1,0 +1,84 @@
+"""``python -m server``: migrate, make sure the API key exists, serve gRPC.
+
+With ``EVENTFLOW_SERVER_PROCESSES`` > 1 the parent starts that many serving children
+that share the port through SO_REUSEPORT, and stops them on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from server.config import Settings
+from server.embedded import resolve_redis
+from server.logs import setup_logging
+
+CHILD_FLAG = "--serving-child"
+
+
+async def _prepare(settings: Settings) -> None:
+    from server.accounts import ensure_default_account
+    from server.db.engine import create_engine, migrate_async
+
+    await migrate_async(settings)
+    engine = create_engine(settings)
+    try:
+        key = await ensure_default_account(engine, settings=settings)
+    finally:
+        await engine.dispose()
+    if key.source == "generated":
+        print(f"API key (generated, stored in {settings.data_dir / 'api_key'}): {key.api_key}",
+              flush=True)
+
+
+def _run_child(settings: Settings, reuse_port: bool) -> None:
+    from server.app import serve_forever
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve_forever(settings, reuse_port=reuse_port))
+
+
+def main() -> None:
+    setup_logging()
+    settings = Settings.from_env()
+    if CHILD_FLAG in sys.argv:
+        _run_child(settings, reuse_port=True)
+        return
+    settings, valkey = resolve_redis(settings)
+    try:
+        asyncio.run(_prepare(settings))
+        n = max(1, settings.server_processes)
+        if n == 1:
+            _run_child(settings, reuse_port=False)
+            return
+        env = dict(os.environ, REDIS_URL=settings.redis_url or "")
+        children = [subprocess.Popen([sys.executable, "-m", "server", CHILD_FLAG], env=env)
+                    for _ in range(n)]
+        logging.getLogger("server").info("started %d serving processes on %s", n,
+                                         settings.grpc_addr)
+
+        def forward(signum: int, _frame: object) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        codes = [child.wait() for child in children]
+        sys.exit(max(codes))
+    finally:
+        if valkey is not None:
+            valkey.stop()
+
+
+if __name__ == "__main__":
+    main()

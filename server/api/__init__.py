@@ -1,0 +1,1 @@
+"""The gRPC face of eventflow: servicers, conversions, the error/auth interceptor."""

@@ -1,0 +1,113 @@
+"""Conversions between protobuf messages and plain JSON values.
+
+Hand-written rather than ``json_format`` because this runs per param on the ingest path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from eventflow.v1 import events_pb2
+from server.ingest.model import JSON, MISSING, EventInput
+
+_EXACT = 2**53
+
+
+def value_to_py(value: struct_pb2.Value) -> JSON:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        num = value.number_value
+        # Value numbers are doubles; integral ones are written back as integers.
+        if num.is_integer() and -_EXACT < num < _EXACT:
+            return int(num)
+        return num
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "null_value":
+        return None
+    if kind == "struct_value":
+        return {k: value_to_py(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [value_to_py(v) for v in value.list_value.values]
+    return MISSING
+
+
+def py_to_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Value:
+    value = struct_pb2.Value() if out is None else out
+    if obj is None:
+        value.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool):
+        value.bool_value = obj
+    elif isinstance(obj, (int, float)):
+        value.number_value = float(obj)
+    elif isinstance(obj, str):
+        value.string_value = obj
+    elif isinstance(obj, dict):
+        fields = value.struct_value.fields
+        value.struct_value.SetInParent()
+        for k, v in obj.items():
+            py_to_value(v, fields[k])
+    elif isinstance(obj, list):
+        lst = value.list_value
+        lst.SetInParent()
+        for item in obj:
+            py_to_value(item, lst.values.add())
+    else:
+        raise TypeError(f"not a JSON value: {type(obj).__name__}")
+    return value
+
+
+def ts_to_dt(ts: timestamp_pb2.Timestamp) -> datetime | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def dt_to_ts(dt: datetime | None, out: timestamp_pb2.Timestamp) -> None:
+    if dt is not None:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        out.FromDatetime(dt)
+
+
+def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
+    params: list[tuple[str, JSON]] = []
+    for p in req.params:
+        params.append((p.name, value_to_py(p.value) if p.HasField("value") else MISSING))
+    occurred = ts_to_dt(req.occurred) if req.HasField("occurred") else None
+    return EventInput(
+        event_type_key=req.event_type_key,
+        key_value=req.key_value,
+        params=params,
+        message_id=req.message_id,
+        occurred=occurred,
+        legacy_v1=req.legacy_v1,
+    )
+
+
+def input_to_request(event: EventInput, out: events_pb2.GenerateEventRequest | None = None
+                     ) -> events_pb2.GenerateEventRequest:
+    req = events_pb2.GenerateEventRequest() if out is None else out
+    req.event_type_key = event.event_type_key
+    req.key_value = event.key_value
+    for name, value in event.params:
+        param = req.params.add(name=name)
+        if value is not MISSING:
+            py_to_value(value, param.value)
+    if event.message_id:
+        req.message_id = event.message_id
+    if event.occurred is not None:
+        dt_to_ts(event.occurred, req.occurred)
+    req.legacy_v1 = event.legacy_v1
+    return req
+
+
+def params_to_proto(params: list[dict[str, Any]], out: Any) -> None:
+    for p in params:
+        param = out.add(name=p.get("name", ""))
+        py_to_value(p.get("value"), param.value)

@@ -1,0 +1,137 @@
+"""Assembles and runs the gRPC server: storage, writer, dispatcher, services, health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventflow.v1 import events_pb2, events_pb2_grpc
+from server.accounts import KeyResolver
+from server.api.errors import AuthErrorInterceptor
+from server.api.events import EventService, IngestDeps
+from server.config import Settings
+from server.db.engine import create_engine
+from server.ingest.dispatch import Dispatcher
+from server.ingest.ratelimit import RateLimiter
+from server.ingest.writer import EventWriter
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+SERVICE_NAMES = [events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name]
+
+
+def redis_settings(url: str) -> RedisSettings:
+    rs = RedisSettings.from_dsn(url)
+    rs.conn_timeout = 2
+    rs.conn_retries = 1
+    return rs
+
+
+@dataclass
+class Running:
+    """Everything one server process holds, released in reverse order by ``stop``."""
+
+    settings: Settings
+    server: grpc.aio.Server
+    port: int
+    engine: AsyncEngine
+    writer: EventWriter
+    dispatcher: Dispatcher
+    redis: ArqRedis
+    health: health.aio.HealthServicer
+    extras: list[Any] = field(default_factory=list)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for svc in SERVICE_NAMES + [""]:
+            await self.health.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        await self.writer.stop()
+        await self.dispatcher.stop()
+        for extra in reversed(self.extras):
+            await extra.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def _add_port(server: grpc.aio.Server, addr: str, reuse_port: bool) -> int:
+    options_port = server.add_insecure_port(addr)
+    if options_port == 0:
+        raise SystemExit(f"cannot listen on {addr}: is another process using it? "
+                         "Set EVENTFLOW_GRPC_ADDR to a free address")
+    return options_port
+
+
+async def start_server(settings: Settings, *, reuse_port: bool = False,
+                       register: Any = None) -> Running:
+    """Start serving on settings.grpc_addr (port 0 picks a free port). Migrations must have run."""
+    if settings.redis_url is None:
+        raise SystemExit("REDIS_URL is not set; `make run` starts an embedded Valkey for you")
+    engine = create_engine(settings)
+    redis = await create_pool(redis_settings(settings.redis_url),
+                              default_queue_name=settings.queue_name)
+    dispatcher = Dispatcher(redis, engine, settings=settings)
+    writer = EventWriter(engine, on_commit=dispatcher.after_commit)
+    await writer.start()
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    server = grpc.aio.server(interceptors=[AuthErrorInterceptor(KeyResolver(engine))],
+                             options=options)
+    deps = IngestDeps(settings=settings, writer=writer,
+                      limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
+    events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)
+    extras: list[Any] = []
+    names = list(SERVICE_NAMES)
+    if register is not None:
+        extras, more = await register(server, deps)
+        names += more
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME], server)
+    port = _add_port(server, settings.grpc_addr, reuse_port)
+    await server.start()
+    for svc in names + [""]:
+        await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+    dispatcher.start_sweeper()
+    return Running(settings=settings, server=server, port=port, engine=engine, writer=writer,
+                   dispatcher=dispatcher, redis=redis, health=health_servicer, extras=extras)
+
+
+def host_of(addr: str) -> str:
+    return addr.rsplit(":", 1)[0] or "127.0.0.1"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def serve_forever(settings: Settings, *, reuse_port: bool = False) -> None:
+    from server.services import register_all
+
+    running = await start_server(settings, reuse_port=reuse_port, register=register_all)
+    log.info("gRPC server listening on %s:%d", host_of(settings.grpc_addr), running.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("gRPC server stopping: finishing in-flight calls")
+    await running.stop()

@@ -1,0 +1,91 @@
+"""Typed settings for every eventflow process, read from the environment once at start-up.
+
+The object is passed down explicitly; nothing reads ``os.environ`` after start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not an integer; unset it or give a number") from None
+
+
+def normalise_database_url(url: str) -> str:
+    """Map user-facing URLs onto the SQLAlchemy drivers we ship (psycopg 3, aiosqlite)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """The synchronous twin of an async URL, for Alembic migrations."""
+    return url.replace("sqlite+aiosqlite://", "sqlite://")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    grpc_addr: str = "127.0.0.1:50051"
+    http_addr: str = "127.0.0.1:8080"
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    redis_url: str | None = None
+    redis_prefix: str = "eventflow:"
+    api_key: str | None = None
+    max_event_bytes: int = 20480
+    rate_limit: int = 350
+    server_processes: int = 1
+    sqlite_synchronous: str = "FULL"
+    smtp_url: str | None = None
+    mail_from: str = "eventflow <noreply@eventflow.local>"
+    sweep_interval: float = 5.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("EVENTFLOW_DATA_DIR") or "./var")
+        db = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'eventflow.db').resolve()}"
+        sync = (env.get("EVENTFLOW_SQLITE_SYNCHRONOUS") or "FULL").upper()
+        if sync not in {"FULL", "NORMAL", "EXTRA"}:
+            raise SystemExit("EVENTFLOW_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        return cls(
+            grpc_addr=env.get("EVENTFLOW_GRPC_ADDR") or "127.0.0.1:50051",
+            http_addr=env.get("EVENTFLOW_HTTP_ADDR") or "127.0.0.1:8080",
+            data_dir=data_dir,
+            database_url=normalise_database_url(db),
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("EVENTFLOW_REDIS_PREFIX") or "eventflow:",
+            api_key=env.get("EVENTFLOW_API_KEY") or None,
+            max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
+            rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
+            server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
+            sqlite_synchronous=sync,
+            smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
+            mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
+            sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
+        )
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def queue_name(self) -> str:
+        return f"{self.redis_prefix}queue"

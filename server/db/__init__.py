@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, engines, Alembic migrations."""

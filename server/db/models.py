@@ -1,0 +1,95 @@
+"""SQLModel tables of the ingestion core. Every row belongs to one account.
+
+Hot paths (event insert, dispatch) use these tables through SQLAlchemy Core
+(``Event.__table__``); the ORM serves the low-volume rest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    # sha256 of the key; the key itself is never stored.
+    key_hash: str = Field(max_length=64, unique=True)
+    label: str = Field(default="default", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class EventType(SQLModel, table=True):
+    __tablename__ = "event_types"
+    __table_args__ = (UniqueConstraint("account_id", "key", name="uq_event_types_account_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    key: str = Field(max_length=100)
+    # eSputnik's per-type switch: events of this type may create missing contacts.
+    create_contacts: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_account_id", "account_id", "id"),
+        Index("ix_events_account_type", "account_id", "event_type_id", "id"),
+        Index("ix_events_account_key", "account_id", "key_value", "id"),
+        Index("ix_events_unprocessed", "processed_at", "id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True))
+    account_id: int = Field(foreign_key="accounts.id")
+    event_type_id: int = Field(foreign_key="event_types.id")
+    key_value: str = Field(max_length=300)
+    # The body as received: {"eventTypeKey", "keyValue", "params": [{"name", "value"}]}.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str | None = Field(default=None, max_length=200)
+    contact_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    received_at: datetime = Field(sa_column=_ts())
+    occurred_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Set by the worker that handled the event, atomically with its effects;
+    # rows still NULL after a while are enqueued again by the sweeper.
+    processed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Past events feed history only; they never start workflows.
+    is_past: bool = Field(default=False)
+
+
+class MessageId(SQLModel, table=True):
+    """Client-sent message ids seen in the last 24 hours, for de-duplication."""
+
+    __tablename__ = "message_ids"
+    __table_args__ = (UniqueConstraint("account_id", "message_id", name="uq_message_ids"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    message_id: str = Field(max_length=200)
+    event_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(sa_column=_ts())

@@ -1,0 +1,116 @@
+"""``make run``: the whole stack on one machine for development and evaluation.
+
+Starts the embedded Valkey (unless REDIS_URL is set), migrates, then the gRPC server,
+the HTTP gateway and one worker as child processes; prints where everything is; Ctrl-C
+stops them all, children first, Valkey last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from server.config import Settings
+from server.embedded import resolve_redis
+from server.logs import setup_logging
+
+# Extra processes a feature may add (e.g. the development SMTP sink): name -> argv.
+EXTRA_PROCESSES: dict[str, list[str]] = {}
+
+
+def _prepare(settings: Settings) -> Any:
+    from server.__main__ import _prepare as prepare_db
+
+    asyncio.run(prepare_db(settings))
+    from server.accounts import ensure_default_account
+    from server.db.engine import create_engine
+
+    async def key() -> Any:
+        engine = create_engine(settings)
+        try:
+            return await ensure_default_account(engine, settings=settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(key())
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def main() -> None:
+    setup_logging()
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"==> data dir: {settings.data_dir.resolve()}", flush=True)
+    settings, valkey = resolve_redis(settings)
+    print(f"==> Redis: {settings.redis_url}" + (" (embedded Valkey)" if valkey else ""), flush=True)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        print("==> migrating the database", flush=True)
+        key = _prepare(settings)
+        env = dict(os.environ, REDIS_URL=settings.redis_url or "",
+                   EVENTFLOW_DATA_DIR=str(settings.data_dir), DATABASE_URL=settings.database_url)
+        procs = {"server": [sys.executable, "-m", "server"],
+                 "gateway": [sys.executable, "-m", "server.gateway"],
+                 "worker": [sys.executable, "-m", "workers"], **EXTRA_PROCESSES}
+        for name, argv in procs.items():
+            children.append((name, subprocess.Popen(argv, env=env)))
+        http = f"http://{settings.http_addr}"
+        up = _wait_http(f"{http}/healthz")
+        print("\n" + "=" * 72)
+        print(f"  eventflow is {'running' if up else 'starting (gateway not answering yet)'}")
+        print(f"  HTTP gateway : {http}   (POST {http}/api/v2/event)")
+        print(f"  gRPC server  : {settings.grpc_addr}")
+        print(f"  API key      : {key.api_key}   (from {key.source})")
+        print(f"  database     : {settings.database_url}")
+        print("  Ctrl-C stops everything.")
+        print("=" * 72 + "\n", flush=True)
+        stop = {"now": False}
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop["now"]:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"==> {name} exited with code {proc.returncode}; stopping the rest",
+                          flush=True)
+                    stop["now"] = True
+            time.sleep(0.3)
+    finally:
+        print("==> stopping", flush=True)
+        for _name, proc in children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in children:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"==> {name} did not stop in time; killing it", flush=True)
+                proc.kill()
+        if valkey is not None:
+            valkey.stop()
+        print("==> stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

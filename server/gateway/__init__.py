@@ -1,0 +1,1 @@
+"""The HTTP-JSON gateway: eSputnik's REST paths mapped onto the gRPC services."""

@@ -1,0 +1,22 @@
+"""``python -m server.gateway``: the HTTP-JSON gateway on EVENTFLOW_HTTP_ADDR."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from server.config import Settings
+from server.gateway.app import build_app
+from server.logs import setup_logging
+
+
+def main() -> None:
+    setup_logging()
+    settings = Settings.from_env()
+    host, _, port = settings.http_addr.rpartition(":")
+    uvicorn.run(build_app(settings), host=host or "127.0.0.1", port=int(port),
+                log_level="warning", access_log=False, loop="asyncio",
+                timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The Starlette application of the gateway; each feature contributes its routes."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.config import Settings
+from server.gateway import events
+from server.gateway.http import HttpError, error_response, json_response
+from server.gateway.state import GatewayState
+
+
+def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlette:
+    state = GatewayState(settings, grpc_target)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            reply = await health_pb2_grpc.HealthStub(state.channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=2)
+            ok = reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError as exc:
+            return json_response({"status": "unavailable", "grpc": exc.code().name}, 503)
+        return json_response({"status": "ok" if ok else "not serving"}, 200 if ok else 503)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}"))
+        return error_response(HttpError(exc.status_code, f"no route {request.method} "
+                                        f"{request.url.path}; see the README for the API"))
+
+    from server.gateway.extra import extra_routes
+
+    route_list: list[Any] = [Route("/healthz", healthz, methods=["GET"])]
+    route_list += events.routes(state)
+    route_list += extra_routes(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        state.open()
+        yield
+        await state.close()
+
+    app = Starlette(routes=route_list, exception_handlers={HTTPException: not_found},
+                    lifespan=lifespan)
+    app.state.gateway = state
+    return app

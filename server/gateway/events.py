@@ -1,0 +1,158 @@
+"""Event routes: eSputnik's /api/v2/event, /api/v1/event, past events, and history reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from google.protobuf import timestamp_pb2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventflow.v1 import events_pb2
+from server.api.convert import input_to_request
+from server.errors import InvalidArgument, Violation
+from server.gateway.http import HttpError, auth_metadata, endpoint, json_response, read_json
+from server.gateway.state import GatewayState
+from server.ingest.jsonform import OccurredError, event_from_json
+
+MAX_PAST_EVENTS = 500
+
+
+def _iso(ts: timestamp_pb2.Timestamp) -> str | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+
+
+def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> None:
+    if not raw:
+        return
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument.from_violations(
+            [Violation(name, f"{raw!r} is not an ISO 8601 time such as 2026-11-27T10:00:00Z")]
+        ) from None
+    out.FromDatetime(dt)
+
+
+def routes(state: GatewayState) -> list[Route]:
+    async def generate(request: Request, legacy: bool) -> Response:
+        meta = auth_metadata(request)
+        doc = await read_json(request, limit=state.settings.max_event_bytes)
+        event = event_from_json(doc, legacy_v1=legacy)
+        reply = await state.events.GenerateEvent(input_to_request(event), metadata=meta)
+        return Response(status_code=200, headers={"X-Event-Id": str(reply.event_id)})
+
+    @endpoint
+    async def event_v2(request: Request) -> Response:
+        return await generate(request, legacy=False)
+
+    @endpoint
+    async def event_v1(request: Request) -> Response:
+        return await generate(request, legacy=True)
+
+    @endpoint
+    async def past_events(request: Request) -> Response:
+        meta = auth_metadata(request)
+        doc = await read_json(request, limit=state.settings.max_event_bytes * MAX_PAST_EVENTS)
+        items = doc.get("events") if isinstance(doc, dict) else doc
+        if not isinstance(items, list):
+            raise HttpError(400, "the body must be an array of events (or {\"events\": [...]})",
+                            [Violation("events", "must be an array")])
+        if len(items) > MAX_PAST_EVENTS:
+            raise HttpError(400, f"{len(items)} events; send at most {MAX_PAST_EVENTS} per call",
+                            [Violation("events", f"holds more than {MAX_PAST_EVENTS} events")])
+        results: list[dict[str, Any]] = [{} for _ in items]
+        batch = events_pb2.GenerateEventsRequest()
+        positions: list[int] = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, dict) or "occurred" not in item:
+                    raise OccurredError("OCCURRED_DATE_IS_REQUIRED")
+                event = event_from_json(item, allow_occurred=True, where=f"events[{i}].")
+            except OccurredError as exc:
+                results[i] = {"status": exc.status}
+                continue
+            except InvalidArgument as exc:
+                results[i] = {"status": "INVALID", "violations": [
+                    {"field": v.field, "message": v.message} for v in exc.violations]}
+                continue
+            input_to_request(event, batch.events.add())
+            positions.append(i)
+        if positions:
+            reply = await state.events.GenerateEvents(batch, metadata=meta)
+            for i, r in zip(positions, reply.results):
+                results[i] = {"status": r.status}
+                if r.event_id:
+                    results[i]["eventId"] = r.event_id
+                if r.violations:
+                    results[i]["violations"] = [
+                        {"field": f"events[{i}].{v.field}", "message": v.description}
+                        for v in r.violations]
+        ok = sum(1 for r in results if r["status"] == "ACCEPTED")
+        return json_response({"results": results, "successCount": ok,
+                              "errorCount": len(results) - ok})
+
+    @endpoint
+    async def event_types(request: Request) -> Response:
+        reply = await state.events.ListEventTypes(events_pb2.ListEventTypesRequest(),
+                                                  metadata=auth_metadata(request))
+        return json_response([{"id": t.id, "key": t.key, "createdAt": _iso(t.created_at),
+                               "eventCount": t.event_count} for t in reply.event_types])
+
+    @endpoint
+    async def list_events(request: Request) -> Response:
+        meta = auth_metadata(request)
+        q = request.query_params
+        req = events_pb2.ListEventsRequest(event_type_key=q.get("eventTypeKey", ""),
+                                           key_value=q.get("keyValue", ""),
+                                           page_token=q.get("pageToken", ""))
+        size = q.get("pageSize", "")
+        if size:
+            if not size.isdigit():
+                raise InvalidArgument.from_violations([Violation("pageSize", "must be a number")])
+            req.page_size = int(size)
+        _parse_time("since", q.get("since"), req.since)
+        _parse_time("until", q.get("until"), req.until)
+        reply = await state.events.ListEvents(req, metadata=meta)
+        return json_response({"events": [_stored(e) for e in reply.events],
+                              "nextPageToken": reply.next_page_token or None})
+
+    @endpoint
+    async def get_event(request: Request) -> Response:
+        raw_id = request.path_params["event_id"]
+        if not raw_id.isdigit():
+            raise InvalidArgument.from_violations([Violation("id", "must be a number")])
+        reply = await state.events.GetEvent(events_pb2.GetEventRequest(id=int(raw_id)),
+                                            metadata=auth_metadata(request))
+        return json_response(_stored(reply))
+
+    return [
+        Route("/api/v2/event", event_v2, methods=["POST"]),
+        Route("/api/v2/event/", event_v2, methods=["POST"]),
+        Route("/api/v1/event", event_v1, methods=["POST"]),
+        Route("/api/v1/event/", event_v1, methods=["POST"]),
+        Route("/api/v2/past_events", past_events, methods=["POST"]),
+        Route("/api/v2/past_events/", past_events, methods=["POST"]),
+        Route("/api/v1/event-types", event_types, methods=["GET"]),
+        Route("/api/v1/events", list_events, methods=["GET"]),
+        Route("/api/v1/events/{event_id}", get_event, methods=["GET"]),
+    ]
+
+
+def _stored(e: events_pb2.StoredEvent) -> dict[str, Any]:
+    body = orjson.loads(e.body_json)
+    out: dict[str, Any] = {"id": e.id, "receivedAt": _iso(e.received_at)}
+    occurred = _iso(e.occurred_at)
+    if occurred:
+        out["occurred"] = occurred
+    if e.contact_id:
+        out["contactId"] = e.contact_id
+    out.update(body)
+    if "keyValue" not in out:
+        out["keyValue"] = e.key_value
+    return out

@@ -1,0 +1,11 @@
+"""Routes of features beyond events (messages, contacts, workflows) register here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.gateway.state import GatewayState
+
+
+def extra_routes(state: GatewayState) -> list[Any]:
+    return []

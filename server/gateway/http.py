@@ -1,0 +1,135 @@
+"""Shared gateway plumbing: auth pass-through, body reading, gRPC-to-HTTP error mapping."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import grpc
+import orjson
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.errors import InvalidArgument, Violation
+
+_HTTP_FOR_CODE = {
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.UNAUTHENTICATED: 401,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.FAILED_PRECONDITION: 409,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.UNIMPLEMENTED: 501,
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error: str, violations: list[Violation] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.violations = violations or []
+        self.headers = headers or {}
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def error_response(exc: HttpError) -> Response:
+    body: dict[str, Any] = {"error": exc.error}
+    body["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]
+    return json_response(body, exc.status, exc.headers)
+
+
+def auth_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """Pass the caller's credentials to the gRPC server; it decides."""
+    auth = request.headers.get("authorization")
+    if auth:
+        return (("authorization", auth),)
+    key = request.headers.get("x-api-key")
+    if key:
+        return (("x-api-key", key),)
+    raise HttpError(401, "authentication required: use HTTP Basic auth with any user name "
+                    "and the API key as password", headers={"WWW-Authenticate": 'Basic realm="eventflow"'})
+
+
+async def read_json(request: Request, *, limit: int) -> Any:
+    """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise HttpError(415, f"the body must be JSON: send Content-Type: application/json "
+                        f"(got {ctype or 'none'})")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"the body is {declared} bytes; the limit is {limit} "
+                        "(EVENTFLOW_MAX_EVENT_BYTES)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"the body is over the limit of {limit} bytes "
+                            "(EVENTFLOW_MAX_EVENT_BYTES)")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"the body is not valid JSON: {exc}",
+                        [Violation("body", "is not valid JSON (check quotes, commas and "
+                                   "that the text is UTF-8)")]) from None
+
+
+def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
+    code = exc.code().value[0]
+    message = exc.details() or exc.code().name
+    violations: list[Violation] = []
+    reason = ""
+    for key, value in exc.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    violations += [Violation(v.field, v.description) for v in bad.field_violations]
+                elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    reason = info.reason
+    status_code = _HTTP_FOR_CODE.get(code, 502)
+    headers: dict[str, str] = {}
+    if reason == "TOO_LARGE":
+        status_code = 413
+    elif code == code_pb2.RESOURCE_EXHAUSTED:
+        headers["Retry-After"] = "1"
+    elif code == code_pb2.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Basic realm="eventflow"'
+    elif status_code == 502:
+        message = f"the eventflow server failed ({exc.code().name}): {message}"
+    return HttpError(status_code, message, violations, headers)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def endpoint(fn: Endpoint) -> Endpoint:
+    """Turn HttpError, domain validation and gRPC errors into JSON answers."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except HttpError as exc:
+            return error_response(exc)
+        except InvalidArgument as exc:
+            return error_response(HttpError(400, exc.message, exc.violations))
+        except grpc.aio.AioRpcError as exc:
+            return error_response(from_grpc(exc))
+
+    wrapped.__name__ = fn.__name__
+    return wrapped

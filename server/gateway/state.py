@@ -1,0 +1,37 @@
+"""What the gateway holds for its lifetime: settings, the gRPC channel and stubs.
+
+The channel is opened in the application's lifespan, on the loop that serves requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from eventflow.v1 import events_pb2_grpc
+from server.config import Settings
+
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 32 * 1024 * 1024)]
+
+
+class GatewayState:
+    def __init__(self, settings: Settings, target: str | None = None) -> None:
+        self.settings = settings
+        self.target = target or settings.grpc_addr
+        self._channel: grpc.aio.Channel | None = None
+        self.stubs: dict[str, Any] = {}
+
+    def open(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self.events = events_pb2_grpc.EventServiceStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        assert self._channel is not None, "the gateway's lifespan has not started"
+        return self._channel
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()

@@ -1,0 +1,1 @@
+"""The ingest path: validate an event, commit it (group commit), dispatch it to workers."""

@@ -1,0 +1,97 @@
+"""The eSputnik JSON body of an event, shape-checked into an ``EventInput``.
+
+v2 param values may be any JSON value. v1 values travel as strings (nested JSON as an
+escaped string) and are kept exactly as sent; real v1 clients also send booleans and
+numbers, which are accepted as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from server.errors import InvalidArgument, Violation
+from server.ingest.model import JSON, MISSING, EventInput
+
+
+def _type_name(value: JSON) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
+                    allow_occurred: bool = False) -> EventInput:
+    """Check JSON types of one event body; raise InvalidArgument naming each wrong field."""
+    out: list[Violation] = []
+    if not isinstance(doc, dict):
+        raise InvalidArgument.from_violations(
+            [Violation(where or "body", f"must be a JSON object, not {_type_name(doc)}")])
+    type_key = doc.get("eventTypeKey")
+    if type_key is None:
+        type_key = ""
+    elif not isinstance(type_key, str):
+        out.append(Violation(f"{where}eventTypeKey", f"must be a string, not {_type_name(type_key)}"))
+        type_key = ""
+    key_value = doc.get("keyValue")
+    if key_value is None:
+        key_value = ""
+    elif isinstance(key_value, (int, float)) and not isinstance(key_value, bool):
+        # Phone numbers arrive as JSON numbers from some clients; the key is their text.
+        key_value = str(key_value)
+    elif not isinstance(key_value, str):
+        out.append(Violation(f"{where}keyValue", f"must be a string, not {_type_name(key_value)}"))
+        key_value = ""
+    params: list[tuple[str, JSON]] = []
+    raw_params = doc.get("params", [])
+    if raw_params is None:
+        raw_params = []
+    if not isinstance(raw_params, list):
+        out.append(Violation(f"{where}params",
+                             f"must be an array of {{\"name\", \"value\"}} objects, not "
+                             f"{_type_name(raw_params)}"))
+        raw_params = []
+    for i, entry in enumerate(raw_params):
+        at = f"{where}params[{i}]"
+        if not isinstance(entry, dict):
+            out.append(Violation(at, f"must be an object with name and value, not {_type_name(entry)}"))
+            continue
+        name = entry.get("name", "")
+        if not isinstance(name, str):
+            out.append(Violation(f"{at}.name", f"must be a string, not {_type_name(name)}"))
+            name = ""
+        params.append((name, entry["value"] if "value" in entry else MISSING))
+    message_id = doc.get("messageId") or ""
+    if not isinstance(message_id, str):
+        out.append(Violation(f"{where}messageId", f"must be a string, not {_type_name(message_id)}"))
+        message_id = ""
+    occurred = None
+    if allow_occurred and "occurred" in doc:
+        occurred = parse_occurred(doc["occurred"])
+    if out:
+        raise InvalidArgument.from_violations(out)
+    return EventInput(event_type_key=type_key, key_value=key_value, params=params,
+                      message_id=message_id, occurred=occurred, legacy_v1=legacy_v1)
+
+
+class OccurredError(ValueError):
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def parse_occurred(value: JSON) -> datetime:
+    """eSputnik's past-event time: ``YYYY-MM-DDTHH:mm`` or ``YYYY-MM-DD`` (UTC)."""
+    if value is None or value == "":
+        raise OccurredError("OCCURRED_DATE_IS_REQUIRED")
+    if not isinstance(value, str):
+        raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
+    for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
+
+
+__all__ = ["event_from_json", "parse_occurred", "OccurredError"]

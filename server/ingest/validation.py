@@ -1,0 +1,176 @@
+"""Field rules of one event (eSputnik "Generate event v2"), collecting every violation.
+
+Rules: ``eventTypeKey`` required, at most 100 characters, none of the forbidden
+characters; ``keyValue`` at most 300 and the same characters, else taken from the
+params in the documented priority; params need a name and a value, names unique and
+at most 100 characters; values of any JSON type, nested at most ``MAX_DEPTH`` levels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import orjson
+
+from server.errors import InvalidArgument, TooLarge, Violation
+from server.ingest.model import JSON, MISSING, EventInput, ValidEvent
+
+FORBIDDEN = frozenset("<;’\\/|\"`'^?!,>")
+FORBIDDEN_SHOWN = "< ; ’ \\ / | \" ` ' ^ ? ! , >"
+MAX_TYPE_KEY = 100
+MAX_KEY_VALUE = 300
+MAX_PARAM_NAME = 100
+MAX_DEPTH = 32
+MAX_MESSAGE_ID = 200
+
+# Contact identifiers that stand in for a missing keyValue, in priority order.
+# Names compare case-insensitively; the aliases are the ones eSputnik documents.
+KEY_SOURCES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("contactId", frozenset({"contactid", "contact_id"})),
+    ("externalCustomerId", frozenset({"externalcustomerid"})),
+    ("email", frozenset({"email", "emailaddress", "useremail", "contactemail"})),
+    ("phone", frozenset({"phone", "sms", "phonenumber"})),
+    ("pushToken", frozenset({"pushtoken", "mobpushtoken"})),
+)
+
+
+def is_blank_external_id(value: JSON) -> bool:
+    """eSputnik ignores externalCustomerId when it is "", blanks, "null" or null."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        stripped = value.strip()
+        return stripped == "" or stripped.lower() == "null"
+    return False
+
+
+def _forbidden_in(text: str) -> list[str]:
+    return sorted({ch for ch in text if ch in FORBIDDEN})
+
+
+def _check_key(field: str, text: str, limit: int, out: list[Violation]) -> None:
+    if len(text) > limit:
+        out.append(Violation(field, f"is {len(text)} characters long; the limit is {limit}"))
+    bad = _forbidden_in(text)
+    if bad:
+        shown = " ".join(bad)
+        out.append(
+            Violation(field, f"contains the forbidden character(s) {shown}; none of "
+                      f"{FORBIDDEN_SHOWN} may be used")
+        )
+
+
+def _depth_exceeds(value: JSON, limit: int) -> bool:
+    stack: list[tuple[JSON, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _derive_key(params: Iterable[tuple[str, JSON]]) -> tuple[str, str] | None:
+    """The keyValue a param stands in for, and the param's name, by documented priority."""
+    by_source: dict[str, tuple[str, str]] = {}
+    for name, value in params:
+        lowered = name.lower()
+        for source, aliases in KEY_SOURCES:
+            if lowered in aliases and source not in by_source:
+                if source == "externalCustomerId" and is_blank_external_id(value):
+                    continue
+                if isinstance(value, bool) or value is None or value is MISSING:
+                    continue
+                if isinstance(value, (str, int, float)):
+                    text = value.strip() if isinstance(value, str) else _number_text(value)
+                    if text:
+                        by_source[source] = (text, name)
+    for source, _aliases in KEY_SOURCES:
+        if source in by_source:
+            return by_source[source]
+    return None
+
+
+def _number_text(value: int | float) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
+def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> ValidEvent:
+    """Check every rule; raise InvalidArgument listing all violations, or TooLarge."""
+    out: list[Violation] = []
+    type_key = event.event_type_key
+    if not type_key.strip():
+        out.append(Violation("eventTypeKey", "is required: name the event type, e.g. \"abandoned_cart\""))
+    else:
+        _check_key("eventTypeKey", type_key, MAX_TYPE_KEY, out)
+
+    seen: dict[str, int] = {}
+    for index, (name, value) in enumerate(event.params):
+        where = f"params[{index}]"
+        if not name:
+            out.append(Violation(f"{where}.name", "is required: every param needs a non-empty name"))
+        elif len(name) > MAX_PARAM_NAME:
+            out.append(Violation(f"{where}.name",
+                                 f"is {len(name)} characters long; the limit is {MAX_PARAM_NAME}"))
+        elif name in seen:
+            out.append(Violation(f"{where}.name",
+                                 f"duplicates the name {name!r} of params[{seen[name]}]; names must be unique"))
+        else:
+            seen[name] = index
+        if value is MISSING:
+            out.append(Violation(f"{where}.value", "is required: every param needs a value (null is allowed)"))
+        elif _depth_exceeds(value, MAX_DEPTH):
+            out.append(Violation(f"{where}.value", f"is nested deeper than {MAX_DEPTH} levels"))
+
+    key_value = event.key_value
+    if key_value:
+        _check_key("keyValue", key_value, MAX_KEY_VALUE, out)
+    else:
+        derived = _derive_key(event.params)
+        if derived is None:
+            out.append(Violation(
+                "keyValue",
+                "is required when params carry none of contactId, externalCustomerId, "
+                "email, phone, pushToken",
+            ))
+        else:
+            key_value, _source = derived
+            if len(key_value) > MAX_KEY_VALUE:
+                out.append(Violation("keyValue", f"taken from param {_source!r} is "
+                                     f"{len(key_value)} characters long; the limit is {MAX_KEY_VALUE}"))
+
+    if len(event.message_id) > MAX_MESSAGE_ID:
+        out.append(Violation("messageId", f"is longer than {MAX_MESSAGE_ID} characters"))
+    if out:
+        raise InvalidArgument.from_violations(out)
+
+    body = encode_body(event)
+    if len(body) > max_bytes:
+        raise TooLarge(
+            f"the event is {len(body)} bytes; the limit is {max_bytes} "
+            "(raise EVENTFLOW_MAX_EVENT_BYTES to allow more)"
+        )
+    return ValidEvent(
+        account_id=account_id,
+        event_type_key=type_key,
+        key_value=key_value,
+        body=body,
+        message_id=event.message_id or None,
+        occurred=event.occurred,
+    )
+
+
+def encode_body(event: EventInput) -> str:
+    """The stored body: the event as received, in eSputnik's JSON shape."""
+    doc: dict[str, Any] = {"eventTypeKey": event.event_type_key}
+    if event.key_value:
+        doc["keyValue"] = event.key_value
+    doc["params"] = [{"name": n, "value": v} for n, v in event.params]
+    return orjson.dumps(doc).decode()

@@ -1,0 +1,77 @@
+"""The ``process_event`` job: hands one stored event to every processor, exactly once.
+
+``processed_at`` is set in the same transaction as the processors' database effects,
+so a retried or duplicated job finds it set and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import Event, EventType, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+_events = Event.__table__
+_types = EventType.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedEvent:
+    id: int
+    account_id: int
+    event_type_key: str
+    key_value: str
+    params: list[tuple[str, Any]]
+    body: dict[str, Any]
+    received_at: Any
+    create_contacts: bool
+
+
+Processor = Callable[[AsyncConnection, DispatchedEvent, dict[str, Any]], Awaitable[None]]
+
+
+async def load_for_update(conn: AsyncConnection, event_id: int) -> tuple[DispatchedEvent, bool] | None:
+    query = (select(_events.c.id, _events.c.account_id, _types.c.key, _events.c.key_value,
+                    _events.c.body, _events.c.received_at, _events.c.processed_at,
+                    _types.c.create_contacts)
+             .join(_types, _types.c.id == _events.c.event_type_id)
+             .where(_events.c.id == event_id))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=_events)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    body = orjson.loads(row.body)
+    event = DispatchedEvent(
+        id=int(row.id), account_id=int(row.account_id), event_type_key=row.key,
+        key_value=row.key_value, params=[(p["name"], p["value"]) for p in body["params"]],
+        body=body, received_at=as_utc(row.received_at), create_contacts=bool(row.create_contacts))
+    return event, row.processed_at is not None
+
+
+async def process_event(ctx: dict[str, Any], event_id: int) -> str:
+    engine = ctx["engine"]
+    processors: list[Processor] = ctx.get("processors", [])
+    async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # Take SQLite's write lock up front so two workers cannot both see "unprocessed".
+            await conn.exec_driver_sql("UPDATE events SET processed_at = processed_at WHERE id = ?",
+                                       (event_id,))
+        loaded = await load_for_update(conn, event_id)
+        if loaded is None:
+            log.warning("event %s is not in the database; nothing to do", event_id)
+            return "missing"
+        event, done = loaded
+        if done:
+            return "already processed"
+        for processor in processors:
+            await processor(conn, event, ctx)
+        await conn.execute(update(_events).where(_events.c.id == event_id)
+                           .values(processed_at=utcnow()))
+    return "processed"

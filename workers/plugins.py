@@ -1,0 +1,20 @@
+"""Feature hooks of the worker: processors run by process_event and extra arq jobs.
+
+Contacts and workflows register here, keeping ``settings.py`` unchanged as they grow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+async def install(ctx: dict[str, Any]) -> None:
+    """Add feature processors (in order) and resources to the worker context."""
+
+
+async def uninstall(ctx: dict[str, Any]) -> None:
+    """Release what ``install`` opened."""
+
+
+def job_functions() -> list[Any]:
+    return []
