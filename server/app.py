@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
@@ -62,8 +63,11 @@ class Running:
         await self.engine.dispose()
 
 
-def _add_port(server: grpc.aio.Server, addr: str, reuse_port: bool) -> int:
-    options_port = server.add_insecure_port(addr)
+def _add_port(server: grpc.aio.Server, addr: str) -> int:
+    try:
+        options_port = server.add_insecure_port(addr)
+    except RuntimeError:
+        options_port = 0
     if options_port == 0:
         raise SystemExit(f"cannot listen on {addr}: is another process using it? "
                          "Set EVENTFLOW_GRPC_ADDR to a free address")
@@ -76,8 +80,11 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     if settings.redis_url is None:
         raise SystemExit("REDIS_URL is not set; `make run` starts an embedded Valkey for you")
     engine = create_engine(settings)
-    redis = await create_pool(redis_settings(settings.redis_url),
-                              default_queue_name=settings.queue_name)
+    # A lazy pool: the server starts and accepts events while Redis is down;
+    # the sweeper dispatches them once it is back.
+    redis = ArqRedis(connection_pool=ConnectionPool.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
+        default_queue_name=settings.queue_name)
     dispatcher = Dispatcher(redis, engine, settings=settings)
     writer = EventWriter(engine, on_commit=dispatcher.after_commit)
     await writer.start()
@@ -102,7 +109,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     reflection.enable_server_reflection(
         names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME], server)
-    port = _add_port(server, settings.grpc_addr, reuse_port)
+    port = _add_port(server, settings.grpc_addr)
     await server.start()
     for svc in names + [""]:
         await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)

@@ -72,8 +72,6 @@ class ContactBuilder:
 
     def attribute(self, name: str, *, path: str, value: object) -> None:
         """A standard attribute by model name (``first_name``, ``address.town``...)."""
-        if name == "external_customer_id" and validation.is_blank_external_id(value):
-            return  # eSputnik ignores blank external ids rather than clearing the stored one
         self._values[name] = self._collector.read(path=path, value=value, reader=_NORMALISERS[name])
         self._present.add(name)
 

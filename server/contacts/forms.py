@@ -9,6 +9,8 @@
   ``contactKey``, ``languageCode``, ``timeZone``, ``address{region, town, address,
   postcode}``, ``fields[{id, value}]``, and ``confirmed`` as an extension.
 
+In the event form a blank external id (null, "", blanks, "null") is ignored, as eSputnik
+does for events; in the API form it clears the stored one like any null attribute.
 Keys match ignoring case, and unknown keys are ignored: clients echo whole ``GET`` answers
 back and send members we do not model. A null list or object counts as not given.
 """
@@ -24,6 +26,7 @@ from server.contacts.definitions import FieldDefinition
 from server.contacts.errors import ViolationCollector
 from server.contacts.model import ContactData
 from server.contacts.scalars import json_type
+from server.contacts.validation import is_blank_external_id
 
 __all__ = ["parse_api_form", "parse_event_form"]
 
@@ -72,6 +75,8 @@ def parse_event_form(
         lowered = key.lower()
         if lowered == "profileinputs":
             _read_fields(builder, collector, path=path, value=value, id_key="profileInputId")
+        elif lowered == "externalcustomerid" and is_blank_external_id(value):
+            continue  # in events eSputnik ignores a blank external id rather than clearing it
         elif lowered in _EVENT_ATTRIBUTES:
             attributes.read(_EVENT_ATTRIBUTES[lowered], key=key, path=path, value=value)
     return builder.build(creating=creating, fields_path=_join(field_prefix, "profileInputs"))

