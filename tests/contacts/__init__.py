@@ -1,0 +1,1 @@
+"""Tests of the transport-free contacts domain (server.contacts)."""
