@@ -1,0 +1,46 @@
+"""Builds the rendering context of an eSputnik message from an event's params.
+
+``data`` is the event's params as an object; when the Email block names a JSON
+param, that param's value becomes ``data`` instead, a string holding JSON (as v1
+events send it) being parsed first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from server.templating.errors import WrongFormat
+from server.templating.values import freeze
+
+
+def build_context(
+    *,
+    params: Iterable[tuple[str, object]] | Mapping[str, object],
+    json_param: str | None = None,
+) -> dict[str, object]:
+    """The ``{"data": ...}`` context for ``params``; WrongFormat when JSON does not parse."""
+    pairs = params.items() if isinstance(params, Mapping) else params
+    data: dict[str, object] = {}
+    for name, value in pairs:
+        data[name] = value
+    if json_param is None:
+        return {"data": freeze(data)}
+    if json_param not in data:
+        raise WrongFormat(f"the event has no param {json_param!r} to use as JSON data")
+    value = data[json_param]
+    if isinstance(value, str):
+        value = parse_json(value)
+    return {"data": freeze(value)}
+
+
+def parse_json(text: str) -> object:
+    """Strict JSON (no NaN/Infinity); anything else is WrongFormat."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        raise WrongFormat(str(error) if not isinstance(error, RecursionError) else "nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
