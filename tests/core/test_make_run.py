@@ -1,0 +1,59 @@
+"""`make run`'s launcher on a fresh data dir: embedded Valkey, SQLite, every process, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support import basic, free_port
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """The launcher prints URLs and key, accepts an event end to end, and stops on SIGINT."""
+    http_port, grpc_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"REDIS_URL", "DATABASE_URL", "EVENTFLOW_API_KEY"}}
+    env.update(EVENTFLOW_DATA_DIR=str(tmp_path / "var"),
+               EVENTFLOW_HTTP_ADDR=f"127.0.0.1:{http_port}",
+               EVENTFLOW_GRPC_ADDR=f"127.0.0.1:{grpc_port}", EVENTFLOW_SERVER_PROCESSES="1")
+    proc = subprocess.Popen([sys.executable, "-m", "server.devrun"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(lines)
+        assert "eventflow is running" in text, text
+        key = (tmp_path / "var" / "api_key").read_text().strip()
+        assert key in text
+        r = httpx.post(f"http://127.0.0.1:{http_port}/api/v2/event",
+                       json={"eventTypeKey": "hello", "keyValue": "k", "params": []},
+                       headers={"Authorization": basic(key)}, timeout=10)
+        assert r.status_code == 200, r.text
+        valkey_url = (tmp_path / "var" / "valkey" / "url").read_text().strip()
+        valkey_port = int(valkey_url.rsplit(":", 1)[1])
+        assert _port_open(valkey_port)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=40)
+    assert proc.returncode == 0, out
+    assert "==> stopped" in out
+    assert not _port_open(http_port) and not _port_open(grpc_port)
+    assert not _port_open(valkey_port)
