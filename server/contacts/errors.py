@@ -12,6 +12,7 @@ The transport boundary maps ``ContactValidationError`` to ``400`` / ``INVALID_AR
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -28,6 +29,7 @@ T = TypeVar("T")
 
 # Long values are cut in messages so one bad 5,000-character text cannot flood a response.
 _SHOWN_CHARS = 80
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ def describe_value(value: object) -> str:
     """Show ``value`` as JSON, as the caller sent it, cut to a readable length."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
+        if _SURROGATE.search(text):
+            # A lone surrogate cannot be encoded as UTF-8; escape it so responses still serialise.
+            text = json.dumps(value, default=str)
     except (TypeError, ValueError, RecursionError):
         # Values come from parsed JSON, but a caller may hand us anything; never fail here.
         text = f"<{type(value).__name__}>"

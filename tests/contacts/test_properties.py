@@ -200,6 +200,8 @@ def test_event_form_never_crashes(body: object) -> None:
             parse_event_form(data, fields=FIELDS, creating=True)
         except ContactValidationError as error:
             assert error.violations
+            for violation in error.violations:
+                violation.message.encode("utf-8")  # responses must be able to carry it
 
 
 @PROPERTY_SETTINGS

@@ -46,6 +46,7 @@ def test_names_accept_letters_of_any_alphabet(raw: str, expected: str) -> None:
     ("raw", "reason"),
     [
         ("a" * 61, "at most 60"),
+        ("a" * 300, "300 characters long; at most 60"),
         ("J0hn", 'contains "0"'),
         ("john@example.com", 'contains "@"'),
         ("...", "has no letters"),
