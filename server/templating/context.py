@@ -39,7 +39,9 @@ def parse_json(text: str) -> object:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
-        raise WrongFormat(str(error) if not isinstance(error, RecursionError) else "nested too deeply") from None
+        raise WrongFormat(
+            str(error) if not isinstance(error, RecursionError) else "nested too deeply"
+        ) from None
 
 
 def _refuse_constant(name: str) -> object:

@@ -11,6 +11,7 @@ from typing import Any
 
 from server.templating import directives, nodes
 from server.templating._airspeed import engine as _as
+from server.templating.methods import InvocationError
 
 _NODES: tuple[type, ...] = (
     nodes.Text,
@@ -65,7 +66,7 @@ class NullLoader:
     """No template can be loaded: the sandbox has no file system."""
 
     def load_text(self, name: str) -> str:
-        raise nodes.InvocationError(f"cannot load {name!r}: no file access in templates")
+        raise InvocationError(f"cannot load {name!r}: no file access in templates")
 
     def load_template(self, name: str) -> Any:
         return self.load_text(name)

@@ -40,25 +40,25 @@ def assign(namespace: Any, name: str, value: object) -> None:
 class Comment(_as.Comment):  # type: ignore[misc]
     """``## line`` eats its newline; ``#* block *#`` does not; an open block runs to the end."""
 
-    COMMENT = re.compile(r"#(?:#[^\n]*(?:\n|\Z)|\*.*?(?:\*#|\Z))", re.S)
+    COMMENT = re.compile(r"#(?:#[^\n]*(?:\n|\Z)|\*.*?(?:\*#|\Z))", re.DOTALL)
 
 
 class ElseBlock(_as.ElseBlock):  # type: ignore[misc]
     """``#else`` / ``#{else}``, eating the rest of its line."""
 
-    START = re.compile(r"#(?:else\b|\{else\})" + END_OF_LINE, re.S)
+    START = re.compile(r"#(?:else\b|\{else\})" + END_OF_LINE, re.DOTALL)
 
 
 class ElseifBlock(_as.ElseifBlock):  # type: ignore[misc]
     """``#elseif(...)`` / ``#{elseif}(...)``."""
 
-    START = re.compile(r"#(?:elseif\b|\{elseif\})\s*", re.S)
+    START = re.compile(r"#(?:elseif\b|\{elseif\})\s*", re.DOTALL)
 
 
 class IfDirective(_as.IfDirective):  # type: ignore[misc]
     """``#if`` with Velocity truth: only null and false are false."""
 
-    START = re.compile(r"#(?:if\b|\{if\})\s*", re.S)
+    START = re.compile(r"#(?:if\b|\{if\})\s*", re.DOTALL)
 
     def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
         if values.truthy(self.condition.calculate(namespace, loader)):
@@ -74,10 +74,8 @@ class IfDirective(_as.IfDirective):  # type: ignore[misc]
 class SetDirective(_as.SetDirective):  # type: ignore[misc]
     """``#set``: a null value leaves the variable alone; event data cannot be written."""
 
-    START = re.compile(r"#(?:set|\{set\})\s*\(", re.S)
-    PLACE = re.compile(
-        rf"\s*\$!?\{{?({IDENTIFIER}(?:\.[a-zA-Z][a-zA-Z0-9_-]*)*)\}}?", re.S
-    )
+    START = re.compile(r"#(?:set|\{set\})\s*\(", re.DOTALL)
+    PLACE = re.compile(rf"\s*\$!?\{{?({IDENTIFIER}(?:\.[a-zA-Z][a-zA-Z0-9_-]*)*)\}}?", re.DOTALL)
 
     def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
         value = self.value.calculate(namespace, loader)
@@ -101,8 +99,8 @@ class SetDirective(_as.SetDirective):  # type: ignore[misc]
 class ForeachDirective(_as.ForeachDirective):  # type: ignore[misc]
     """``#foreach``: ``$!item``/``${item}`` loop variables, Velocity's counters, ``#break``."""
 
-    START = re.compile(r"#(?:foreach\b|\{foreach\})", re.S)
-    LOOP_VAR_NAME = re.compile(rf"\$!?\{{?({IDENTIFIER})\}}?", re.S)
+    START = re.compile(r"#(?:foreach\b|\{foreach\})", re.DOTALL)
+    LOOP_VAR_NAME = re.compile(rf"\$!?\{{?({IDENTIFIER})\}}?", re.DOTALL)
 
     def parse(self) -> None:
         self.identity_match(self.START)
@@ -148,7 +146,7 @@ class ForeachDirective(_as.ForeachDirective):  # type: ignore[misc]
 class BreakDirective(_as._Element):  # type: ignore[misc]
     """``#break``."""
 
-    START = re.compile(r"#(?:break\b|\{break\})" + END_OF_LINE, re.S)
+    START = re.compile(r"#(?:break\b|\{break\})" + END_OF_LINE, re.DOTALL)
 
     def parse(self) -> None:
         self.identity_match(self.START)
@@ -167,12 +165,14 @@ class StopDirective(_as.StopDirective):  # type: ignore[misc]
 class MacroDefinition(_as.MacroDefinition):  # type: ignore[misc]
     """``#macro``: redefinable, lenient about argument counts (Velocity's default)."""
 
-    START = re.compile(r"#(?:macro\b|\{macro\})", re.S)
+    START = re.compile(r"#(?:macro\b|\{macro\})", re.DOTALL)
 
     def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
         namespace.top()["#" + self.function_name.lower()] = self
 
-    def execute_function(self, stream: Any, namespace: Any, args: list[object], loader: Any) -> None:
+    def execute_function(
+        self, stream: Any, namespace: Any, args: list[object], loader: Any
+    ) -> None:
         local = _as.LocalNamespace(namespace)
         for index, name in enumerate(self.arg_names):
             local[name] = args[index] if index < len(args) else None
@@ -211,7 +211,7 @@ class MacroCall(_as.MacroCall):  # type: ignore[misc]
 class EvaluateDirective(_as.EvaluateDirective):  # type: ignore[misc]
     """``#evaluate``: eats the rest of its line; nesting counts against the macro depth."""
 
-    CLOSE_PAREN = re.compile(r"\s*\)" + END_OF_LINE, re.S)
+    CLOSE_PAREN = re.compile(r"\s*\)" + END_OF_LINE, re.DOTALL)
 
     def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
         budget = limits.current()
@@ -259,7 +259,9 @@ class Block(_as.Block):  # type: ignore[misc]
         super().parse()
         children = self.children
         for i in range(1, len(children)):
-            if not isinstance(children[i], SetDirective) or not isinstance(children[i - 1], _as.Text):
+            if not isinstance(children[i], SetDirective) or not isinstance(
+                children[i - 1], _as.Text
+            ):
                 continue
             # Velocity's lexer folds blanks before #set into the directive when they
             # follow a reference or directive (or open the block), not when they
@@ -271,4 +273,3 @@ class Block(_as.Block):  # type: ignore[misc]
 
 class TemplateBody(_as.TemplateBody):  # type: ignore[misc]
     """The whole template."""
-

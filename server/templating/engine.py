@@ -24,7 +24,7 @@ _SYNTAX_PREFIX = "line "
 class CompiledTemplate:
     """A parsed template, renderable many times against different contexts."""
 
-    __slots__ = ("text", "_root")
+    __slots__ = ("_root", "text")
 
     def __init__(self, *, text: str, root: Any) -> None:
         self.text = text

@@ -80,7 +80,7 @@ def get_property(target: object, name: str) -> object:
 def get_index(target: object, index: object) -> object:
     """``$x[i]``: list position or map key."""
     if isinstance(target, Mapping):
-        return target.get(index)  # type: ignore[call-overload]
+        return target.get(index)
     if isinstance(target, list):
         return _list_get(target, index)
     return None
@@ -113,6 +113,12 @@ def _need_str(*values: object) -> None:
     for value in values:
         if type(value) is not str:
             raise TypeError("String expected")
+
+
+def _str_arg(value: object) -> str:
+    if type(value) is not str:
+        raise TypeError("String expected")
+    return value
 
 
 def _utf16_length(text: str) -> int:
@@ -235,23 +241,24 @@ _STRING: dict[str, Method] = {
     "replaceFirst": lambda s, p, r: _replace_all(s, p, r, 1),
     "matches": lambda s, p: _regex(p).fullmatch(s) is not None,
     "split": _split,
-    "contains": lambda s, x: (_need_str(x), x in s)[1],
-    "startsWith": lambda s, x, at=0: (_need_str(x), s.startswith(x, at))[1],
-    "endsWith": lambda s, x: (_need_str(x), s.endswith(x))[1],
+    "contains": lambda s, x: _str_arg(x) in s,
+    "startsWith": lambda s, x, at=0: s.startswith(_str_arg(x), at),
+    "endsWith": lambda s, x: s.endswith(_str_arg(x)),
     "equals": java_equals,
     "equalsIgnoreCase": lambda s, x: type(x) is str and s.lower() == x.lower(),
     "compareTo": _compare_strings,
     "compareToIgnoreCase": lambda s, x: _compare_strings(s.lower(), x.lower()),
-    "concat": lambda s, x: (_need_str(x), s + x)[1],
+    "concat": lambda s, x: s + _str_arg(x),
     "toString": lambda s: s,
 }
 
 
 def _list_get(items: list[object], index: object) -> object:
-    _need_int(index)
-    if not 0 <= index < len(items):  # type: ignore[operator]
+    if type(index) is not int:
+        raise TypeError("int expected")
+    if not 0 <= index < len(items):
         raise InvocationError(f"Index {index} out of bounds for length {len(items)}")
-    return items[index]  # type: ignore[index]
+    return items[index]
 
 
 def _mutable_list(items: list[object]) -> list[object]:

@@ -46,7 +46,7 @@ class Text(_as.Text):  # type: ignore[misc]
     PLAIN = re.compile(
         r"((?:[^\\$#]+|\\#|\\(?!\\*\$!?\{?[a-zA-Z_]))+"
         r"|\$(?![!{a-zA-Z_])|#$|#[^{}a-zA-Z0-9#*]+)",
-        re.S,
+        re.DOTALL,
     )
     ESCAPED_CHAR = re.compile(r"\\(#)")
 
@@ -113,7 +113,9 @@ class SubExpression(_as.SubExpression):  # type: ignore[misc]
     def calculate(self, current: Any, loader: Any, top: Any) -> object:
         if not isinstance(self.expression, _as.ArrayIndex):
             return self.expression.calculate(current, loader, top)
-        value = None if current is None else get_index(current, self.expression.calculate(top, loader))
+        value = (
+            None if current is None else get_index(current, self.expression.calculate(top, loader))
+        )
         if self.subexpression is not None:
             value = self.subexpression.calculate(value, loader, top)
         return value
@@ -162,7 +164,7 @@ class EscapedReference(_as._Element):  # type: ignore[misc]
 class StringLiteral(_as.StringLiteral):  # type: ignore[misc]
     """``'text'``: no escapes except a doubled quote."""
 
-    STRING = re.compile(r"'((?:[^']|'')*)'", re.S)
+    STRING = re.compile(r"'((?:[^']|'')*)'", re.DOTALL)
 
     def parse(self) -> None:
         (raw,) = self.identity_match(self.STRING)
@@ -172,7 +174,7 @@ class StringLiteral(_as.StringLiteral):  # type: ignore[misc]
 class InterpolatedStringLiteral(_as.InterpolatedStringLiteral):  # type: ignore[misc]
     """``"text $ref"``: rendered like a template, output capped by the sandbox."""
 
-    STRING = re.compile(r'"((?:[^"]|"")*)"', re.S)
+    STRING = re.compile(r'"((?:[^"]|"")*)"', re.DOTALL)
 
     def parse(self) -> None:
         (raw,) = self.identity_match(self.STRING)
@@ -231,17 +233,39 @@ _OPERATORS: dict[str, Callable[[object, object], object]] = {
     "<=": lambda a, b: values.compare(a, b) in (-1, 0),
     ">=": lambda a, b: values.compare(a, b) in (0, 1),
 }
-_WORDS = {"gt": ">", "lt": "<", "ge": ">=", "le": "<=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}
+_WORDS = {
+    "gt": ">",
+    "lt": "<",
+    "ge": ">=",
+    "le": "<=",
+    "eq": "==",
+    "ne": "!=",
+    "and": "&&",
+    "or": "||",
+}
 # Higher binds tighter, as in Velocity's grammar.
-_PRECEDENCE = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, ">": 4, "<=": 4, ">=": 4,
-               "+": 5, "-": 5, "*": 6, "/": 6, "%": 6}
+_PRECEDENCE = {
+    "||": 1,
+    "&&": 2,
+    "==": 3,
+    "!=": 3,
+    "<": 4,
+    ">": 4,
+    "<=": 4,
+    ">=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "%": 6,
+}
 
 
 class BinaryOperator(_as.BinaryOperator):  # type: ignore[misc]
     """An infix operator, symbolic or word (``gt``, ``and``...)."""
 
     BINARY_OP = re.compile(
-        r"\s*(>=|<=|==|!=|<|>|%|\|\||&&|\+|-|\*|/|(?:or|and|gt|lt|ge|le|eq|ne)\b)\s*", re.S
+        r"\s*(>=|<=|==|!=|<|>|%|\|\||&&|\+|-|\*|/|(?:or|and|gt|lt|ge|le|eq|ne)\b)\s*", re.DOTALL
     )
 
     def parse(self) -> None:
@@ -253,7 +277,7 @@ class BinaryOperator(_as.BinaryOperator):  # type: ignore[misc]
 class _Operation:
     """A node of the expression tree built from airspeed's flat operand/operator list."""
 
-    __slots__ = ("symbol", "left", "right", "apply")
+    __slots__ = ("apply", "left", "right", "symbol")
 
     def __init__(self, symbol: str, left: Any, right: Any) -> None:
         self.symbol = symbol
@@ -300,7 +324,7 @@ def _reduce(operands: list[Any], operators: list[Any]) -> None:
 class UnaryOperatorValue(_as.UnaryOperatorValue):  # type: ignore[misc]
     """``!x`` / ``not x`` with Velocity truth (only null and false are false)."""
 
-    UNARY_OP = re.compile(r"\s*(!|not\b)\s*", re.S)
+    UNARY_OP = re.compile(r"\s*(!|not\b)\s*", re.DOTALL)
 
     def calculate(self, namespace: Any, loader: Any) -> object:
         return not values.truthy(self.value.calculate(namespace, loader))

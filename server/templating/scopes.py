@@ -8,6 +8,7 @@ pass through it like ``GeneratorExit`` does, and are caught where Velocity stops
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 
 class BreakLoop(BaseException):
@@ -21,14 +22,14 @@ class StopRender(BaseException):
 class ForeachScope:
     """``$foreach`` of Velocity 1.7: count, index, hasNext, first, last, parent."""
 
-    __slots__ = ("index", "size", "parent")
+    __slots__ = ("index", "parent", "size")
 
     def __init__(self, *, size: int, parent: object) -> None:
         self.index = 0
         self.size = size
         self.parent = parent
 
-    JAVA_METHODS: dict[str, Callable[..., object]] = {
+    JAVA_METHODS: ClassVar[dict[str, Callable[..., object]]] = {
         "getIndex": lambda s: s.index,
         "getCount": lambda s: s.index + 1,
         "hasNext": lambda s: s.index + 1 < s.size,

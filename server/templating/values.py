@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import cast
 
 from server.templating.errors import TemplateError
 
@@ -38,7 +39,7 @@ class FrozenList(list[object]):
         raise ReadOnlyError()
 
     __setitem__ = __delitem__ = __iadd__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
 
 class MapEntry:
@@ -135,21 +136,20 @@ def velocity_equals(left: object, right: object) -> bool:
         return left is None and right is None
     if is_number(left) and is_number(right):
         return left == right
-    if type(left) is type(right) or (isinstance(left, list) and isinstance(right, list)):
-        return left == right if not isinstance(left, list) else _list_equals(left, right)
-    if isinstance(left, Mapping) and isinstance(right, Mapping):
+    both_lists = isinstance(left, list) and isinstance(right, list)
+    both_maps = isinstance(left, Mapping) and isinstance(right, Mapping)
+    if both_lists or both_maps:
         return java_equals(left, right)
+    if type(left) is type(right):
+        return left == right
     return java_str(left) == java_str(right)
-
-
-def _list_equals(left: list[object], right: list[object]) -> bool:
-    return len(left) == len(right) and all(java_equals(a, b) for a, b in zip(left, right))
 
 
 def compare(left: object, right: object) -> int | None:
     """Ordering for ``< > <= >=``: numbers only; None when Velocity would refuse."""
     if is_number(left) and is_number(right):
-        return (left > right) - (left < right)  # type: ignore[operator]
+        a, b = cast(float, left), cast(float, right)
+        return (a > b) - (a < b)
     return None
 
 
