@@ -53,7 +53,8 @@ def migrate(settings: Settings) -> None:
     if url.startswith("sqlite"):
         db_path = url.split(":///", 1)[-1]
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(cfg, "head")
+    # Features add their own revisions on top of 0001; "heads" applies every branch.
+    command.upgrade(cfg, "heads")
 
 
 async def migrate_async(settings: Settings) -> None:
