@@ -11,13 +11,14 @@ indentation before it. ``#include`` and ``#parse`` are refused (no file access).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from server.templating import limits, values
 from server.templating._airspeed import engine as _as
 from server.templating.errors import RenderLimitExceeded
 from server.templating.methods import get_property
-from server.templating.nodes import IDENTIFIER, syntax_error
+from server.templating.nodes import IDENTIFIER, NoMatch, syntax_error
 from server.templating.scopes import BreakLoop, ForeachScope, StopRender
 
 END_OF_LINE = r"(?:[ \t\r]*\n)?"
@@ -183,7 +184,11 @@ class MacroCall(_as.MacroCall):  # type: ignore[misc]
     """``#name(args)``: depth-limited; text as written when no such macro exists."""
 
     def parse(self) -> None:
-        super().parse()
+        try:
+            super().parse()
+        except _as.TemplateSyntaxError:
+            # "#hashtag(s)" is text to Velocity, not a broken macro call.
+            raise NoMatch() from None
         self.optional_match(WHITESPACE_TO_END_OF_LINE)
 
     def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
@@ -272,4 +277,26 @@ class Block(_as.Block):  # type: ignore[misc]
 
 
 class TemplateBody(_as.TemplateBody):  # type: ignore[misc]
-    """The whole template."""
+    """The whole template; its macros exist from the start, as Velocity defines them when parsing."""
+
+    def parse(self) -> None:
+        super().parse()
+        self.macros = list(_macro_definitions(self.block))
+
+    def evaluate_raw(self, stream: Any, namespace: Any, loader: Any) -> None:
+        if not isinstance(namespace, _as.LocalNamespace):
+            namespace = _as.LocalNamespace(namespace)
+        top = namespace.top()
+        for macro in self.macros:
+            top.setdefault("#" + macro.function_name.lower(), macro)
+        self.block.evaluate(stream, namespace, loader)
+
+
+def _macro_definitions(element: Any) -> Iterator[Any]:
+    if isinstance(element, MacroDefinition):
+        yield element
+        return
+    for value in vars(element).values():
+        for child in value if isinstance(value, list) else (value,):
+            if isinstance(child, _as._Element):
+                yield from _macro_definitions(child)

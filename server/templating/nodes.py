@@ -45,10 +45,14 @@ class Text(_as.Text):  # type: ignore[misc]
 
     PLAIN = re.compile(
         r"((?:[^\\$#]+|\\#|\\(?!\\*\$!?\{?[a-zA-Z_]))+"
-        r"|\$(?![!{a-zA-Z_])|#$|#[^{}a-zA-Z0-9#*]+)",
+        r"|\$(?![!{a-zA-Z_])|\$!?\{(?![a-zA-Z_])|#$|#[^{}a-zA-Z0-9#*]+)",
         re.DOTALL,
     )
-    ESCAPED_CHAR = re.compile(r"\\(#)")
+    # Only an escaped directive loses its backslash: "\#if" is "#if", "\# x" stays.
+    ESCAPED_CHAR = re.compile(
+        r"\\(#\{?(?:if|elseif|else|end|foreach|set|macro|define|evaluate|include|parse"
+        r"|break|stop)\b)"
+    )
 
 
 class NameOrCall(_as.NameOrCall):  # type: ignore[misc]
@@ -153,12 +157,16 @@ class EscapedReference(_as._Element):  # type: ignore[misc]
         value = None
         if reference.expression is not None:
             value = reference.expression.calculate(namespace, loader)
-        if value is None:
+        # Velocity 1.7: an odd run escapes the reference and keeps half the backslashes
+        # (one more when the reference is undefined); an even run is halved before a
+        # value and kept whole before an undefined reference.
+        half = "\\" * (self.slashes // 2)
+        if self.slashes % 2:
+            stream.write(half + ("\\" if value is None else "") + reference.my_text())
+        elif value is None:
             stream.write("\\" * self.slashes + reference.my_text())
-        elif self.slashes % 2:
-            stream.write("\\" * (self.slashes // 2) + reference.my_text())
         else:
-            stream.write("\\" * (self.slashes // 2) + values.java_str(value))
+            stream.write(half + values.java_str(value))
 
 
 class StringLiteral(_as.StringLiteral):  # type: ignore[misc]

@@ -21,6 +21,8 @@ KNOWN_DIFFERENCES = {
     "sandbox-set-data-property": "event data is read-only: #set($data.x = ...) is an error",
     "sandbox-getClass": "no Java/Python reflection: getClass() is an unknown method",
     "ref-dollar-at-end": "a '$' ending the template is text, not a lexical error",
+    "edge-macro-arg-undefined": "macro arguments pass values, not names: a null argument "
+    "prints as the parameter ($v), not the caller's reference ($nope)",
 }
 MIN_AGREEMENT = 0.95
 
