@@ -22,6 +22,7 @@ _NODES: tuple[type, ...] = (
     nodes.InterpolatedStringLiteral,
     nodes.BooleanLiteral,
     nodes.NullLiteral,
+    nodes.AlternateValue,
     nodes.Range,
     nodes.BinaryOperator,
     nodes.Expression,

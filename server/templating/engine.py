@@ -55,7 +55,7 @@ class CompiledTemplate:
             limits.finish(token)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=512)
 def compile_template(text: str) -> CompiledTemplate:
     """Parses ``text`` once; later calls with the same text reuse the parse tree."""
     try:

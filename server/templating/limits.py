@@ -54,8 +54,7 @@ def current() -> Budget:
     """The budget of the render in progress (a generous one outside renders)."""
     budget = _CURRENT.get()
     if budget is None:
-        budget = Budget(max_output=DEFAULT_MAX_OUTPUT, deadline=time.monotonic() + DEFAULT_TIMEOUT)
-        _CURRENT.set(budget)
+        return Budget(max_output=DEFAULT_MAX_OUTPUT, deadline=time.monotonic() + DEFAULT_TIMEOUT)
     return budget
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from server.templating.values import (
+    MAX_STRING,
     FrozenList,
     FrozenMap,
     MapEntry,
@@ -22,9 +23,6 @@ from server.templating.values import (
 )
 
 Method = Callable[..., object]
-
-# The sandbox caps strings built by methods so one call cannot exhaust memory.
-MAX_STRING = 1_000_000
 
 
 class NoSuchMethod(Exception):

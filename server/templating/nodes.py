@@ -208,6 +208,13 @@ class BooleanLiteral(_as.BooleanLiteral):  # type: ignore[misc]
     BOOLEAN = re.compile(r"(true|false)\b")
 
 
+class AlternateValue(_as.AlternateValue):  # type: ignore[misc]
+    """``${x|default}`` is Velocity 2.0 syntax; in 1.7 it is a syntax error."""
+
+    def parse(self) -> None:
+        raise NoMatch()
+
+
 class NullLiteral(_as.NullLiteral):  # type: ignore[misc]
     """Velocity 1.7 has no ``null`` literal; the word is a syntax error."""
 

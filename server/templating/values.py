@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import cast
 
-from server.templating.errors import TemplateError
+from server.templating.errors import RenderLimitExceeded, TemplateError
+
+# Longest string a template may build by concatenation or string methods.
+MAX_STRING = 1_000_000
 
 
 class ReadOnlyError(TemplateError):
@@ -158,7 +161,11 @@ def add(left: object, right: object) -> object:
     if left is None or right is None:
         return None
     if type(left) is str or type(right) is str:
-        return java_str(left) + java_str(right)
+        text = java_str(left) + java_str(right)
+        if len(text) > MAX_STRING:
+            # Doubling a string with + in a loop would otherwise exhaust memory.
+            raise RenderLimitExceeded(f"string longer than {MAX_STRING} characters")
+        return text
     return _arith(left, right, lambda a, b: a + b)
 
 

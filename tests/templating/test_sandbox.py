@@ -124,3 +124,15 @@ def test_context_objects_must_be_json_like() -> None:
     """Arbitrary Python objects cannot be handed to a template."""
     with pytest.raises(TypeError):
         render("$x", {"x": object()})
+
+
+def test_concatenation_is_bounded() -> None:
+    """Doubling a string with + stops with a limit error instead of exhausting memory."""
+    with pytest.raises(RenderLimitExceeded):
+        render("#set($s = 'xx')#foreach($i in [1..64])#set($s = $s + $s)#end", {})
+
+
+def test_self_containing_list_fails_safely() -> None:
+    """Printing a list that contains itself is an error, not a crash."""
+    with pytest.raises(TemplateError):
+        render("#set($l = [])$l.add($l)$l", {})

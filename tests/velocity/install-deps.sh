@@ -21,7 +21,7 @@ for pkg in "${packages[@]}"; do
 done
 
 # javac may come from a JDK installed some other way; then the Debian JDK is not needed.
-if command -v javac >/dev/null 2>&1; then
+if command -v javac >/dev/null 2>&1 && ((${#missing[@]} > 0)); then
     filtered=()
     for pkg in "${missing[@]}"; do
         [[ "$pkg" == default-jdk-headless ]] || filtered+=("$pkg")
@@ -39,5 +39,12 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Quiet on success; on failure show apt's own output.
+if ! { $sudo apt-get update -qq && \
+       $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "install-deps: failed to install ${missing[*]}" >&2
+    exit 1
+fi
