@@ -27,11 +27,18 @@ class Violation:
 
 
 class EventflowError(Exception):
-    """Base of every error the domain raises on purpose."""
+    """Base of every error the domain raises on purpose.
+
+    ``reason`` and ``details`` travel to callers as ``google.rpc.ErrorInfo`` (reason and
+    metadata) when a subclass needs more than its status code, e.g. a template's line.
+    """
+
+    reason: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.details: dict[str, str] = {}
 
 
 class InvalidArgument(EventflowError):

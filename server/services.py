@@ -16,4 +16,10 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
     """Returns (resources to close on shutdown, full service names for reflection/health)."""
     closers: list[Any] = []
     names: list[str] = []
+
+    from eventflow.v1 import templates_pb2, templates_pb2_grpc
+    from server.api.templates import TemplateService
+
+    templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateService(deps.engine), server)
+    names.append(templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name)
     return closers, names

@@ -52,7 +52,8 @@ def to_status(exc: EventflowError) -> grpc.Status:
             break
     details = []
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
+    info.Pack(error_details_pb2.ErrorInfo(reason=exc.reason or reason, domain=ERROR_DOMAIN,
+                                          metadata=exc.details))
     details.append(info)
     if isinstance(exc, InvalidArgument) and exc.violations:
         bad = error_details_pb2.BadRequest(field_violations=[

@@ -8,4 +8,8 @@ from server.gateway.state import GatewayState
 
 
 def extra_routes(state: GatewayState) -> list[Any]:
-    return []
+    from server.gateway import templates
+
+    routes: list[Any] = []
+    routes += templates.routes(state)
+    return routes

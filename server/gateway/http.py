@@ -28,12 +28,14 @@ _HTTP_FOR_CODE = {
 
 class HttpError(Exception):
     def __init__(self, status: int, error: str, violations: list[Violation] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+                 ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.violations = violations or []
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -42,7 +44,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(exc: HttpError) -> Response:
-    body: dict[str, Any] = {"error": exc.error}
+    body: dict[str, Any] = {"error": exc.error, **exc.extra}
     body["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]
     return json_response(body, exc.status, exc.headers)
 
@@ -90,6 +92,7 @@ def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
     message = exc.details() or exc.code().name
     violations: list[Violation] = []
     reason = ""
+    info_meta: dict[str, str] = {}
     for key, value in exc.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
@@ -102,17 +105,24 @@ def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
                     info = error_details_pb2.ErrorInfo()
                     detail.Unpack(info)
                     reason = info.reason
+                    info_meta = dict(info.metadata)
     status_code = _HTTP_FOR_CODE.get(code, 502)
     headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     if reason == "TOO_LARGE":
         status_code = 413
+    elif reason == "TEMPLATE_SYNTAX":
+        # A template that does not compile: 422 with where, like the preview's answer.
+        status_code = 422
+        extra = {"field": info_meta.get("field"), "line": int(info_meta.get("line", 0)),
+                 "column": int(info_meta.get("column", 0))}
     elif code == code_pb2.RESOURCE_EXHAUSTED:
         headers["Retry-After"] = "1"
     elif code == code_pb2.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Basic realm="eventflow"'
     elif status_code == 502:
         message = f"the eventflow server failed ({exc.code().name}): {message}"
-    return HttpError(status_code, message, violations, headers)
+    return HttpError(status_code, message, violations, headers, extra)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

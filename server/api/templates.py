@@ -1,0 +1,110 @@
+"""TemplateService: preview ("View message") and stored message templates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
+from server.api.convert import dt_to_ts, request_to_input, value_to_py
+from server.api.errors import current_account
+from server.errors import InvalidArgument, Violation
+from server.ingest.jsonform import event_from_json
+from server.templating import (
+    RenderLimitExceeded,
+    TemplateError,
+    WrongFormat,
+    build_context,
+    render,
+)
+from server.templating.context import parse_json
+from server.templating.store import StoredTemplate, create_template, get_template, list_templates
+
+
+def _context_from(request: templates_pb2.RenderTemplateRequest) -> dict[str, Any]:
+    """The variables of a preview; raises WrongFormat for JSON text that does not parse."""
+    source = request.WhichOneof("source")
+    json_param = request.json_param or None
+    if source == "context":
+        return {k: value_to_py(v) for k, v in request.context.fields.items()}
+    if source == "context_json":
+        doc = parse_json(request.context_json)
+        if not isinstance(doc, dict):
+            raise WrongFormat("the context must be a JSON object whose keys are variables")
+        return doc
+    if source == "event":
+        params = request_to_input(request.event).params
+        return build_context(params=params, json_param=json_param)
+    if source == "event_json":
+        doc = parse_json(request.event_json)
+        try:
+            params = event_from_json(doc).params
+        except InvalidArgument as exc:
+            raise WrongFormat(exc.message) from None
+        return build_context(params=params, json_param=json_param)
+    return {}
+
+
+def _kind(exc: TemplateError) -> str:
+    if isinstance(exc, WrongFormat):
+        return "wrong_format"
+    if isinstance(exc, RenderLimitExceeded):
+        return "limit"
+    return "syntax" if exc.reason.startswith("syntax error") else "render"
+
+
+def _preview(request: templates_pb2.RenderTemplateRequest) -> templates_pb2.RenderTemplateResponse:
+    try:
+        rendered = render(request.template, _context_from(request))
+    except TemplateError as exc:
+        return templates_pb2.RenderTemplateResponse(error=templates_pb2.TemplateError(
+            message=str(exc), line=exc.line or 0, column=exc.column or 0, kind=_kind(exc)))
+    return templates_pb2.RenderTemplateResponse(rendered=rendered)
+
+
+def _message(t: StoredTemplate) -> templates_pb2.MessageTemplate:
+    out = templates_pb2.MessageTemplate(id=t.id, name=t.name, subject=t.subject, html=t.html,
+                                        text=t.text)
+    dt_to_ts(t.created_at, out.created_at)
+    return out
+
+
+class TemplateService(templates_pb2_grpc.TemplateServiceServicer):  # type: ignore[misc]
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def RenderTemplate(self, request: templates_pb2.RenderTemplateRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> templates_pb2.RenderTemplateResponse:
+        if len(request.template) > 256 * 1024:
+            raise InvalidArgument.from_violations(
+                [Violation("template", "is longer than 262144 characters")])
+        # Rendering is CPU work; a thread keeps the server's loop answering meanwhile.
+        return await asyncio.to_thread(_preview, request)
+
+    async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest,
+                             context: grpc.aio.ServicerContext) -> templates_pb2.MessageTemplate:
+        async with self._engine.begin() as conn:
+            stored = await create_template(conn, account_id=current_account.get(),
+                                           name=request.name, subject=request.subject,
+                                           html=request.html, text=request.text)
+        return _message(stored)
+
+    async def ListTemplates(self, request: templates_pb2.ListTemplatesRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> templates_pb2.ListTemplatesResponse:
+        async with self._engine.connect() as conn:
+            rows = await list_templates(conn, account_id=current_account.get())
+        return templates_pb2.ListTemplatesResponse(templates=[_message(t) for t in rows])
+
+    async def GetTemplate(self, request: templates_pb2.GetTemplateRequest,
+                          context: grpc.aio.ServicerContext) -> templates_pb2.MessageTemplate:
+        async with self._engine.connect() as conn:
+            return _message(await get_template(conn, account_id=current_account.get(),
+                                               template_id=request.id))
+
+
+__all__ = ["TemplateService"]
