@@ -23,7 +23,9 @@ def build_context(
     pairs = params.items() if isinstance(params, Mapping) else params
     data: dict[str, object] = {}
     for name, value in pairs:
-        data[name] = value
+        # A param sent without a value (the ingest layer marks it with a sentinel
+        # object) is null to the template, like a JSON null.
+        data[name] = value if _is_json(value) else None
     if json_param is None:
         return {"data": freeze(data)}
     if json_param not in data:
@@ -32,6 +34,10 @@ def build_context(
     if isinstance(value, str):
         value = parse_json(value)
     return {"data": freeze(value)}
+
+
+def _is_json(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, tuple, Mapping))
 
 
 def parse_json(text: str) -> object:

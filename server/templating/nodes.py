@@ -37,7 +37,7 @@ def position(element: Any) -> tuple[int, int]:
 def syntax_error(element: Any, reason: str) -> TemplateError:
     """A TemplateError pointing at ``element``."""
     line, column = position(element)
-    return TemplateError(reason, line=line, column=column)
+    return TemplateError(f"syntax error, {reason}", line=line, column=column)
 
 
 class Text(_as.Text):  # type: ignore[misc]

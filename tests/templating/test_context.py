@@ -46,3 +46,9 @@ def test_variables_are_case_sensitive() -> None:
     """ImageUrl does not find imageurl."""
     context = build_context(params=[("imageurl", "x.jpg")], json_param=None)
     assert render("[$!data.get('ImageUrl')][$!data.get('imageurl')]", context) == "[][x.jpg]"
+
+
+def test_param_without_value_is_null() -> None:
+    """A param whose value is not JSON (the ingest layer's missing marker) is null."""
+    context = build_context(params=[("a", object()), ("b", 1)], json_param=None)
+    assert render("[$!data.a][$data.b]", context) == "[][1]"

@@ -51,3 +51,11 @@ def test_failure_inside_string_literal_points_at_the_literal() -> None:
     with pytest.raises(TemplateError) as caught:
         render('a\n#set($x = "$l.get(3)")', {"l": []})
     assert caught.value.line == 2
+
+
+@pytest.mark.parametrize("template", ["#foreach($i in )x#end", "#if()x#end", "#include('x')"])
+def test_syntax_error_reasons_say_so(template: str) -> None:
+    """Every compile-time error's reason starts with 'syntax error'."""
+    with pytest.raises(TemplateError) as caught:
+        compile_template(template)
+    assert caught.value.reason.startswith("syntax error")
