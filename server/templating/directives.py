@@ -16,7 +16,7 @@ from typing import Any
 
 from server.templating import limits, values
 from server.templating._airspeed import engine as _as
-from server.templating.errors import RenderLimitExceeded
+from server.templating.errors import ReadOnlyError, RenderLimitExceeded
 from server.templating.methods import get_property
 from server.templating.nodes import IDENTIFIER, NoMatch, syntax_error
 from server.templating.scopes import BreakLoop, ForeachScope, StopRender
@@ -92,7 +92,7 @@ class SetDirective(_as.SetDirective):  # type: ignore[misc]
         for term in self.terms[1:-1]:
             target = get_property(target, term)
         if type(target) is values.FrozenMap:
-            raise values.ReadOnlyError()
+            raise ReadOnlyError()
         if type(target) is dict:
             target[self.terms[-1]] = value
 

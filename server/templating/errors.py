@@ -4,6 +4,7 @@ Exception tree (all carry ``line``, ``column`` and ``reason``)::
 
     TemplateError            syntax error, failing reference, sandbox refusal
     ├── WrongFormat          the JSON data text does not parse
+    ├── ReadOnlyError        the template tried to change event data
     └── RenderLimitExceeded  output size, render time or nesting budget exhausted
 """
 
@@ -34,3 +35,10 @@ class WrongFormat(TemplateError):
 
 class RenderLimitExceeded(TemplateError):
     """The sandbox stopped a render that grew too large, too slow or too deep."""
+
+
+class ReadOnlyError(TemplateError):
+    """A template tried to change event data."""
+
+    def __init__(self) -> None:
+        super().__init__("event data is read-only")

@@ -11,12 +11,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from server.templating.errors import ReadOnlyError
 from server.templating.values import (
     MAX_STRING,
     FrozenList,
     FrozenMap,
     MapEntry,
-    ReadOnlyError,
     is_number,
     java_equals,
     java_str,

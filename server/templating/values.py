@@ -12,17 +12,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import cast
 
-from server.templating.errors import RenderLimitExceeded, TemplateError
+from server.templating.errors import ReadOnlyError, RenderLimitExceeded
 
 # Longest string a template may build by concatenation or string methods.
 MAX_STRING = 1_000_000
-
-
-class ReadOnlyError(TemplateError):
-    """A template tried to change event data."""
-
-    def __init__(self) -> None:
-        super().__init__("event data is read-only")
 
 
 class FrozenMap(dict[str, object]):
