@@ -6,9 +6,9 @@ The object is passed down explicitly; nothing reads ``os.environ`` after start-u
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -55,7 +55,7 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("EVENTFLOW_DATA_DIR") or "./var")
         db = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'eventflow.db').resolve()}"
@@ -79,7 +79,7 @@ class Settings:
             sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
         )
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property

@@ -47,7 +47,7 @@ class InvalidArgument(EventflowError):
         self.violations = list(violations or [])
 
     @classmethod
-    def from_violations(cls, violations: list[Violation]) -> "InvalidArgument":
+    def from_violations(cls, violations: list[Violation]) -> InvalidArgument:
         first = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         return cls(f"{first.field}: {first.message}{more}", violations)

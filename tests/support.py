@@ -133,7 +133,7 @@ class Stack:
             self._uvicorn.should_exit = True
         if self.worker is not None:
             await self.worker.close()
-        done, pending = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
+        _done, pending = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
         for t in pending:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -7,8 +7,9 @@ so a retried or duplicated job finds it set and does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from sqlalchemy import select, update

@@ -8,10 +8,12 @@ import base64
 import binascii
 import contextvars
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -26,6 +28,7 @@ from server.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    Violation,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,32 @@ def api_key_from_metadata(metadata: Any) -> str:
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+class Undecodable:
+    """Stands in for a request protobuf could not decode (e.g. nested over 100 levels)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument.from_violations([Violation(
+            "request", f"could not be decoded ({self.reason}); values may nest at most "
+            "24 levels")])
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that turns decode failures into INVALID_ARGUMENT instead of UNKNOWN."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc).rsplit(":", 1)[-1].strip() or "malformed message")
+
+    return decode
+
+
 class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps the methods of ``/eventflow.`` services; health and reflection stay open."""
 
@@ -111,12 +140,12 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._wrap_stream(handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         return handler
 
@@ -124,6 +153,8 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 await self._authenticate(context)
+                if isinstance(request, Undecodable):
+                    raise request.error()
                 return await inner(request, context)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
@@ -133,9 +164,15 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _wrap_stream(self, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
         async def wrapped(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def checked() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if isinstance(request, Undecodable):
+                        raise request.error()
+                    yield request
+
             try:
                 await self._authenticate(context)
-                async for item in inner(requests, context):
+                async for item in inner(checked(), context):
                     yield item
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):

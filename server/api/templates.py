@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import grpc
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from server.api.convert import dt_to_ts, request_to_input, value_to_py
 from server.api.errors import current_account
 from server.errors import InvalidArgument, Violation

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import HttpError, auth_metadata, endpoint, json_response, read_json
 from server.gateway.state import GatewayState

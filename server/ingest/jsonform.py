@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from server.errors import InvalidArgument, Violation
 from server.ingest.model import JSON, MISSING, EventInput
+from server.ingest.validation import MAX_DEPTH, depth_exceeds
 
 
 def _type_name(value: JSON) -> str:
@@ -60,7 +61,12 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         if not isinstance(name, str):
             out.append(Violation(f"{at}.name", f"must be a string, not {_type_name(name)}"))
             name = ""
-        params.append((name, entry["value"] if "value" in entry else MISSING))
+        value = entry["value"] if "value" in entry else MISSING
+        if value is not MISSING and depth_exceeds(value):
+            # Refused here: a value this deep cannot be carried as a protobuf Value.
+            out.append(Violation(f"{at}.value", f"is nested deeper than {MAX_DEPTH} levels"))
+            continue
+        params.append((name, value))
     message_id = doc.get("messageId") or ""
     if not isinstance(message_id, str):
         out.append(Violation(f"{where}messageId", f"must be a string, not {_type_name(message_id)}"))

@@ -20,7 +20,9 @@ FORBIDDEN_SHOWN = "< ; ’ \\ / | \" ` ' ^ ? ! , >"
 MAX_TYPE_KEY = 100
 MAX_KEY_VALUE = 300
 MAX_PARAM_NAME = 100
-MAX_DEPTH = 32
+# A JSON object level costs three protobuf message levels (Value, Struct, map entry) and
+# protobuf refuses messages nested over 100 deep, so 24 keeps every accepted event decodable.
+MAX_DEPTH = 24
 MAX_MESSAGE_ID = 200
 
 # Contact identifiers that stand in for a missing keyValue, in priority order.
@@ -60,7 +62,7 @@ def _check_key(field: str, text: str, limit: int, out: list[Violation]) -> None:
         )
 
 
-def _depth_exceeds(value: JSON, limit: int) -> bool:
+def depth_exceeds(value: JSON, limit: int = MAX_DEPTH) -> bool:
     stack: list[tuple[JSON, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -126,7 +128,7 @@ def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> Val
             seen[name] = index
         if value is MISSING:
             out.append(Violation(f"{where}.value", "is required: every param needs a value (null is allowed)"))
-        elif _depth_exceeds(value, MAX_DEPTH):
+        elif depth_exceeds(value, MAX_DEPTH):
             out.append(Violation(f"{where}.value", f"is nested deeper than {MAX_DEPTH} levels"))
 
     key_value = event.key_value

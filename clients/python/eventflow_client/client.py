@@ -6,14 +6,15 @@ import asyncio
 import base64
 import json
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self
 
 import grpc
+from eventflow.v1 import events_pb2, events_pb2_grpc
 from google.protobuf import struct_pb2
 
-from eventflow.v1 import events_pb2, events_pb2_grpc
 from eventflow_client.errors import translate
 
 ParamsLike = Mapping[str, Any] | Sequence[tuple[str, Any]] | Sequence[Mapping[str, Any]]
@@ -89,7 +90,7 @@ def _stored(e: events_pb2.StoredEvent) -> StoredEvent:
     body = json.loads(e.body_json)
     return StoredEvent(id=e.id, event_type_key=e.event_type_key, key_value=e.key_value,
                        params=body.get("params", []),
-                       received_at=e.received_at.ToDatetime(tzinfo=timezone.utc), body=body)
+                       received_at=e.received_at.ToDatetime(tzinfo=UTC), body=body)
 
 
 def _result(r: events_pb2.EventResult) -> EventResult:
@@ -108,7 +109,7 @@ class AsyncClient:
         self._meta = (("authorization", f"Basic {token}"),)
         self._timeout = timeout
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -169,7 +170,7 @@ class Client:
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
