@@ -1,0 +1,244 @@
+"""Stored contacts, one at a time: find by identity, create-or-update, update, read, delete.
+
+Every function runs on the caller's ``AsyncConnection`` and inside its transaction, so a
+workflow step or an event's processing writes atomically with its own record. Creation
+uses ``INSERT ... ON CONFLICT DO NOTHING``: when a concurrent writer created the same
+contact first (same email key, phone, external id or contact key), the insert does
+nothing and the contact is read again, so one contact results and no transaction aborts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.contacts.definitions import FieldDefinition
+from server.contacts.identity import Identifiers
+from server.contacts.model import ContactData
+from server.contacts.record import (
+    CONTACT_STATUSES,
+    ContactRecord,
+    check_required_fields,
+    contact_columns,
+    identifiers_of,
+    record_from_row,
+)
+from server.contacts.sql import (
+    conflicting_owner,
+    insert_ignoring_conflicts,
+    write_field_values,
+    write_push_tokens,
+)
+from server.contacts.tables import ContactFieldValueRow, ContactPushTokenRow, ContactRow
+from server.contacts.validation import email_key
+from server.db.models import utcnow
+from server.errors import Conflict, InvalidArgument, NotFound, Violation
+
+__all__ = [
+    "ContactRecord",
+    "delete_contact",
+    "find_contact_id",
+    "get_contact",
+    "search_contacts",
+    "set_contact_status",
+    "update_contact",
+    "upsert_contact",
+]
+
+_c = ContactRow.__table__
+_tokens = ContactPushTokenRow.__table__
+_values = ContactFieldValueRow.__table__
+SEARCH_LIMIT = 500
+
+
+async def find_contact_id(
+    conn: AsyncConnection, *, account_id: int, identifiers: Identifiers
+) -> int | None:
+    """The contact the identifiers name, trying them in the documented priority."""
+    for kind, value in identifiers.lookup_order():
+        if kind == "push_token":
+            query = select(_tokens.c.contact_id).where(
+                and_(_tokens.c.account_id == account_id, _tokens.c.token == value))
+        else:
+            column, key = _lookup_column(kind, value)
+            query = select(_c.c.id).where(and_(_c.c.account_id == account_id, column == key))
+        found = (await conn.execute(query)).scalar()
+        if found is not None:
+            return int(found)
+    return None
+
+
+async def upsert_contact(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    data: ContactData,
+    source: str,
+    fields: Mapping[int, FieldDefinition] | None = None,
+) -> int:
+    """Create the contact or update the one its identifiers name; returns its id.
+
+    A given ``contact_id`` must exist (else ``NotFound``). With ``fields``, a new contact
+    must carry every required field (else ``ContactValidationError``).
+    """
+    if data.contact_id is not None:
+        if await _exists(conn, account_id=account_id, contact_id=data.contact_id):
+            await _apply(conn, account_id=account_id, contact_id=data.contact_id, data=data)
+            return data.contact_id
+        raise NotFound(f"no contact with id {data.contact_id} in this account")
+    identifiers = identifiers_of(data)
+    contact_id = await find_contact_id(conn, account_id=account_id, identifiers=identifiers)
+    if contact_id is None:
+        if fields is not None:
+            check_required_fields(data, fields=fields)
+        contact_id = await _create(conn, account_id=account_id, data=data, source=source)
+        if contact_id is not None:
+            return contact_id
+        # A concurrent writer created it between our look-up and insert: update that one.
+        contact_id = await find_contact_id(conn, account_id=account_id, identifiers=identifiers)
+        if contact_id is None:
+            raise Conflict("the contact was changed concurrently; retry")
+    await _apply(conn, account_id=account_id, contact_id=contact_id, data=data)
+    return contact_id
+
+
+async def update_contact(conn: AsyncConnection, *, account_id: int, data: ContactData) -> int | None:
+    """Update the contact the data identifies; ``None`` (nothing written) when there is none."""
+    if data.contact_id is not None:
+        contact_id: int | None = data.contact_id
+        if not await _exists(conn, account_id=account_id, contact_id=data.contact_id):
+            return None
+    else:
+        contact_id = await find_contact_id(conn, account_id=account_id,
+                                           identifiers=identifiers_of(data))
+        if contact_id is None:
+            return None
+    await _apply(conn, account_id=account_id, contact_id=contact_id, data=data)
+    return contact_id
+
+
+async def get_contact(
+    conn: AsyncConnection, *, account_id: int, contact_id: int
+) -> ContactRecord | None:
+    """The stored contact, or ``None`` when the account has no such contact."""
+    records = await _load(conn, account_id=account_id, where=_c.c.id == contact_id)
+    return records[0] if records else None
+
+
+async def search_contacts(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    email: str | None = None,
+    phone: str | None = None,
+    external_customer_id: str | None = None,
+    limit: int = SEARCH_LIMIT,
+) -> list[ContactRecord]:
+    """Contacts matching every given (normalised) criterion, oldest first."""
+    conditions = []
+    if email is not None:
+        conditions.append(_c.c.email_key == email_key(email))
+    if phone is not None:
+        conditions.append(_c.c.phone == phone)
+    if external_customer_id is not None:
+        conditions.append(_c.c.external_customer_id == external_customer_id)
+    where = and_(*conditions) if conditions else _c.c.id.is_not(None)
+    return await _load(conn, account_id=account_id, where=where, limit=limit)
+
+
+async def delete_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
+    """Delete the contact with its tokens and field values, or raise ``NotFound``."""
+    # Explicit deletes rather than relying on ON DELETE CASCADE being enabled everywhere.
+    await conn.execute(delete(_values).where(and_(_values.c.account_id == account_id,
+                                                  _values.c.contact_id == contact_id)))
+    await conn.execute(delete(_tokens).where(and_(_tokens.c.account_id == account_id,
+                                                  _tokens.c.contact_id == contact_id)))
+    result = await conn.execute(delete(_c).where(and_(_c.c.account_id == account_id,
+                                                      _c.c.id == contact_id)))
+    if result.rowcount == 0:
+        raise NotFound(f"no contact with id {contact_id} in this account")
+
+
+async def set_contact_status(
+    conn: AsyncConnection, *, account_id: int, contact_id: int, status: str
+) -> None:
+    """Set "active", "unsubscribed" or "blacklisted"; ``NotFound`` for an unknown contact."""
+    if status not in CONTACT_STATUSES:
+        raise InvalidArgument.from_violations([Violation(
+            "status", f"{status!r} is not a status; use one of {', '.join(CONTACT_STATUSES)}")])
+    result = await conn.execute(update(_c).where(and_(_c.c.account_id == account_id,
+                                                      _c.c.id == contact_id))
+                                .values(status=status, updated_at=utcnow()))
+    if result.rowcount == 0:
+        raise NotFound(f"no contact with id {contact_id} in this account")
+
+
+async def _exists(conn: AsyncConnection, *, account_id: int, contact_id: int) -> bool:
+    query = select(_c.c.id).where(and_(_c.c.account_id == account_id, _c.c.id == contact_id))
+    return (await conn.execute(query)).first() is not None
+
+
+async def _create(
+    conn: AsyncConnection, *, account_id: int, data: ContactData, source: str
+) -> int | None:
+    """Insert a new contact; ``None`` when a unique identifier is already taken."""
+    now = utcnow()
+    row = {**contact_columns(data, every=True), "account_id": account_id, "status": "active",
+           "source": source, "created_at": now, "updated_at": now}
+    contact_id = await insert_ignoring_conflicts(conn, table=_c, row=row, returning=_c.c.id)
+    if contact_id is None:
+        return None
+    await write_field_values(conn, account_id=account_id, changes=[(int(contact_id), data)])
+    if data.push_tokens:
+        await write_push_tokens(conn, account_id=account_id, changes=[(int(contact_id), data)])
+    return int(contact_id)
+
+
+async def _apply(conn: AsyncConnection, *, account_id: int, contact_id: int, data: ContactData) -> None:
+    """Write the present attributes of ``data`` onto the stored contact."""
+    columns = contact_columns(data, every=False)
+    owner = await conflicting_owner(conn, account_id=account_id, contact_id=contact_id,
+                                    columns=columns)
+    if owner is not None:
+        column, other_id = owner
+        raise Conflict(f"{column.replace('_key', '')} {columns[column]!r} belongs to contact "
+                       f"{other_id}; a contact's identifiers are unique in an account")
+    await conn.execute(update(_c).where(and_(_c.c.account_id == account_id, _c.c.id == contact_id))
+                       .values(**columns, updated_at=utcnow()))
+    await write_field_values(conn, account_id=account_id, changes=[(contact_id, data)])
+    if "push_tokens" in data.present:
+        await write_push_tokens(conn, account_id=account_id, changes=[(contact_id, data)])
+
+
+async def _load(
+    conn: AsyncConnection, *, account_id: int, where: Any, limit: int = 1
+) -> list[ContactRecord]:
+    rows = (await conn.execute(select(_c).where(and_(_c.c.account_id == account_id, where))
+                               .order_by(_c.c.id).limit(limit))).all()
+    if not rows:
+        return []
+    ids = [int(row.id) for row in rows]
+    tokens: dict[int, list[str]] = {}
+    for contact_id, token in (await conn.execute(
+            select(_tokens.c.contact_id, _tokens.c.token)
+            .where(_tokens.c.contact_id.in_(ids)).order_by(_tokens.c.id))).all():
+        tokens.setdefault(int(contact_id), []).append(token)
+    values: dict[int, dict[int, str]] = {}
+    for contact_id, field_id, text in (await conn.execute(
+            select(_values.c.contact_id, _values.c.field_id, _values.c.value)
+            .where(_values.c.contact_id.in_(ids)))).all():
+        values.setdefault(int(contact_id), {})[int(field_id)] = text
+    return [record_from_row(row, push_tokens=tokens.get(int(row.id), ()),
+                            field_values=values.get(int(row.id), {})) for row in rows]
+
+
+def _lookup_column(kind: str, value: int | str) -> tuple[Any, int | str]:
+    if kind == "contact_id":
+        return _c.c.id, value
+    if kind == "email":
+        return _c.c.email_key, email_key(str(value))
+    return _c.c[kind], value
+
