@@ -1,0 +1,231 @@
+"""ContactService: field definitions and contacts, thin methods over ``server.contacts``.
+
+Bodies arrive as ``Struct`` in the eSputnik API form and are validated by the contacts
+domain; its ``ContactValidationError`` becomes ``InvalidArgument`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
+from server.api.convert import value_to_py
+from server.api.errors import current_account
+from server.contacts import (
+    ContactValidationError,
+    FieldDefinition,
+    InvalidValue,
+    normalise_email,
+    normalise_phone,
+    parse_api_form,
+    parse_field_definition,
+)
+from server.contacts.bulk import MAX_BULK, BulkResult, bulk_upsert, dedupe_column
+from server.contacts.events import as_violations
+from server.contacts.fields_store import (
+    create_field,
+    delete_field,
+    get_field,
+    load_field_definitions,
+    replace_field,
+)
+from server.contacts.record import ContactRecord
+from server.contacts.store import (
+    SEARCH_LIMIT,
+    delete_contact,
+    get_contact,
+    search_contacts,
+    update_contact,
+    upsert_contact,
+)
+from server.errors import InvalidArgument, NotFound, Violation
+
+__all__ = ["ContactService"]
+
+Ctx = grpc.aio.ServicerContext
+
+
+@contextmanager
+def _validation() -> Iterator[None]:
+    """Map the contacts domain's rejection to the transport's ``InvalidArgument``."""
+    try:
+        yield
+    except ContactValidationError as error:
+        raise InvalidArgument.from_violations(as_violations(error)) from None
+
+
+def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: value_to_py(value) for key, value in struct.fields.items()}
+
+
+def _struct(body: dict[str, object]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(body)
+    return out
+
+
+def _field(definition: FieldDefinition) -> contacts_pb2.FieldDefinition:
+    body = definition.to_api_dict()
+    out = contacts_pb2.FieldDefinition(
+        id=definition.id or 0, name=definition.name, type=definition.type,
+        allowed_values=list(definition.allowed_values), required=definition.required)
+    if body["min"] is not None:
+        out.min = str(body["min"])
+    if body["max"] is not None:
+        out.max = str(body["max"])
+    return out
+
+
+def _contact(record: ContactRecord) -> contacts_pb2.Contact:
+    return contacts_pb2.Contact(id=record.id, body=_struct(record.to_api_dict()))
+
+
+def _positive(value: int, name: str = "id") -> int:
+    if value <= 0:
+        raise InvalidArgument.from_violations([Violation(name, "must be a positive number")])
+    return value
+
+
+def _criterion(name: str, text: str, reader: Any) -> str | None:
+    if not text:
+        return None
+    try:
+        return str(reader(text))
+    except InvalidValue as error:
+        raise InvalidArgument.from_violations([Violation(name, f"{text!r}: {error.reason}")]) \
+            from None
+
+
+def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
+    return contacts_pb2.BulkContactResult(index=result.index, status=result.status,
+                                          id=result.contact_id or 0, errors=list(result.errors))
+
+
+class ContactService(contacts_pb2_grpc.ContactServiceServicer):  # type: ignore[misc]
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def ListFields(self, request: contacts_pb2.ListFieldsRequest, context: Ctx
+                         ) -> contacts_pb2.ListFieldsResponse:
+        async with self._engine.connect() as conn:
+            fields = await load_field_definitions(conn, account_id=current_account.get())
+        return contacts_pb2.ListFieldsResponse(fields=[_field(f) for f in fields.values()])
+
+    async def GetField(self, request: contacts_pb2.GetFieldRequest, context: Ctx
+                       ) -> contacts_pb2.FieldDefinition:
+        async with self._engine.connect() as conn:
+            return _field(await get_field(conn, account_id=current_account.get(),
+                                          field_id=_positive(request.id)))
+
+    async def CreateField(self, request: contacts_pb2.CreateFieldRequest, context: Ctx
+                          ) -> contacts_pb2.FieldDefinition:
+        with _validation():
+            definition = parse_field_definition(_dict(request.definition))
+        async with self._engine.begin() as conn:
+            return _field(await create_field(conn, account_id=current_account.get(),
+                                             definition=definition))
+
+    async def UpdateField(self, request: contacts_pb2.UpdateFieldRequest, context: Ctx
+                          ) -> contacts_pb2.FieldDefinition:
+        body = {**_dict(request.definition), "id": None}  # the id is the path's
+        with _validation():
+            definition = parse_field_definition(body)
+        async with self._engine.begin() as conn:
+            return _field(await replace_field(conn, account_id=current_account.get(),
+                                              field_id=_positive(request.id),
+                                              definition=definition))
+
+    async def DeleteField(self, request: contacts_pb2.DeleteFieldRequest, context: Ctx
+                          ) -> contacts_pb2.DeleteFieldResponse:
+        async with self._engine.begin() as conn:
+            await delete_field(conn, account_id=current_account.get(),
+                               field_id=_positive(request.id))
+        return contacts_pb2.DeleteFieldResponse()
+
+    async def UpsertContact(self, request: contacts_pb2.UpsertContactRequest, context: Ctx
+                            ) -> contacts_pb2.UpsertContactResponse:
+        account_id = current_account.get()
+        async with self._engine.begin() as conn:
+            fields = await load_field_definitions(conn, account_id=account_id)
+            with _validation():
+                data = parse_api_form(_dict(request.contact), fields=fields)
+                contact_id = await upsert_contact(conn, account_id=account_id, data=data,
+                                                  source="api", fields=fields)
+        return contacts_pb2.UpsertContactResponse(id=contact_id)
+
+    async def GetContact(self, request: contacts_pb2.GetContactRequest, context: Ctx
+                         ) -> contacts_pb2.Contact:
+        async with self._engine.connect() as conn:
+            record = await get_contact(conn, account_id=current_account.get(),
+                                       contact_id=_positive(request.id))
+        if record is None:
+            raise NotFound(f"no contact with id {request.id} in this account")
+        return _contact(record)
+
+    async def UpdateContact(self, request: contacts_pb2.UpdateContactRequest, context: Ctx
+                            ) -> contacts_pb2.Contact:
+        account_id, contact_id = current_account.get(), _positive(request.id)
+        async with self._engine.begin() as conn:
+            fields = await load_field_definitions(conn, account_id=account_id)
+            with _validation():
+                body = {**_dict(request.contact), "id": contact_id}
+                data = parse_api_form(body, fields=fields)
+            if await update_contact(conn, account_id=account_id, data=data) is None:
+                raise NotFound(f"no contact with id {contact_id} in this account")
+            record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
+        assert record is not None
+        return _contact(record)
+
+    async def DeleteContact(self, request: contacts_pb2.DeleteContactRequest, context: Ctx
+                            ) -> contacts_pb2.DeleteContactResponse:
+        async with self._engine.begin() as conn:
+            await delete_contact(conn, account_id=current_account.get(),
+                                 contact_id=_positive(request.id))
+        return contacts_pb2.DeleteContactResponse()
+
+    async def SearchContacts(self, request: contacts_pb2.SearchContactsRequest, context: Ctx
+                             ) -> contacts_pb2.SearchContactsResponse:
+        email = _criterion("email", request.email, normalise_email)
+        phone = _criterion("phone", request.phone, normalise_phone)
+        limit = min(request.limit or SEARCH_LIMIT, SEARCH_LIMIT)
+        async with self._engine.connect() as conn:
+            records = await search_contacts(
+                conn, account_id=current_account.get(), email=email, phone=phone,
+                external_customer_id=request.external_customer_id.strip() or None, limit=limit)
+        return contacts_pb2.SearchContactsResponse(contacts=[_contact(r) for r in records])
+
+    async def BulkUpsertContacts(self, request: contacts_pb2.BulkUpsertContactsRequest,
+                                 context: Ctx) -> contacts_pb2.BulkUpsertContactsResponse:
+        dedupe_on = request.dedupe_on or "email"
+        problems = []
+        if dedupe_column(dedupe_on) is None:
+            problems.append(Violation("dedupeOn", f"{dedupe_on!r} is not one of email, sms, "
+                                      "externalCustomerId, contactKey, id"))
+        if len(request.contacts) > MAX_BULK:
+            problems.append(Violation("contacts", f"holds {len(request.contacts)} contacts; "
+                                      f"send at most {MAX_BULK} per call"))
+        if problems:
+            raise InvalidArgument.from_violations(problems)
+        account_id = current_account.get()
+        async with self._engine.begin() as conn:
+            fields = await load_field_definitions(conn, account_id=account_id)
+            items, results = [], []
+            for index, struct in enumerate(request.contacts):
+                try:
+                    items.append((index, parse_api_form(_dict(struct), fields=fields)))
+                except ContactValidationError as error:
+                    results.append(BulkResult(index=index, status="INVALID", errors=tuple(
+                        v.message for v in error.violations)))
+            results += await bulk_upsert(conn, account_id=account_id, items=items,
+                                         dedupe_on=dedupe_on, fields=fields)
+        results.sort(key=lambda result: result.index)
+        ok = sum(result.status in ("CREATED", "UPDATED") for result in results)
+        return contacts_pb2.BulkUpsertContactsResponse(
+            results=[_bulk_result(r) for r in results], success_count=ok,
+            error_count=len(results) - ok)

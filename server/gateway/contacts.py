@@ -1,0 +1,175 @@
+"""Contact routes (eSputnik-compatible): ``/api/v1/contact``, ``/api/v1/contacts`` and the
+additional field definitions ``/api/v1/fields``. Bodies pass to ContactService as Struct;
+the server validates them, so these handlers only shape requests and answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import struct_pb2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
+from server.api.convert import value_to_py
+from server.errors import InvalidArgument, Violation
+from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.state import GatewayState
+
+MAX_CONTACT_BODY = 1024 * 1024
+MAX_BULK_BODY = 32 * 1024 * 1024 - 64 * 1024  # under the gRPC message limit
+
+
+def _object(doc: Any, name: str = "body") -> struct_pb2.Struct:
+    if not isinstance(doc, dict):
+        raise InvalidArgument.from_violations([Violation(name, "must be a JSON object")])
+    out = struct_pb2.Struct()
+    out.update(doc)
+    return out
+
+
+def _path_id(request: Request) -> int:
+    raw = request.path_params["item_id"]
+    if not raw.isdigit() or int(raw) == 0 or len(raw) > 18:
+        raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a positive number")])
+    return int(raw)
+
+
+def _plain(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: value_to_py(value) for key, value in struct.fields.items()}
+
+
+def _field(definition: contacts_pb2.FieldDefinition) -> dict[str, Any]:
+    return {"id": definition.id, "name": definition.name, "type": definition.type,
+            "allowedValues": list(definition.allowed_values),
+            "min": _bound(definition, "min"), "max": _bound(definition, "max"),
+            "required": definition.required}
+
+
+def _bound(definition: contacts_pb2.FieldDefinition, name: str) -> Any:
+    if not definition.HasField(name):
+        return None
+    text = getattr(definition, name)
+    return int(text) if definition.type == "number" else text
+
+
+def _bulk_body(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
+    if isinstance(doc, list):
+        doc = {"contacts": doc}
+    if not isinstance(doc, dict) or not isinstance(doc.get("contacts"), list):
+        raise InvalidArgument.from_violations([Violation(
+            "contacts", "is required: send {\"contacts\": [...], \"dedupeOn\": \"email\"}")])
+    dedupe = doc.get("dedupeOn") or "email"
+    if not isinstance(dedupe, str):
+        raise InvalidArgument.from_violations([Violation("dedupeOn", "must be a string")])
+    request = contacts_pb2.BulkUpsertContactsRequest(dedupe_on=dedupe)
+    for index, item in enumerate(doc["contacts"]):
+        request.contacts.append(_object(item, f"contacts[{index}]"))
+    return request
+
+
+def routes(state: GatewayState) -> list[Route]:
+    def stub() -> contacts_pb2_grpc.ContactServiceStub:
+        if "contacts" not in state.stubs:
+            state.stubs["contacts"] = contacts_pb2_grpc.ContactServiceStub(state.channel)
+        return state.stubs["contacts"]
+
+    @endpoint
+    async def list_fields(request: Request) -> Response:
+        reply = await stub().ListFields(contacts_pb2.ListFieldsRequest(),
+                                        metadata=auth_metadata(request))
+        return json_response([_field(f) for f in reply.fields])
+
+    @endpoint
+    async def create_field(request: Request) -> Response:
+        meta = auth_metadata(request)
+        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        reply = await stub().CreateField(contacts_pb2.CreateFieldRequest(definition=body),
+                                         metadata=meta)
+        return json_response(_field(reply))
+
+    @endpoint
+    async def get_field(request: Request) -> Response:
+        reply = await stub().GetField(contacts_pb2.GetFieldRequest(id=_path_id(request)),
+                                      metadata=auth_metadata(request))
+        return json_response(_field(reply))
+
+    @endpoint
+    async def put_field(request: Request) -> Response:
+        meta = auth_metadata(request)
+        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        reply = await stub().UpdateField(
+            contacts_pb2.UpdateFieldRequest(id=_path_id(request), definition=body), metadata=meta)
+        return json_response(_field(reply))
+
+    @endpoint
+    async def delete_field(request: Request) -> Response:
+        await stub().DeleteField(contacts_pb2.DeleteFieldRequest(id=_path_id(request)),
+                                 metadata=auth_metadata(request))
+        return Response(status_code=200)
+
+    @endpoint
+    async def upsert_contact(request: Request) -> Response:
+        meta = auth_metadata(request)
+        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        reply = await stub().UpsertContact(contacts_pb2.UpsertContactRequest(contact=body),
+                                           metadata=meta)
+        return json_response({"id": reply.id})
+
+    @endpoint
+    async def get_contact(request: Request) -> Response:
+        reply = await stub().GetContact(contacts_pb2.GetContactRequest(id=_path_id(request)),
+                                        metadata=auth_metadata(request))
+        return json_response(_plain(reply.body))
+
+    @endpoint
+    async def put_contact(request: Request) -> Response:
+        meta = auth_metadata(request)
+        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        reply = await stub().UpdateContact(
+            contacts_pb2.UpdateContactRequest(id=_path_id(request), contact=body), metadata=meta)
+        return json_response(_plain(reply.body))
+
+    @endpoint
+    async def delete_contact(request: Request) -> Response:
+        await stub().DeleteContact(contacts_pb2.DeleteContactRequest(id=_path_id(request)),
+                                   metadata=auth_metadata(request))
+        return Response(status_code=200)
+
+    @endpoint
+    async def search(request: Request) -> Response:
+        query = request.query_params
+        limit = query.get("maxrows") or query.get("limit") or "0"
+        if not limit.isdigit():
+            raise InvalidArgument.from_violations([Violation("maxrows", "must be a number")])
+        reply = await stub().SearchContacts(contacts_pb2.SearchContactsRequest(
+            email=query.get("email", ""), phone=query.get("phone") or query.get("sms", ""),
+            external_customer_id=query.get("externalCustomerId", ""), limit=int(limit[:6])),
+            metadata=auth_metadata(request))
+        return json_response([_plain(c.body) for c in reply.contacts])
+
+    @endpoint
+    async def bulk(request: Request) -> Response:
+        meta = auth_metadata(request)
+        body = _bulk_body(await read_json(request, limit=MAX_BULK_BODY))
+        reply = await stub().BulkUpsertContacts(body, metadata=meta)
+        return json_response({
+            "results": [{"index": r.index, "status": r.status, "id": r.id or None,
+                         "errors": list(r.errors)} for r in reply.results],
+            "successCount": reply.success_count, "errorCount": reply.error_count})
+
+    return [
+        Route("/api/v1/fields", list_fields, methods=["GET"]),
+        Route("/api/v1/fields", create_field, methods=["POST"]),
+        Route("/api/v1/fields/{item_id}", get_field, methods=["GET"]),
+        Route("/api/v1/fields/{item_id}", put_field, methods=["PUT"]),
+        Route("/api/v1/fields/{item_id}", delete_field, methods=["DELETE"]),
+        Route("/api/v1/contact", upsert_contact, methods=["POST"]),
+        Route("/api/v1/contact/{item_id}", get_contact, methods=["GET"]),
+        Route("/api/v1/contact/{item_id}", put_contact, methods=["PUT"]),
+        Route("/api/v1/contact/{item_id}", delete_contact, methods=["DELETE"]),
+        Route("/api/v1/contacts", search, methods=["GET"]),
+        Route("/api/v1/contacts", bulk, methods=["POST"]),
+    ]
