@@ -22,4 +22,10 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
 
     templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateService(deps.engine), server)
     names.append(templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name)
+
+    from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
+    from server.api.contacts import ContactService
+
+    contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps.engine), server)
+    names.append(contacts_pb2.DESCRIPTOR.services_by_name["ContactService"].full_name)
     return closers, names

@@ -10,6 +10,10 @@ from typing import Any
 
 async def install(ctx: dict[str, Any]) -> None:
     """Add feature processors (in order) and resources to the worker context."""
+    from server.contacts.events import link_event_contact
+
+    # First: later processors (workflows) read the event's contact.
+    ctx.setdefault("processors", []).insert(0, link_event_contact)
 
 
 async def uninstall(ctx: dict[str, Any]) -> None:

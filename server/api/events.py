@@ -15,6 +15,7 @@ from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.api.convert import dt_to_ts, py_to_value, request_to_input, ts_to_dt
 from server.api.errors import current_account
 from server.config import Settings
+from server.contacts.events import ContactJsonCheck
 from server.db.models import utcnow
 from server.errors import InvalidArgument, TooLarge, Violation
 from server.ingest import history
@@ -52,15 +53,19 @@ def _past_status(event: ValidEvent) -> str | None:
 class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
+        self._contact_json = ContactJsonCheck(deps.engine)
 
-    def _validate(self, request: events_pb2.GenerateEventRequest) -> ValidEvent:
-        return validate_event(request_to_input(request), account_id=current_account.get(),
-                              max_bytes=self._d.settings.max_event_bytes)
+    async def _validate(self, request: events_pb2.GenerateEventRequest) -> ValidEvent:
+        event, account_id = request_to_input(request), current_account.get()
+        # Only events with a contactJson param pay for the contact check (issue 4).
+        return await self._contact_json.checked(event.params, account_id=account_id, run=lambda: (
+            validate_event(event, account_id=account_id,
+                           max_bytes=self._d.settings.max_event_bytes)))
 
     async def GenerateEvent(self, request: events_pb2.GenerateEventRequest,
                             context: grpc.aio.ServicerContext) -> events_pb2.GenerateEventResponse:
         self._d.limiter.take(current_account.get())
-        event = self._validate(request)
+        event = await self._validate(request)
         status = _past_status(event)
         if status is not None:
             raise InvalidArgument.from_violations([Violation("occurred", status)])
@@ -78,7 +83,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
         valid: list[tuple[int, ValidEvent]] = []
         for i, req in enumerate(request.events):
             try:
-                event = self._validate(req)
+                event = await self._validate(req)
             except InvalidArgument as exc:
                 _reject(results[i], exc.violations, "INVALID")
                 continue
@@ -112,7 +117,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
             result = events_pb2.EventResult()
             try:
                 self._d.limiter.take(account)
-                event = self._validate(req.event)
+                event = await self._validate(req.event)
             except InvalidArgument as exc:
                 _reject(result, exc.violations, "INVALID")
                 return result

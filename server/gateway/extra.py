@@ -12,4 +12,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
 
     routes: list[Any] = []
     routes += templates.routes(state)
+    from server.gateway import contacts
+
+    routes += contacts.routes(state)
     return routes
