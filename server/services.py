@@ -28,4 +28,11 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
 
     contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps.engine), server)
     names.append(contacts_pb2.DESCRIPTOR.services_by_name["ContactService"].full_name)
+
+    from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
+    from server.api.workflows import WorkflowService
+
+    workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(
+        WorkflowService(deps.engine, deps.settings), server)
+    names.append(workflows_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name)
     return closers, names

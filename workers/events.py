@@ -59,6 +59,11 @@ async def load_for_update(conn: AsyncConnection, event_id: int) -> tuple[Dispatc
 async def process_event(ctx: dict[str, Any], event_id: int) -> str:
     engine = ctx["engine"]
     processors: list[Processor] = ctx.get("processors", [])
+    # Processors append coroutine functions here that must run only after the commit
+    # (enqueueing jobs that read what the transaction wrote); a crash before they run is
+    # covered by the features' sweepers.
+    post_commit: list[Callable[[], Awaitable[None]]] = []
+    ctx["post_commit"] = post_commit
     async with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             # Take SQLite's write lock up front so two workers cannot both see "unprocessed".
@@ -75,4 +80,9 @@ async def process_event(ctx: dict[str, Any], event_id: int) -> str:
             await processor(conn, event, ctx)
         await conn.execute(update(_events).where(_events.c.id == event_id)
                            .values(processed_at=utcnow()))
+    for action in post_commit:
+        try:
+            await action()
+        except Exception:
+            log.exception("post-commit action of event %s failed", event_id)
     return "processed"

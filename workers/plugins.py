@@ -14,11 +14,21 @@ async def install(ctx: dict[str, Any]) -> None:
 
     # First: later processors (workflows) read the event's contact.
     ctx.setdefault("processors", []).insert(0, link_event_contact)
+    from workers import workflows
+
+    await workflows.install(ctx)
 
 
 async def uninstall(ctx: dict[str, Any]) -> None:
     """Release what ``install`` opened."""
+    from workers import workflows
+
+    await workflows.uninstall(ctx)
 
 
 def job_functions() -> list[Any]:
-    return []
+    from workers import workflows
+
+    functions: list[Any] = []
+    functions += workflows.job_functions()
+    return functions

@@ -12,6 +12,9 @@ def extra_routes(state: GatewayState) -> list[Any]:
 
     routes: list[Any] = []
     routes += templates.routes(state)
+    from server.gateway import workflows
+
+    routes += workflows.routes(state)
     from server.gateway import contacts
 
     routes += contacts.routes(state)

@@ -1,0 +1,160 @@
+"""Workflow routes: definitions (`/api/v1/workflows`), the simulator, runs and messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from google.protobuf import timestamp_pb2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
+from server.errors import InvalidArgument, Violation
+from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.state import GatewayState
+
+MAX_DEFINITION_BODY = 1024 * 1024
+_SERVER_FIELDS = ("id", "version", "createdAt", "updatedAt")
+
+
+def _iso(ts: timestamp_pb2.Timestamp) -> str | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+
+
+def _workflow(w: workflows_pb2.Workflow) -> dict[str, Any]:
+    doc = orjson.loads(w.definition_json)
+    return {"id": w.id, "version": w.version, **doc, "active": w.active,
+            "createdAt": _iso(w.created_at), "updatedAt": _iso(w.updated_at)}
+
+
+def _run(r: workflows_pb2.Run) -> dict[str, Any]:
+    return {"id": r.id, "workflowId": r.workflow_id, "version": r.version, "eventId": r.event_id,
+            "contactId": r.contact_id or None, "keyValue": r.key_value, "status": r.status,
+            "currentBlock": r.current_block or None, "error": r.error or None,
+            "startedAt": _iso(r.started_at), "updatedAt": _iso(r.updated_at),
+            "finishedAt": _iso(r.finished_at), "dueAt": _iso(r.due_at)}
+
+
+def _message(m: workflows_pb2.Message) -> dict[str, Any]:
+    return {"id": m.id, "runId": m.run_id, "workflowId": m.workflow_id, "seq": m.seq,
+            "blockId": m.block_id, "contactId": m.contact_id or None, "channel": m.channel,
+            "recipient": m.recipient, "subject": m.subject, "messageId": m.message_id,
+            "status": m.status, "reason": m.reason or None, "attempts": m.attempts,
+            "createdAt": _iso(m.created_at), "sentAt": _iso(m.sent_at)}
+
+
+def _int(request: Request, name: str, *, path: bool = False) -> int:
+    raw = (request.path_params if path else request.query_params).get(name, "")
+    if raw in ("", None):
+        return 0
+    if not str(raw).isdigit():
+        raise InvalidArgument.from_violations([Violation(name, "must be a number")])
+    return int(raw)
+
+
+async def _definition(request: Request) -> str:
+    doc = await read_json(request, limit=MAX_DEFINITION_BODY)
+    if isinstance(doc, dict):
+        doc = {k: v for k, v in doc.items() if k not in _SERVER_FIELDS}
+    return orjson.dumps(doc).decode()
+
+
+def routes(state: GatewayState) -> list[Route]:
+    def stub() -> Any:
+        if "workflows" not in state.stubs:
+            state.stubs["workflows"] = workflows_pb2_grpc.WorkflowServiceStub(state.channel)
+        return state.stubs["workflows"]
+
+    @endpoint
+    async def create(request: Request) -> Response:
+        meta = auth_metadata(request)
+        reply = await stub().CreateWorkflow(workflows_pb2.CreateWorkflowRequest(
+            definition_json=await _definition(request)), metadata=meta)
+        return json_response({"id": reply.id, "version": reply.version})
+
+    @endpoint
+    async def list_all(request: Request) -> Response:
+        reply = await stub().ListWorkflows(workflows_pb2.ListWorkflowsRequest(),
+                                           metadata=auth_metadata(request))
+        return json_response([_workflow(w) for w in reply.workflows])
+
+    @endpoint
+    async def get_one(request: Request) -> Response:
+        reply = await stub().GetWorkflow(workflows_pb2.GetWorkflowRequest(
+            id=_int(request, "workflow_id", path=True)), metadata=auth_metadata(request))
+        return json_response(_workflow(reply))
+
+    @endpoint
+    async def replace(request: Request) -> Response:
+        meta = auth_metadata(request)
+        reply = await stub().UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
+            id=_int(request, "workflow_id", path=True),
+            definition_json=await _definition(request)), metadata=meta)
+        return json_response({"id": reply.id, "version": reply.version})
+
+    @endpoint
+    async def activate(request: Request) -> Response:
+        method = (stub().ActivateWorkflow if request.url.path.endswith("/activate")
+                  else stub().DeactivateWorkflow)
+        reply = await method(workflows_pb2.GetWorkflowRequest(
+            id=_int(request, "workflow_id", path=True)), metadata=auth_metadata(request))
+        return json_response(_workflow(reply))
+
+    @endpoint
+    async def simulate(request: Request) -> Response:
+        meta = auth_metadata(request)
+        doc = await read_json(request, limit=MAX_DEFINITION_BODY * 4)
+        if not isinstance(doc, dict):
+            raise InvalidArgument.from_violations([Violation("body", "must be a JSON object")])
+        req = workflows_pb2.SimulateWorkflowRequest(
+            definition_json=orjson.dumps(doc.get("definition")).decode(),
+            events_json=orjson.dumps(doc.get("events")).decode(),
+            contacts_json=orjson.dumps(doc.get("contacts") or []).decode())
+        reply = await stub().SimulateWorkflow(req, metadata=meta)
+        return Response(reply.result_json, media_type="application/json")
+
+    @endpoint
+    async def runs(request: Request) -> Response:
+        reply = await stub().ListRuns(workflows_pb2.ListRunsRequest(
+            workflow_id=_int(request, "workflow_id", path=True) or _int(request, "workflowId"),
+            contact_id=_int(request, "contactId"), status=request.query_params.get("status", ""),
+            page_size=_int(request, "pageSize"), before_id=_int(request, "beforeId")),
+            metadata=auth_metadata(request))
+        return json_response({"runs": [_run(r) for r in reply.runs]})
+
+    @endpoint
+    async def run_steps(request: Request) -> Response:
+        reply = await stub().ListRunSteps(workflows_pb2.ListRunStepsRequest(
+            run_id=_int(request, "run_id", path=True)), metadata=auth_metadata(request))
+        steps = [{"seq": s.seq, "blockId": s.block_id, "type": s.block_type, "status": s.status,
+                  "next": s.next_block or None, "detail": orjson.loads(s.detail_json or "{}"),
+                  "worker": s.worker, "finishedAt": _iso(s.finished_at)} for s in reply.steps]
+        return json_response({**_run(reply.run), "steps": steps})
+
+    @endpoint
+    async def messages(request: Request) -> Response:
+        reply = await stub().ListMessages(workflows_pb2.ListMessagesRequest(
+            run_id=_int(request, "run_id", path=True) or _int(request, "runId"),
+            contact_id=_int(request, "contactId"), workflow_id=_int(request, "workflowId"),
+            page_size=_int(request, "pageSize"), before_id=_int(request, "beforeId")),
+            metadata=auth_metadata(request))
+        return json_response({"messages": [_message(m) for m in reply.messages]})
+
+    return [
+        Route("/api/v1/workflows", create, methods=["POST"]),
+        Route("/api/v1/workflows", list_all, methods=["GET"]),
+        Route("/api/v1/workflows/simulate", simulate, methods=["POST"]),
+        Route("/api/v1/workflows/{workflow_id}", get_one, methods=["GET"]),
+        Route("/api/v1/workflows/{workflow_id}", replace, methods=["PUT"]),
+        Route("/api/v1/workflows/{workflow_id}/activate", activate, methods=["POST"]),
+        Route("/api/v1/workflows/{workflow_id}/deactivate", activate, methods=["POST"]),
+        Route("/api/v1/workflows/{workflow_id}/runs", runs, methods=["GET"]),
+        Route("/api/v1/workflow-runs", runs, methods=["GET"]),
+        Route("/api/v1/workflow-runs/{run_id}", run_steps, methods=["GET"]),
+        Route("/api/v1/workflow-runs/{run_id}/messages", messages, methods=["GET"]),
+        Route("/api/v1/workflow-messages", messages, methods=["GET"]),
+    ]

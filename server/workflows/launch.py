@@ -1,0 +1,43 @@
+"""The Launch event block's write: a new event through the ingest rules (validation, event
+type, the events table) inside the step's transaction, so it is stored exactly once with
+the step record. Dispatch to the workers follows after commit (and the sweeper covers it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import Event, EventType, utcnow
+from server.errors import InvalidArgument, TooLarge
+from server.ingest.model import EventInput
+from server.ingest.validation import validate_event
+from server.workflows.runtime import StepFailed
+
+_events = Event.__table__
+_types = EventType.__table__
+
+
+async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key: str,
+                       key_value: str, params: list[dict[str, Any]], max_bytes: int) -> int:
+    try:
+        event = validate_event(EventInput(event_type_key=event_type_key, key_value=key_value,
+                                          params=[(str(p["name"]), p.get("value"))
+                                                  for p in params]),
+                               account_id=account_id, max_bytes=max_bytes)
+    except (InvalidArgument, TooLarge) as exc:
+        raise StepFailed(f"launch_event: the event is not valid: {exc.message}") from None
+    now = utcnow()
+    ins = postgresql.insert(_types) if conn.dialect.name == "postgresql" else sqlite.insert(_types)
+    await conn.execute(ins.values(account_id=account_id, key=event.event_type_key,
+                                  create_contacts=True, created_at=now)
+                       .on_conflict_do_nothing(index_elements=["account_id", "key"]))
+    type_id = (await conn.execute(select(_types.c.id).where(and_(
+        _types.c.account_id == account_id, _types.c.key == event.event_type_key)))).scalar_one()
+    return int((await conn.execute(_events.insert().values(
+        account_id=account_id, event_type_id=type_id, key_value=event.key_value,
+        body=event.body, message_id=None, received_at=now, occurred_at=None,
+        processed_at=None, is_past=False).returning(_events.c.id))).scalar_one())

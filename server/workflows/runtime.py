@@ -1,0 +1,102 @@
+"""What a block step sees (``RunView``), what it decides (``StepOutcome``) and the effects it
+asks for (``BlockRuntime``). The engine implements the runtime over the database, SMTP and
+HTTP; the simulator implements it in memory. Block logic lives once, in ``blocks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from server.mail.compose import Letter
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    run_id: int
+    account_id: int
+    workflow_id: int
+    event_id: int
+    contact_id: int | None
+    event_type_key: str
+    key_value: str
+    params: dict[str, Any]
+    started_at: datetime
+    seq: int
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        return {"eventTypeKey": self.event_type_key, "keyValue": self.key_value,
+                "params": [{"name": k, "value": v} for k, v in self.params.items()]}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    contact_id: int
+    email: str | None
+    phone: str | None
+    time_zone: str | None
+    subscribed: bool
+    blacklisted: bool
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """``status``: done, skipped (nothing to do, run goes on) or failed (run ends failed)."""
+
+    status: str
+    next: str | None
+    wait_until: datetime | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An external effect's result: ``sent`` or ``failed`` (with reason)."""
+
+    status: str
+    reason: str | None = None
+
+
+class RetryLater(Exception):
+    """A temporary failure of an external effect; the engine retries with backoff."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StepFailed(Exception):
+    """A permanent failure of a block: the step is recorded failed and the run ends."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BlockRuntime(Protocol):
+    sender: str
+
+    def now(self) -> datetime: ...
+
+    async def contact(self, run: RunView) -> ContactInfo | None: ...
+
+    async def contact_by_email(self, run: RunView, email: str) -> ContactInfo | None: ...
+
+    async def fact(self, run: RunView, kind: str, arg: Any) -> bool: ...
+
+    async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]: ...
+
+    async def deliver_email(self, run: RunView, block: dict[str, Any], letter: Letter,
+                            contact_id: int | None, refused: str | None) -> Delivery: ...
+
+    async def post_webhook(self, run: RunView, block: dict[str, Any], url: str,
+                           payload: dict[str, Any], key: str) -> Delivery: ...
+
+    async def write_contact(self, run: RunView, *, create: bool, form: dict[str, Any]
+                            ) -> int | None: ...
+
+    async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
+                           params: list[dict[str, Any]]) -> int: ...

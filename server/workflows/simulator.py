@@ -1,0 +1,273 @@
+"""The workflow simulator: a definition run against a list of events on a simulated clock.
+
+Timers complete instantly, in time order; nothing is sent or stored. Blocks run through the
+same ``blocks.execute`` and start policies as the engine, over an in-memory runtime.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from server.contacts import identifiers_from_params
+from server.errors import InvalidArgument, Violation
+from server.mail.compose import Letter
+from server.workflows.blocks import execute
+from server.workflows.conditions import holds
+from server.workflows.definition import Definition, parse_definition
+from server.workflows.durations import parse_duration
+from server.workflows.policy import PriorRun, needs_history, refusal
+from server.workflows.runtime import ContactInfo, Delivery, RunView, StepOutcome
+
+MAX_STEPS = 10_000
+MAX_EVENTS = 1000
+Templates = Callable[[int], Awaitable[tuple[str, str, str]]]
+
+
+@dataclass(slots=True)
+class SimEvent:
+    id: int
+    type: str
+    key: str
+    params: dict[str, Any]
+    contact_id: int | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class SimRun:
+    id: int
+    event: SimEvent
+    status: str = "running"
+    block: str | None = None
+    seq: int = 1
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def view(self) -> RunView:
+        return RunView(run_id=self.id, account_id=0, workflow_id=0, event_id=self.event.id,
+                       contact_id=self.event.contact_id, event_type_key=self.event.type,
+                       key_value=self.event.key, params=self.event.params,
+                       started_at=self.started_at, seq=self.seq)
+
+
+def _same_subject(run: SimRun, ev: SimEvent) -> bool:
+    if run.event.contact_id is not None and ev.contact_id is not None:
+        return run.event.contact_id == ev.contact_id
+    return run.event.key == ev.key
+
+
+class SimRuntime:
+    """The BlockRuntime of the simulator: contacts, letters and calls kept in lists."""
+
+    def __init__(self, sim: "Simulation") -> None:
+        self._sim = sim
+        self.sender = sim.sender
+
+    def now(self) -> datetime:
+        return self._sim.clock
+
+    async def contact(self, run: RunView) -> ContactInfo | None:
+        return self._sim.contacts.get(run.contact_id) if run.contact_id is not None else None
+
+    async def contact_by_email(self, run: RunView, email: str) -> ContactInfo | None:
+        return self._sim.contact_by_email(email)
+
+    async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
+        if kind == "eventOccurred":
+            sim_run = self._sim.runs[run.run_id]
+            return any(e.type == arg and e.id > run.event_id and _same_subject(sim_run, e)
+                       for e in self._sim.events)
+        return (run.contact_id in self._sim.contacts) == bool(arg)
+
+    async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:
+        return await self._sim.templates(template_id)
+
+    async def deliver_email(self, run: RunView, block: dict[str, Any], letter: Letter,
+                            contact_id: int | None, refused: str | None) -> Delivery:
+        self._sim.messages.append({
+            "runId": run.run_id, "seq": run.seq, "blockId": block["id"], "channel": "email",
+            "to": letter.to, "subject": letter.subject, "html": letter.html, "text": letter.text,
+            "messageId": letter.message_id, "contactId": contact_id,
+            "status": "failed" if refused else "sent", "reason": refused,
+            "at": self._sim.clock.isoformat()})
+        return Delivery("failed", refused) if refused else Delivery("sent")
+
+    async def post_webhook(self, run: RunView, block: dict[str, Any], url: str,
+                           payload: dict[str, Any], key: str) -> Delivery:
+        self._sim.messages.append({
+            "runId": run.run_id, "seq": run.seq, "blockId": block["id"], "channel": "webhook",
+            "to": url, "payload": payload, "idempotencyKey": key, "status": "sent",
+            "at": self._sim.clock.isoformat()})
+        return Delivery("sent")
+
+    async def write_contact(self, run: RunView, *, create: bool, form: dict[str, Any]
+                            ) -> int | None:
+        email = form.get("email")
+        found = self._sim.contact_by_email(email) if isinstance(email, str) else None
+        if found is None and run.contact_id is not None:
+            found = self._sim.contacts.get(run.contact_id)
+        if found is None and not create:
+            return None
+        cid = found.contact_id if found else len(self._sim.contacts) + 1
+        self._sim.contacts[cid] = ContactInfo(
+            contact_id=cid, email=email if isinstance(email, str) else (found and found.email),
+            phone=str(form.get("sms") or "") or (found.phone if found else None),
+            time_zone=form.get("timeZone") or (found.time_zone if found else None),
+            subscribed=True, blacklisted=False, fields={"form": form})
+        return cid
+
+    async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
+                           params: list[dict[str, Any]]) -> int:
+        return self._sim.add_event({"eventTypeKey": event_type_key, "keyValue": key_value,
+                                    "params": params}, self._sim.clock)
+
+
+class Simulation:
+    def __init__(self, d: Definition, *, templates: Templates, sender: str, start: datetime,
+                 contacts: list[dict[str, Any]]) -> None:
+        self.d = d
+        self.templates = templates
+        self.sender = sender
+        self.clock = start
+        self.contacts: dict[int | None, ContactInfo] = {}
+        for c in contacts:
+            status = str(c.get("status", "active"))
+            self.contacts[int(c["id"])] = ContactInfo(
+                contact_id=int(c["id"]), email=c.get("email"), phone=c.get("phone"),
+                time_zone=c.get("timeZone"), subscribed=status == "active",
+                blacklisted=status == "blacklisted")
+        self.events: list[SimEvent] = []
+        self.runs: dict[int, SimRun] = {}
+        self.steps: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self._queue: list[tuple[datetime, int, str, int]] = []
+        self._order = itertools.count()
+        self.rt = SimRuntime(self)
+
+    def contact_by_email(self, email: str | None) -> ContactInfo | None:
+        if not email:
+            return None
+        return next((c for c in self.contacts.values()
+                     if c.email and c.email.lower() == email.lower()), None)
+
+    def add_event(self, doc: dict[str, Any], at: datetime) -> int:
+        params = {p["name"]: p.get("value") for p in doc.get("params", []) if "name" in p}
+        contact_id = doc.get("contactId")
+        if contact_id is None:
+            ids = identifiers_from_params(list(params.items()))
+            found = self.contact_by_email(ids.email)
+            contact_id = ids.contact_id or (found.contact_id if found else None)
+        key = str(doc.get("keyValue") or identifiers_from_params(list(params.items())).key_value()
+                  or "")
+        ev = SimEvent(id=len(self.events) + 1, type=str(doc.get("eventTypeKey", "")), key=key,
+                      params=params, contact_id=contact_id, at=at)
+        self.events.append(ev)
+        heapq.heappush(self._queue, (at, next(self._order), "event", ev.id))
+        return ev.id
+
+    def _log(self, run: SimRun, block: dict[str, Any], outcome: StepOutcome) -> None:
+        self.steps.append({"runId": run.id, "seq": run.seq, "blockId": block.get("id"),
+                           "type": block.get("type"), "status": outcome.status,
+                           "next": outcome.next, "at": self.clock.isoformat(),
+                           "detail": outcome.detail})
+
+    def _on_event(self, ev: SimEvent) -> None:
+        for run in self.runs.values():
+            if (run.status == "waiting" and ev.type in self.d.stop_event_types
+                    and _same_subject(run, ev)):
+                self._stop(run, ev)
+        if ev.type != self.d.event_type_key or not holds(self.d.conditions, params=ev.params):
+            return
+        if needs_history(self.d):
+            prior = [PriorRun(contact_id=r.event.contact_id, key_value=r.event.key,
+                              started_at=r.started_at, status=r.status)
+                     for r in self.runs.values()]
+            reason = refusal(self.d, contact_id=ev.contact_id, key_value=ev.key,
+                             now=self.clock, prior=prior)
+            if reason:
+                self.steps.append({"eventId": ev.id, "status": "not started", "reason": reason,
+                                   "at": self.clock.isoformat()})
+                return
+        run = SimRun(id=len(self.runs) + 1, event=ev, block=self.d.start, started_at=self.clock)
+        self.runs[run.id] = run
+        heapq.heappush(self._queue, (self.clock, next(self._order), "step", run.id))
+
+    def _stop(self, run: SimRun, ev: SimEvent) -> None:
+        self._log(run, self.d.blocks.get(run.block or "", {"id": run.block}),
+                  StepOutcome("stopped", None, detail={"stopEventId": ev.id}))
+        run.status, run.seq = "stopped", run.seq + 1
+
+    async def _on_step(self, run: SimRun) -> None:
+        if run.status not in ("running", "waiting"):
+            return
+        if run.status == "waiting" or run.seq == 1:
+            stop = next((e for e in self.events if e.id > run.event.id and e.at <= self.clock
+                         and e.type in self.d.stop_event_types and _same_subject(run, e)), None)
+            if stop is not None:
+                self._stop(run, stop)
+                return
+        block = self.d.blocks[run.block or self.d.start]
+        outcome = await execute(block, run.view(), self.rt)
+        self._log(run, block, outcome)
+        run.seq += 1
+        if outcome.status == "failed" or outcome.next is None:
+            run.status, run.block = ("failed" if outcome.status == "failed" else "completed"), None
+            return
+        run.block = outcome.next
+        run.status = "waiting" if outcome.wait_until else "running"
+        at = max(outcome.wait_until or self.clock, self.clock)
+        heapq.heappush(self._queue, (at, next(self._order), "step", run.id))
+
+    async def run(self) -> dict[str, Any]:
+        steps = 0
+        while self._queue and steps < MAX_STEPS:
+            at, _, kind, ident = heapq.heappop(self._queue)
+            self.clock = max(self.clock, at)
+            steps += 1
+            if kind == "event":
+                self._on_event(self.events[ident - 1])
+            else:
+                await self._on_step(self.runs[ident])
+        return {
+            "runs": [{"runId": r.id, "eventId": r.event.id, "contactId": r.event.contact_id,
+                      "keyValue": r.event.key, "status": r.status,
+                      "startedAt": r.started_at.isoformat()} for r in self.runs.values()],
+            "steps": self.steps, "messages": self.messages,
+            "events": [{"id": e.id, "eventTypeKey": e.type, "keyValue": e.key,
+                        "at": e.at.isoformat()} for e in self.events],
+            "truncated": bool(self._queue),
+        }
+
+
+def _when(raw: Any, start: datetime, where: str) -> datetime:
+    if raw is None:
+        return start
+    try:
+        if isinstance(raw, str) and raw.upper().startswith("P"):
+            return start + parse_duration(raw)
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise InvalidArgument.from_violations([Violation(
+            f"{where}.at", f"{raw!r} is neither an offset such as PT10M nor an ISO time")]) from None
+
+
+async def simulate(*, definition: Any, events: Any, contacts: Any = None, templates: Templates,
+                   sender: str, start: datetime | None = None) -> dict[str, Any]:
+    """Run ``definition`` over ``events``; the result lists runs, steps and messages."""
+    d = parse_definition(definition)
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise InvalidArgument.from_violations([Violation(
+            "events", f"must be a list of at most {MAX_EVENTS} events")])
+    begin = start or datetime.now(timezone.utc).replace(microsecond=0)
+    sim = Simulation(d, templates=templates, sender=sender, start=begin,
+                     contacts=contacts if isinstance(contacts, list) else [])
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict) or not isinstance(ev.get("eventTypeKey"), str):
+            raise InvalidArgument.from_violations([Violation(
+                f"events[{i}]", "must be an event with eventTypeKey, keyValue and params")])
+        sim.add_event(ev, _when(ev.get("at"), begin, f"events[{i}]"))
+    return await sim.run()

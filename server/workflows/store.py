@@ -1,0 +1,124 @@
+"""Stored workflow definitions: create, update (a new version each time), read, list,
+activate and deactivate; and the per-event lookup of active workflows by trigger type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import as_utc, utcnow
+from server.errors import NotFound
+from server.workflows.definition import Definition, parse_definition
+from server.workflows.models import WorkflowRow, WorkflowVersionRow
+
+_wf = WorkflowRow.__table__
+_ver = WorkflowVersionRow.__table__
+_CACHE: dict[tuple[int, int], Definition] = {}
+_CACHE_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWorkflow:
+    id: int
+    name: str
+    active: bool
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+async def create_workflow(conn: AsyncConnection, *, account_id: int, doc: Any) -> StoredWorkflow:
+    d = parse_definition(doc)
+    now = utcnow()
+    wf_id = int((await conn.execute(insert(_wf).values(
+        account_id=account_id, name=d.name, active=d.active, version=1,
+        event_type_key=d.event_type_key, created_at=now, updated_at=now,
+    ).returning(_wf.c.id))).scalar_one())
+    await conn.execute(insert(_ver).values(workflow_id=wf_id, account_id=account_id, version=1,
+                                           definition=orjson.dumps(d.doc).decode(),
+                                           created_at=now))
+    return await get_workflow(conn, account_id=account_id, workflow_id=wf_id)
+
+
+async def update_workflow(conn: AsyncConnection, *, account_id: int, workflow_id: int,
+                          doc: Any) -> StoredWorkflow:
+    """A new version; runs already started keep the version they started on."""
+    d = parse_definition(doc)
+    current = await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
+    version = current.version + 1
+    now = utcnow()
+    await conn.execute(insert(_ver).values(workflow_id=workflow_id, account_id=account_id,
+                                           version=version, definition=orjson.dumps(d.doc).decode(),
+                                           created_at=now))
+    await conn.execute(update(_wf).where(_wf.c.id == workflow_id).values(
+        name=d.name, active=d.active, version=version, event_type_key=d.event_type_key,
+        updated_at=now))
+    return await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
+
+
+async def set_active(conn: AsyncConnection, *, account_id: int, workflow_id: int,
+                     active: bool) -> StoredWorkflow:
+    await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
+    await conn.execute(update(_wf).where(_wf.c.id == workflow_id)
+                       .values(active=active, updated_at=utcnow()))
+    return await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
+
+
+def _stored(row: Any, definition: str) -> StoredWorkflow:
+    doc = orjson.loads(definition)
+    doc["active"] = bool(row.active)
+    return StoredWorkflow(id=int(row.id), name=row.name, active=bool(row.active),
+                          version=int(row.version), definition=doc,
+                          created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at))
+
+
+async def get_workflow(conn: AsyncConnection, *, account_id: int, workflow_id: int
+                       ) -> StoredWorkflow:
+    row = (await conn.execute(
+        select(_wf, _ver.c.definition)
+        .join(_ver, and_(_ver.c.workflow_id == _wf.c.id, _ver.c.version == _wf.c.version))
+        .where(and_(_wf.c.id == workflow_id, _wf.c.account_id == account_id)))).first()
+    if row is None:
+        raise NotFound(f"no workflow with id {workflow_id} in this account")
+    return _stored(row, row.definition)
+
+
+async def list_workflows(conn: AsyncConnection, *, account_id: int) -> list[StoredWorkflow]:
+    rows = (await conn.execute(
+        select(_wf, _ver.c.definition)
+        .join(_ver, and_(_ver.c.workflow_id == _wf.c.id, _ver.c.version == _wf.c.version))
+        .where(_wf.c.account_id == account_id).order_by(_wf.c.id))).all()
+    return [_stored(r, r.definition) for r in rows]
+
+
+async def load_version(conn: AsyncConnection, *, workflow_id: int, version: int) -> Definition:
+    """A version's definition (immutable, so cached per process)."""
+    key = (workflow_id, version)
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
+    text = (await conn.execute(select(_ver.c.definition).where(and_(
+        _ver.c.workflow_id == workflow_id, _ver.c.version == version)))).scalar_one()
+    definition = parse_definition(orjson.loads(text))
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[key] = definition
+    return definition
+
+
+async def active_for_event(conn: AsyncConnection, *, account_id: int, event_type_key: str
+                           ) -> list[tuple[int, int, Definition]]:
+    """(workflow id, version, definition) of active workflows started by this event type."""
+    rows = (await conn.execute(select(_wf.c.id, _wf.c.version).where(and_(
+        _wf.c.account_id == account_id, _wf.c.event_type_key == event_type_key,
+        _wf.c.active.is_(True))).order_by(_wf.c.id))).all()
+    return [(int(r.id), int(r.version),
+             await load_version(conn, workflow_id=int(r.id), version=int(r.version)))
+            for r in rows]

@@ -1,0 +1,121 @@
+"""Workflow jobs on the arq workers: the event processor that starts and stops runs, the
+``workflow_step`` job (one per run step, job id ``<prefix>wf:<run>:<seq>``, deferred for
+timers) and the sweeper that re-enqueues steps whose job was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from arq.worker import Retry, func
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import utcnow
+from server.ingest.dispatch import Dispatcher
+from server.mail import SmtpConfig
+from server.workflows import runs
+from server.workflows.blocks import backoff
+from server.workflows.engine import EngineDeps, StepResult, run_step
+from server.workflows.trigger import IncomingEvent, handle_event
+from workers.events import DispatchedEvent
+
+log = logging.getLogger(__name__)
+STEP_JOB = "workflow_step"
+MAX_TRIES = 8
+
+
+def step_job_id(prefix: str, run_id: int, seq: int) -> str:
+    return f"{prefix}wf:{run_id}:{seq}"
+
+
+async def enqueue_step(ctx: dict[str, Any], run_id: int, seq: int,
+                       wake: datetime | None = None) -> None:
+    settings = ctx["settings"]
+    await ctx["redis"].enqueue_job(STEP_JOB, run_id, seq,
+                                   _job_id=step_job_id(settings.redis_prefix, run_id, seq),
+                                   _queue_name=settings.queue_name,
+                                   _defer_until=wake if wake and wake > utcnow() else None)
+
+
+async def workflow_processor(conn: AsyncConnection, event: DispatchedEvent,
+                             ctx: dict[str, Any]) -> None:
+    """Runs inside process_event's transaction; step jobs are enqueued after its commit."""
+    result = await handle_event(conn, IncomingEvent(
+        id=event.id, account_id=event.account_id, event_type_key=event.event_type_key,
+        key_value=event.key_value, params=event.params), worker=ctx.get("worker_name", ""))
+    if not result.started:
+        return
+
+    async def after_commit() -> None:
+        for run_id in result.started:
+            await enqueue_step(ctx, run_id, 1)
+
+    ctx.setdefault("post_commit", []).append(after_commit)
+
+
+async def workflow_step(ctx: dict[str, Any], run_id: int, seq: int) -> str:
+    deps: EngineDeps = ctx["workflow_deps"]
+    final = int(ctx.get("job_try", 1)) >= MAX_TRIES
+    result: StepResult = await run_step(deps, run_id=run_id, seq=seq, final_try=final)
+    if result.status == "retry":
+        base = float(deps.settings.extra.get("workflow_retry_base", "5"))
+        delay = backoff(int(ctx.get("job_try", 1)), base=base)
+        log.info("run %s step %s: %s; retrying in %s", run_id, seq, result.reason, delay)
+        raise Retry(defer=delay)
+    if result.launched:
+        await Dispatcher(ctx["redis"], deps.engine, settings=deps.settings).enqueue(
+            result.launched)
+    if result.next_seq is not None:
+        await enqueue_step(ctx, run_id, result.next_seq, result.wake)
+    return result.status
+
+
+async def sweep_once(ctx: dict[str, Any]) -> int:
+    """Enqueue the due step of every active run whose job is overdue (a no-op if queued)."""
+    deps: EngineDeps = ctx["workflow_deps"]
+    grace = timedelta(seconds=max(1.0, deps.settings.sweep_interval * 2))
+    async with deps.engine.connect() as conn:
+        due = await runs.due_runs(conn, before=utcnow() - grace)
+    for run_id, seq, _due in due:
+        await enqueue_step(ctx, run_id, seq)
+    return len(due)
+
+
+async def _sweep_forever(ctx: dict[str, Any]) -> None:
+    while True:
+        await asyncio.sleep(ctx["settings"].sweep_interval)
+        try:
+            await sweep_once(ctx)
+        except Exception as exc:  # noqa: BLE001 - keep sweeping; Redis or the DB may come back
+            log.warning("workflow sweep failed: %s", exc)
+
+
+async def install(ctx: dict[str, Any]) -> None:
+    settings = ctx["settings"]
+    ctx["worker_name"] = f"{socket.gethostname()}:{os.getpid()}"
+    smtp = SmtpConfig.from_url(settings.smtp_url) if settings.smtp_url else None
+    ctx["workflow_deps"] = EngineDeps(engine=ctx["engine"], settings=settings, smtp=smtp,
+                                      http=httpx.AsyncClient(timeout=10),
+                                      worker=ctx["worker_name"])
+    ctx["processors"].append(workflow_processor)
+    ctx["workflow_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="workflow-sweeper")
+
+
+async def uninstall(ctx: dict[str, Any]) -> None:
+    sweeper = ctx.pop("workflow_sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+    deps = ctx.pop("workflow_deps", None)
+    if deps is not None:
+        await deps.http.aclose()
+
+
+def job_functions() -> list[Any]:
+    return [func(workflow_step, name=STEP_JOB, max_tries=MAX_TRIES)]
