@@ -36,14 +36,9 @@ async def _prepare(settings: Settings) -> None:
 
 
 def _run_child(settings: Settings, reuse_port: bool) -> None:
-    from server.app import serve_forever
+    from server.app import install_event_loop, serve_forever
 
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_event_loop()
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 
 

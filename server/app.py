@@ -74,6 +74,25 @@ def _add_port(server: grpc.aio.Server, addr: str) -> int:
     return options_port
 
 
+def server_options(*, reuse_port: bool) -> list[tuple[str, Any]]:
+    """Channel options of every eventflow gRPC server (the bench's bare server shares them)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def install_event_loop() -> None:
+    """Use uvloop where it is installed (call before the loop starts)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
 async def start_server(settings: Settings, *, reuse_port: bool = False,
                        register: Any = None) -> Running:
     """Start serving on settings.grpc_addr (port 0 picks a free port). Migrations must have run."""
@@ -88,14 +107,8 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     dispatcher = Dispatcher(redis, engine, settings=settings)
     writer = EventWriter(engine, on_commit=dispatcher.after_commit)
     await writer.start()
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 1 if reuse_port else 0),
-        ("grpc.keepalive_permit_without_calls", 1),
-    ]
     server = grpc.aio.server(interceptors=[AuthErrorInterceptor(KeyResolver(engine))],
-                             options=options)
+                             options=server_options(reuse_port=reuse_port))
     deps = IngestDeps(settings=settings, writer=writer,
                       limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
 
 from server.config import Settings
@@ -9,13 +11,18 @@ from server.gateway.app import build_app
 from server.logs import setup_logging
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """How the gateway runs under uvicorn (the bench's bare HTTP app runs the same way)."""
+    return {"log_level": "warning", "access_log": False, "loop": "asyncio",
+            "timeout_graceful_shutdown": 5}
+
+
 def main() -> None:
     setup_logging()
     settings = Settings.from_env()
     host, _, port = settings.http_addr.rpartition(":")
     uvicorn.run(build_app(settings), host=host or "127.0.0.1", port=int(port),
-                log_level="warning", access_log=False, loop="asyncio",
-                timeout_graceful_shutdown=5)
+                **uvicorn_options())
 
 
 if __name__ == "__main__":

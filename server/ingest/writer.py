@@ -136,9 +136,12 @@ class EventWriter:
                 row_index.append(i)
             ids: list[int] = []
             if rows:
-                result = await conn.execute(
-                    _events.insert().returning(_events.c.id, sort_by_parameter_order=True), rows)
-                ids = [int(r[0]) for r in result]
+                # One multi-row INSERT (SQLAlchemy's insertmanyvalues) instead of a statement
+                # per row. Within it ids grow in VALUES order (SQLite holds the write lock and
+                # takes max(id)+1; a PostgreSQL sequence only grows), so sorting maps them
+                # back to the rows; sort_by_parameter_order would insert row by row on SQLite.
+                result = await conn.execute(_events.insert().returning(_events.c.id), rows)
+                ids = sorted(int(r[0]) for r in result)
             event_id: dict[int, int] = dict(zip(row_index, ids))
             msg_rows = []
             for i, ev in enumerate(events):

@@ -1,0 +1,1 @@
+"""``make bench``: ingestion throughput side by side with bare ceilings (not tests)."""

