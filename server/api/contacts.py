@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.api.convert import value_to_py
 from server.api.errors import current_account
 from server.contacts import (
@@ -48,7 +48,7 @@ from server.errors import InvalidArgument, NotFound, Violation
 
 __all__ = ["ContactService"]
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
 @contextmanager

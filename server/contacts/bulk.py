@@ -17,11 +17,11 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
+from server.contacts.errors import ContactValidationError
 from server.contacts.model import ContactData
 from server.contacts.record import check_required_fields, contact_columns
-from server.contacts.errors import ContactValidationError
 from server.contacts.sql import UNIQUE_COLUMNS, chunked, write_field_values, write_push_tokens
-from server.contacts.tables import ContactRow
+from server.contacts.tables import CONTACTS
 from server.contacts.validation import email_key
 from server.db.models import utcnow
 
@@ -37,7 +37,7 @@ DEDUPE_ON: Final[Mapping[str, str]] = {
     "contactkey": "contact_key",
     "id": "id",
 }
-_c = ContactRow.__table__
+_c = CONTACTS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,7 +35,7 @@ __all__ = [
 
 CONTACT_JSON = "contactjson"
 T = TypeVar("T")
-_events = Event.__table__
+_events = Event.__table__  # type: ignore[attr-defined]
 
 
 def as_violations(error: ContactValidationError) -> list[Violation]:

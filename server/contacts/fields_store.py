@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition, parse_field_type
-from server.contacts.tables import ContactFieldRow, ContactFieldValueRow
+from server.contacts.tables import FIELD_VALUES, FIELDS
 from server.db.models import utcnow
 from server.errors import Conflict, NotFound
 
@@ -27,8 +27,8 @@ __all__ = [
 ]
 
 FIRST_FIELD_ID = 10001
-_f = ContactFieldRow.__table__
-_v = ContactFieldValueRow.__table__
+_f = FIELDS
+_v = FIELD_VALUES
 
 
 async def load_field_definitions(
@@ -87,7 +87,7 @@ async def delete_field(conn: AsyncConnection, *, account_id: int, field_id: int)
                                              _v.c.field_id == field_id)))
 
 
-def _key(account_id: int, field_id: int) -> object:
+def _key(account_id: int, field_id: int) -> ColumnElement[bool]:
     return and_(_f.c.account_id == account_id, _f.c.field_id == field_id)
 
 

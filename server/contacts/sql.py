@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.model import ContactData
 from server.contacts.record import field_value_text
-from server.contacts.tables import ContactFieldValueRow, ContactPushTokenRow, ContactRow
+from server.contacts.tables import CONTACTS, FIELD_VALUES, PUSH_TOKENS
 
 __all__ = [
     "UNIQUE_COLUMNS",
@@ -27,9 +27,9 @@ __all__ = [
     "write_push_tokens",
 ]
 
-_c = ContactRow.__table__
-_values = ContactFieldValueRow.__table__
-_tokens = ContactPushTokenRow.__table__
+_c = CONTACTS
+_values = FIELD_VALUES
+_tokens = PUSH_TOKENS
 UNIQUE_COLUMNS: Final = ("email_key", "phone", "external_customer_id", "contact_key")
 # Well below SQLite's bound-parameter limit, and kind to PostgreSQL's planner.
 CHUNK: Final = 500
@@ -97,9 +97,9 @@ async def write_push_tokens(
         await conn.execute(delete(_tokens).where(and_(_tokens.c.account_id == account_id,
                                                       _tokens.c.contact_id.in_(part))))
     tokens = list(owner)
-    for part in chunked(tokens):
+    for token_part in chunked(tokens):
         await conn.execute(delete(_tokens).where(and_(_tokens.c.account_id == account_id,
-                                                      _tokens.c.token.in_(part))))
+                                                      _tokens.c.token.in_(token_part))))
     if tokens:
         await conn.execute(insert(_tokens), [
             {"account_id": account_id, "contact_id": contact_id, "token": token}

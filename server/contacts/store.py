@@ -32,7 +32,7 @@ from server.contacts.sql import (
     write_field_values,
     write_push_tokens,
 )
-from server.contacts.tables import ContactFieldValueRow, ContactPushTokenRow, ContactRow
+from server.contacts.tables import CONTACTS, FIELD_VALUES, PUSH_TOKENS
 from server.contacts.validation import email_key
 from server.db.models import utcnow
 from server.errors import Conflict, InvalidArgument, NotFound, Violation
@@ -48,9 +48,9 @@ __all__ = [
     "upsert_contact",
 ]
 
-_c = ContactRow.__table__
-_tokens = ContactPushTokenRow.__table__
-_values = ContactFieldValueRow.__table__
+_c = CONTACTS
+_tokens = PUSH_TOKENS
+_values = FIELD_VALUES
 SEARCH_LIMIT = 500
 
 
@@ -108,14 +108,13 @@ async def upsert_contact(
 async def update_contact(conn: AsyncConnection, *, account_id: int, data: ContactData) -> int | None:
     """Update the contact the data identifies; ``None`` (nothing written) when there is none."""
     if data.contact_id is not None:
-        contact_id: int | None = data.contact_id
-        if not await _exists(conn, account_id=account_id, contact_id=data.contact_id):
-            return None
+        exists = await _exists(conn, account_id=account_id, contact_id=data.contact_id)
+        contact_id = data.contact_id if exists else None
     else:
         contact_id = await find_contact_id(conn, account_id=account_id,
                                            identifiers=identifiers_of(data))
-        if contact_id is None:
-            return None
+    if contact_id is None:
+        return None
     await _apply(conn, account_id=account_id, contact_id=contact_id, data=data)
     return contact_id
 

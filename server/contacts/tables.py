@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.db.models import BIGINT_PK, _ts, utcnow
 
-__all__ = ["ContactFieldRow", "ContactFieldValueRow", "ContactPushTokenRow", "ContactRow"]
+__all__ = [
+    "CONTACTS",
+    "FIELDS",
+    "FIELD_VALUES",
+    "PUSH_TOKENS",
+    "ContactFieldRow",
+    "ContactFieldValueRow",
+    "ContactPushTokenRow",
+    "ContactRow",
+]
 
 
 class ContactRow(SQLModel, table=True):
@@ -90,3 +99,10 @@ class ContactFieldValueRow(SQLModel, table=True):
     field_id: int = Field(primary_key=True)
     account_id: int = Field(foreign_key="accounts.id")
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# The Core tables, typed, for the SQLAlchemy Core paths (SQLModel leaves __table__ untyped).
+CONTACTS: Table = ContactRow.__table__  # type: ignore[attr-defined]
+PUSH_TOKENS: Table = ContactPushTokenRow.__table__  # type: ignore[attr-defined]
+FIELDS: Table = ContactFieldRow.__table__  # type: ignore[attr-defined]
+FIELD_VALUES: Table = ContactFieldValueRow.__table__  # type: ignore[attr-defined]

@@ -9,10 +9,10 @@ from typing import Any
 
 import grpc
 import pytest
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import insert, text
 
-from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
 from server.api.convert import input_to_request
 from server.contacts import parse_event_form
 from server.contacts.fields_store import load_field_definitions

@@ -8,6 +8,7 @@ import pytest
 
 from server.contacts import ContactValidationError, parse_api_form, parse_event_form
 from server.contacts.fields_store import load_field_definitions
+from server.contacts.identity import Identifiers
 from server.contacts.store import (
     delete_contact,
     find_contact_id,
@@ -17,7 +18,6 @@ from server.contacts.store import (
     update_contact,
     upsert_contact,
 )
-from server.contacts.identity import Identifiers
 from server.errors import Conflict, NotFound
 from tests.contacts.storage import Db, define
 
