@@ -118,4 +118,6 @@ async def uninstall(ctx: dict[str, Any]) -> None:
 
 
 def job_functions() -> list[Any]:
-    return [func(workflow_step, name=STEP_JOB, max_tries=MAX_TRIES)]
+    # No stored result: the job id is free again once it ends, so the sweeper can always
+    # re-enqueue a step; a repeated step finds the run moved on and does nothing.
+    return [func(workflow_step, name=STEP_JOB, max_tries=MAX_TRIES, keep_result=0)]

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts import ContactValidationError, Identifiers, identifiers_from_params
+from server.errors import NotFound
 from server.workflows.runtime import ContactInfo, StepFailed
 
 SOURCE = "workflow"
@@ -83,8 +84,11 @@ async def write_contact(conn: AsyncConnection, *, account_id: int, create: bool,
     except ContactValidationError as exc:
         raise StepFailed(f"contact data is not valid: {exc}") from None
     if create:
-        return int(await store.upsert_contact(conn, account_id=account_id, data=data,
-                                              source=SOURCE))
+        try:
+            return int(await store.upsert_contact(conn, account_id=account_id, data=data,
+                                                  source=SOURCE, fields=fields))
+        except (ContactValidationError, NotFound) as exc:
+            raise StepFailed(f"contact not written: {exc}") from None
     found = await store.update_contact(conn, account_id=account_id, data=data)
     return None if found is None else int(found)
 

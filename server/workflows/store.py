@@ -19,7 +19,8 @@ from server.workflows.models import WorkflowRow, WorkflowVersionRow
 
 _wf = WorkflowRow.__table__
 _ver = WorkflowVersionRow.__table__
-_CACHE: dict[tuple[int, int], Definition] = {}
+# Keyed by database too: one process may serve several databases (tests do).
+_CACHE: dict[tuple[str, int, int], Definition] = {}
 _CACHE_LIMIT = 2000
 
 
@@ -100,7 +101,7 @@ async def list_workflows(conn: AsyncConnection, *, account_id: int) -> list[Stor
 
 async def load_version(conn: AsyncConnection, *, workflow_id: int, version: int) -> Definition:
     """A version's definition (immutable, so cached per process)."""
-    key = (workflow_id, version)
+    key = (str(conn.engine.url), workflow_id, version)
     found = _CACHE.get(key)
     if found is not None:
         return found

@@ -1,0 +1,22 @@
+"""A worker process for the tests: ``python -m tests.workflows.worker_proc`` with the
+deployment's environment, a short job timeout (so a killed worker's jobs are picked up
+again within seconds) and a small ``max_jobs`` so several workers share a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from server.config import Settings
+from workers.settings import build_worker
+
+
+async def main() -> None:
+    settings = Settings.from_env()
+    worker = build_worker(settings, max_jobs=int(os.environ.get("WF_TEST_MAX_JOBS", "5")),
+                          job_timeout=5, poll_delay=0.05)
+    await worker.main()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
