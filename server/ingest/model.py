@@ -20,6 +20,9 @@ class EventInput:
     message_id: str = ""
     occurred: datetime | None = None
     legacy_v1: bool = False
+    # True when every param value is known to nest at most MAX_DEPTH levels
+    # (checked while converting from protobuf), so validation need not walk them again.
+    depth_checked: bool = False
 
 
 class _Missing:

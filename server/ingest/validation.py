@@ -63,17 +63,18 @@ def _check_key(field: str, text: str, limit: int, out: list[Violation]) -> None:
 
 
 def depth_exceeds(value: JSON, limit: int = MAX_DEPTH) -> bool:
-    stack: list[tuple[JSON, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item)
+    """True when objects/arrays nest more than ``limit`` levels (stops at the limit)."""
+    if isinstance(value, dict):
+        items: Iterable[JSON] = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False
+    if limit <= 0:
+        return True
+    for item in items:
+        if isinstance(item, (dict, list)) and depth_exceeds(item, limit - 1):
+            return True
     return False
 
 
@@ -128,7 +129,7 @@ def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> Val
             seen[name] = index
         if value is MISSING:
             out.append(Violation(f"{where}.value", "is required: every param needs a value (null is allowed)"))
-        elif depth_exceeds(value, MAX_DEPTH):
+        elif not event.depth_checked and depth_exceeds(value, MAX_DEPTH):
             out.append(Violation(f"{where}.value", f"is nested deeper than {MAX_DEPTH} levels"))
 
     key_value = event.key_value

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.db.models import Event, EventType, MessageId, utcnow
 from server.errors import Unavailable
+from server.ingest.inserts import insert_events
 from server.ingest.model import ValidEvent, WriteResult
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class EventWriter:
         self._task: asyncio.Task[None] | None = None
         self._type_ids: dict[tuple[int, str], int] = {}
         self._closing = False
+        # The writer keeps one connection for its life: no pool check-out and reset per
+        # transaction. It is dropped after a database error and opened again on next use.
+        self._conn: AsyncConnection | None = None
         self.commits = 0  # for the benchmark: how many transactions served the load
 
     async def start(self) -> None:
@@ -62,6 +66,15 @@ class EventWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except (SQLAlchemyError, OSError):
+                log.warning("closing the writer's database connection failed", exc_info=True)
 
     async def write(self, events: Sequence[ValidEvent]) -> list[WriteResult]:
         if self._closing:
@@ -101,6 +114,7 @@ class EventWriter:
                     return
             except (SQLAlchemyError, OSError) as exc:
                 self._type_ids.clear()
+                await self._drop_connection()
                 log.exception("event commit failed")
                 self._fail(batch, f"the database did not accept the write ({type(exc).__name__})")
                 return
@@ -124,7 +138,10 @@ class EventWriter:
 
     async def _commit(self, events: list[ValidEvent]) -> list[WriteResult]:
         now = utcnow()
-        async with self._engine.begin() as conn:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        conn = self._conn
+        async with conn.begin():
             type_ids = await self._type_ids_for(conn, events, now)
             dup_of, first_of = await self._dedupe(conn, events, now)
             rows: list[dict[str, Any]] = []
@@ -136,12 +153,7 @@ class EventWriter:
                 row_index.append(i)
             ids: list[int] = []
             if rows:
-                # One multi-row INSERT (SQLAlchemy's insertmanyvalues) instead of a statement
-                # per row. Within it ids grow in VALUES order (SQLite holds the write lock and
-                # takes max(id)+1; a PostgreSQL sequence only grows), so sorting maps them
-                # back to the rows; sort_by_parameter_order would insert row by row on SQLite.
-                result = await conn.execute(_events.insert().returning(_events.c.id), rows)
-                ids = sorted(int(r[0]) for r in result)
+                ids = await insert_events(conn, rows)
             event_id: dict[int, int] = dict(zip(row_index, ids))
             msg_rows = []
             for i, ev in enumerate(events):
