@@ -67,6 +67,9 @@ def main() -> None:
         key = _prepare(settings)
         env = dict(os.environ, REDIS_URL=settings.redis_url or "",
                    EVENTFLOW_DATA_DIR=str(settings.data_dir), DATABASE_URL=settings.database_url)
+        from server.mail.devrun import configure_dev_mail
+
+        mail_note = configure_dev_mail(settings, env, EXTRA_PROCESSES)
         procs = {"server": [sys.executable, "-m", "server"],
                  "gateway": [sys.executable, "-m", "server.gateway"],
                  "worker": [sys.executable, "-m", "workers"], **EXTRA_PROCESSES}
@@ -80,6 +83,7 @@ def main() -> None:
         print(f"  gRPC server  : {settings.grpc_addr}")
         print(f"  API key      : {key.api_key}   (from {key.source})")
         print(f"  database     : {settings.database_url}")
+        print(f"  mail         : {mail_note}")
         print("  Ctrl-C stops everything.")
         print("=" * 72 + "\n", flush=True)
         stop = {"now": False}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import orjson
+from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
 from server.api.convert import dt_to_ts
 from server.api.errors import current_account
 from server.config import Settings
@@ -19,8 +18,6 @@ from server.workflows import queries, store
 from server.workflows.runtime import StepFailed
 from server.workflows.simulator import simulate
 from server.workflows.store import StoredWorkflow
-
-Ctx = grpc.aio.ServicerContext
 
 
 def _json(text: str, field: str, default: Any = None) -> Any:
@@ -74,24 +71,24 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: igno
         self._engine = engine
         self._settings = settings
 
-    async def CreateWorkflow(self, request: Any, context: Ctx) -> workflows_pb2.Workflow:
+    async def CreateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         doc = _json(request.definition_json, "definition")
         async with self._engine.begin() as conn:
             return _workflow(await store.create_workflow(conn, account_id=current_account.get(),
                                                          doc=doc))
 
-    async def UpdateWorkflow(self, request: Any, context: Ctx) -> workflows_pb2.Workflow:
+    async def UpdateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         doc = _json(request.definition_json, "definition")
         async with self._engine.begin() as conn:
             return _workflow(await store.update_workflow(
                 conn, account_id=current_account.get(), workflow_id=request.id, doc=doc))
 
-    async def GetWorkflow(self, request: Any, context: Ctx) -> workflows_pb2.Workflow:
+    async def GetWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         async with self._engine.connect() as conn:
             return _workflow(await store.get_workflow(conn, account_id=current_account.get(),
                                                       workflow_id=request.id))
 
-    async def ListWorkflows(self, request: Any, context: Ctx) -> Any:
+    async def ListWorkflows(self, request: Any, context: Any) -> Any:
         async with self._engine.connect() as conn:
             found = await store.list_workflows(conn, account_id=current_account.get())
         return workflows_pb2.ListWorkflowsResponse(workflows=[_workflow(w) for w in found])
@@ -101,13 +98,13 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: igno
             return _workflow(await store.set_active(conn, account_id=current_account.get(),
                                                     workflow_id=workflow_id, active=active))
 
-    async def ActivateWorkflow(self, request: Any, context: Ctx) -> workflows_pb2.Workflow:
+    async def ActivateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         return await self._set_active(request.id, True)
 
-    async def DeactivateWorkflow(self, request: Any, context: Ctx) -> workflows_pb2.Workflow:
+    async def DeactivateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         return await self._set_active(request.id, False)
 
-    async def SimulateWorkflow(self, request: Any, context: Ctx) -> Any:
+    async def SimulateWorkflow(self, request: Any, context: Any) -> Any:
         account = current_account.get()
         definition = _json(request.definition_json, "definition")
         events = _json(request.events_json, "events")
@@ -125,7 +122,7 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: igno
                                 templates=templates, sender=self._settings.mail_from)
         return workflows_pb2.SimulateWorkflowResponse(result_json=orjson.dumps(result).decode())
 
-    async def ListRuns(self, request: Any, context: Ctx) -> Any:
+    async def ListRuns(self, request: Any, context: Any) -> Any:
         async with self._engine.connect() as conn:
             rows = await queries.list_runs(
                 conn, account_id=current_account.get(), workflow_id=request.workflow_id,
@@ -133,7 +130,7 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: igno
                 page_size=request.page_size, before_id=request.before_id)
         return workflows_pb2.ListRunsResponse(runs=[_run(r) for r in rows])
 
-    async def ListRunSteps(self, request: Any, context: Ctx) -> Any:
+    async def ListRunSteps(self, request: Any, context: Any) -> Any:
         account = current_account.get()
         async with self._engine.connect() as conn:
             run = await queries.get_run(conn, account_id=account, run_id=request.run_id)
@@ -146,7 +143,7 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: igno
             _ts(s.finished_at, step.finished_at)
         return out
 
-    async def ListMessages(self, request: Any, context: Ctx) -> Any:
+    async def ListMessages(self, request: Any, context: Any) -> Any:
         async with self._engine.connect() as conn:
             rows = await queries.list_messages(
                 conn, account_id=current_account.get(), run_id=request.run_id,

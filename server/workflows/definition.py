@@ -161,7 +161,8 @@ def parse_definition(doc: Any) -> Definition:
     key, conditions, unique, skip = _trigger(doc, out)
     stops = _stop(doc, out)
     blocks = _blocks(doc, out)
-    index = {b.get("id"): i for i, b in enumerate(doc.get("blocks") or []) if isinstance(b, dict)}
+    index = {str(b.get("id")): i for i, b in enumerate(doc.get("blocks") or [])
+             if isinstance(b, dict)}
     if blocks:
         _graph(doc.get("start"), blocks, index, out)
     if out:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from server.contacts import identifiers_from_params
 from server.errors import InvalidArgument, Violation
@@ -44,7 +45,7 @@ class SimRun:
     status: str = "running"
     block: str | None = None
     seq: int = 1
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def view(self) -> RunView:
         return RunView(run_id=self.id, account_id=0, workflow_id=0, event_id=self.event.id,
@@ -62,7 +63,7 @@ def _same_subject(run: SimRun, ev: SimEvent) -> bool:
 class SimRuntime:
     """The BlockRuntime of the simulator: contacts, letters and calls kept in lists."""
 
-    def __init__(self, sim: "Simulation") -> None:
+    def __init__(self, sim: Simulation) -> None:
         self._sim = sim
         self.sender = sim.sender
 
@@ -113,7 +114,8 @@ class SimRuntime:
             return None
         cid = found.contact_id if found else len(self._sim.contacts) + 1
         self._sim.contacts[cid] = ContactInfo(
-            contact_id=cid, email=email if isinstance(email, str) else (found and found.email),
+            contact_id=cid, email=email if isinstance(email, str) else (
+                found.email if found else None),
             phone=str(form.get("sms") or "") or (found.phone if found else None),
             time_zone=form.get("timeZone") or (found.time_zone if found else None),
             subscribed=True, blacklisted=False, fields={"form": form})
@@ -249,7 +251,7 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
         if isinstance(raw, str) and raw.upper().startswith("P"):
             return start + parse_duration(raw)
         moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError:
         raise InvalidArgument.from_violations([Violation(
             f"{where}.at", f"{raw!r} is neither an offset such as PT10M nor an ISO time")]) from None
@@ -262,7 +264,7 @@ async def simulate(*, definition: Any, events: Any, contacts: Any = None, templa
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
             "events", f"must be a list of at most {MAX_EVENTS} events")])
-    begin = start or datetime.now(timezone.utc).replace(microsecond=0)
+    begin = start or datetime.now(UTC).replace(microsecond=0)
     sim = Simulation(d, templates=templates, sender=sender, start=begin,
                      contacts=contacts if isinstance(contacts, list) else [])
     for i, ev in enumerate(events):
