@@ -32,7 +32,9 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
         await uninstall(ctx)
         await ctx["engine"].dispose()
 
-    functions = [func(process_event, name="process_event", max_tries=10)]
+    # No stored result: a job that failed for good must not block the sweeper's re-enqueue
+    # for an hour; process_event is idempotent through processed_at instead.
+    functions = [func(process_event, name="process_event", max_tries=10, keep_result=0)]
     functions += extra_functions or []
     from workers.plugins import job_functions
 
