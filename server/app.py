@@ -84,6 +84,27 @@ def server_options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
+class HandlerCache(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Asks the wrapped interceptor once per method and reuses the handler it built.
+
+    grpc.aio calls interceptors on every RPC; AuthErrorInterceptor builds new wrapped
+    handlers each time although they depend on the method alone (the caller's metadata
+    is read inside the handler). Only known methods are kept, so the cache stays small.
+    """
+
+    def __init__(self, inner: grpc.aio.ServerInterceptor) -> None:
+        self._inner = inner
+        self._handlers: dict[str, Any] = {}
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = self._handlers.get(details.method)
+        if handler is None:
+            handler = await self._inner.intercept_service(continuation, details)
+            if handler is not None:
+                self._handlers[details.method] = handler
+        return handler
+
+
 def install_event_loop() -> None:
     """Use uvloop where it is installed (call before the loop starts)."""
     try:
@@ -107,7 +128,8 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     dispatcher = Dispatcher(redis, engine, settings=settings)
     writer = EventWriter(engine, on_commit=dispatcher.after_commit)
     await writer.start()
-    server = grpc.aio.server(interceptors=[AuthErrorInterceptor(KeyResolver(engine))],
+    interceptor = HandlerCache(AuthErrorInterceptor(KeyResolver(engine)))
+    server = grpc.aio.server(interceptors=[interceptor],
                              options=server_options(reuse_port=reuse_port))
     deps = IngestDeps(settings=settings, writer=writer,
                       limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
