@@ -64,7 +64,10 @@ def main() -> None:
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         print("==> migrating the database", flush=True)
+        first_start = not settings.api_key and not (settings.data_dir / "api_key").exists()
         key = _prepare(settings)
+        origin = f"generated, kept in {settings.data_dir / 'api_key'}" if first_start \
+            else f"from {key.source}"
         env = dict(os.environ, REDIS_URL=settings.redis_url or "",
                    EVENTFLOW_DATA_DIR=str(settings.data_dir), DATABASE_URL=settings.database_url)
         from server.mail.devrun import configure_dev_mail
@@ -81,7 +84,7 @@ def main() -> None:
         print(f"  eventflow is {'running' if up else 'starting (gateway not answering yet)'}")
         print(f"  HTTP gateway : {http}   (POST {http}/api/v2/event)")
         print(f"  gRPC server  : {settings.grpc_addr}")
-        print(f"  API key      : {key.api_key}   (from {key.source})")
+        print(f"  API key      : {key.api_key}   ({origin})")
         print(f"  database     : {settings.database_url}")
         print(f"  mail         : {mail_note}")
         print("  Ctrl-C stops everything.")
