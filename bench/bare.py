@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
-
 from eventflow.v1 import events_pb2, events_pb2_grpc
+
 from server.app import server_options
 
 

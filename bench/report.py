@@ -37,14 +37,14 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"{'scenario':<46} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
+    head = (f"{'scenario':<60} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'CPU us/ev':>9} {'errors':>6}  target")
     lines = [head, "-" * len(head)]
     for r in rows:
         res = r.result
         ratio = f"{r.ratio:.0%}" if r.ratio is not None else ("ceil" if r.ceiling is None else "-")
         lines.append(
-            f"{r.name:<46} {_fmt(res.get('events_per_s'), '9.0f')} {ratio:>6} "
+            f"{r.name:<60} {_fmt(res.get('events_per_s'), '9.0f')} {ratio:>6} "
             f"{_fmt(res.get('p50_ms'), '7.2f')} {_fmt(res.get('p99_ms'), '7.2f')} "
             f"{_fmt(res.get('server_cpu_us_per_event'), '9.0f')} {res.get('errors', 0):>6}  {r.target}")
     return "\n".join(lines)

@@ -13,10 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -95,18 +96,16 @@ class Service:
 
 @contextmanager
 def service(name: str, argv: list[str], *, port: int, env: dict[str, str] | None = None,
-            log: Path | None = None) -> Iterator[Service]:
-    out = open(log, "ab") if log is not None else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, *argv], env=_env(env or {}), cwd=ROOT,
-                            stdout=out, stderr=subprocess.STDOUT)
-    svc = Service(name, proc, port)
-    try:
-        _wait_port(port, proc, timeout=60)
-        yield svc
-    finally:
-        svc.stop()
-        if log is not None and not isinstance(out, int):
-            out.close()
+            log: Path) -> Iterator[Service]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, *argv], env=_env(env or {}), cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+        svc = Service(name, proc, port)
+        try:
+            _wait_port(port, proc, timeout=60)
+            yield svc
+        finally:
+            svc.stop()
 
 
 def bare_grpc(log: Path) -> Any:

@@ -126,7 +126,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         default_queue_name=settings.queue_name)
     dispatcher = Dispatcher(redis, engine, settings=settings)
-    writer = EventWriter(engine, on_commit=dispatcher.after_commit)
+    writer = EventWriter(engine, on_commit=dispatcher.after_commit, settings=settings)
     await writer.start()
     interceptor = HandlerCache(AuthErrorInterceptor(KeyResolver(engine)))
     server = grpc.aio.server(interceptors=[interceptor],

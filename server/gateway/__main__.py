@@ -12,8 +12,13 @@ from server.logs import setup_logging
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """How the gateway runs under uvicorn (the bench's bare HTTP app runs the same way)."""
-    return {"log_level": "warning", "access_log": False, "loop": "asyncio",
+    """How the gateway runs under uvicorn (the bench's bare HTTP app runs the same way).
+
+    ``loop="auto"`` takes uvloop where installed: the gateway then spends about half the
+    CPU per event (make bench). grpc.aio works on it because the channel is opened in the
+    application's lifespan, on the serving loop, never before uvicorn creates that loop.
+    """
+    return {"log_level": "warning", "access_log": False, "loop": "auto",
             "timeout_graceful_shutdown": 5}
 
 

@@ -9,10 +9,11 @@ consecutive run ending there. PostgreSQL: one multi-row ``INSERT .. RETURNING id
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import Event
 
@@ -37,10 +38,10 @@ def _sqlite_statement(dialect: Dialect) -> tuple[str, Callable[[Any], Any]]:
     return cached
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[int]:
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert the rows (keys: COLUMNS); their new ids, in the same order."""
     if conn.dialect.name != "sqlite":
-        result = await conn.execute(_events.insert().returning(_events.c.id), list(rows))
+        result = conn.execute(_events.insert().returning(_events.c.id), list(rows))
         return sorted(int(r[0]) for r in result)
     sql, when = _sqlite_statement(conn.dialect)
     stamps: dict[Any, Any] = {None: None}
@@ -55,6 +56,6 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     params = [(r["account_id"], r["event_type_id"], r["key_value"], r["body"], r["message_id"],
                stamp(r["received_at"]), stamp(r["occurred_at"]), stamp(r["processed_at"]),
                1 if r["is_past"] else 0) for r in rows]
-    await conn.exec_driver_sql(sql, params)
-    last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
+    conn.exec_driver_sql(sql, params)
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
     return list(range(last - len(params) + 1, last + 1))

@@ -9,26 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.db.models import Event, EventType, MessageId, utcnow
+from server.config import Settings
+from server.db.models import utcnow
 from server.errors import Unavailable
-from server.ingest.inserts import insert_events
 from server.ingest.model import ValidEvent, WriteResult
+from server.ingest.txn import write_events
 
 log = logging.getLogger(__name__)
 
-_events = Event.__table__
-_types = EventType.__table__
-_msgids = MessageId.__table__
-DEDUP_WINDOW = timedelta(hours=24)
 MAX_ROWS_PER_TXN = 5000
 
 OnCommit = Callable[[list[int]], Awaitable[None]]
@@ -44,7 +42,8 @@ class _Job:
 class EventWriter:
     """Owns the single write loop of one process."""
 
-    def __init__(self, engine: AsyncEngine, *, on_commit: OnCommit | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, *, on_commit: OnCommit | None = None,
+                 settings: Settings | None = None) -> None:
         self._engine = engine
         self._on_commit = on_commit
         self._pending: deque[_Job] = deque()
@@ -55,6 +54,14 @@ class EventWriter:
         # The writer keeps one connection for its life: no pool check-out and reset per
         # transaction. It is dropped after a database error and opened again on next use.
         self._conn: AsyncConnection | None = None
+        # SQLite (given the settings for its pragmas): a synchronous engine driven from one
+        # thread of the writer's own, a single hand-off per transaction.
+        self._thread: ThreadPoolExecutor | None = None
+        self._sync_engine: Engine | None = None
+        self._sync_conn: Any = None
+        if settings is not None and engine.dialect.name == "sqlite":
+            self._sync_engine = _sqlite_sync_engine(engine, settings)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="event-writer")
         self.commits = 0  # for the benchmark: how many transactions served the load
 
     async def start(self) -> None:
@@ -67,6 +74,16 @@ class EventWriter:
         if self._task is not None:
             await self._task
         await self._drop_connection()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sync)
+            self._thread.shutdown()
+
+    def _close_sync(self) -> None:
+        if self._sync_conn is not None:
+            self._sync_conn.close()
+            self._sync_conn = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -138,103 +155,35 @@ class EventWriter:
 
     async def _commit(self, events: list[ValidEvent]) -> list[WriteResult]:
         now = utcnow()
+        if self._thread is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._commit_in_thread, events, now)
         if self._conn is None:
             self._conn = await self._engine.connect()
         conn = self._conn
         async with conn.begin():
-            type_ids = await self._type_ids_for(conn, events, now)
-            dup_of, first_of = await self._dedupe(conn, events, now)
-            rows: list[dict[str, Any]] = []
-            row_index: list[int] = []
-            for i, ev in enumerate(events):
-                if i in dup_of or i in first_of:
-                    continue
-                rows.append(self._row(ev, type_ids, now))
-                row_index.append(i)
-            ids: list[int] = []
-            if rows:
-                ids = await insert_events(conn, rows)
-            event_id: dict[int, int] = dict(zip(row_index, ids))
-            msg_rows = []
-            for i, ev in enumerate(events):
-                if ev.message_id and i in event_id:
-                    msg_rows.append({"account_id": ev.account_id, "message_id": ev.message_id,
-                                     "event_id": event_id[i], "created_at": now})
-            if msg_rows:
-                await conn.execute(_msgids.insert(), msg_rows)
-        out: list[WriteResult] = []
-        for i in range(len(events)):
-            if i in event_id:
-                out.append(WriteResult(event_id[i]))
-            elif i in first_of:
-                out.append(WriteResult(event_id[first_of[i]], duplicate=True))
-            else:
-                out.append(WriteResult(dup_of[i], duplicate=True))
-        return out
+            return await conn.run_sync(write_events, events, now=now, type_cache=self._type_ids)
 
-    @staticmethod
-    def _row(ev: ValidEvent, type_ids: dict[tuple[int, str], int], now: Any) -> dict[str, Any]:
-        past = ev.occurred is not None
-        return {
-            "account_id": ev.account_id,
-            "event_type_id": type_ids[(ev.account_id, ev.event_type_key)],
-            "key_value": ev.key_value,
-            "body": ev.body,
-            "message_id": ev.message_id,
-            "received_at": now,
-            "occurred_at": ev.occurred,
-            # Past events start no workflow, so there is nothing to dispatch.
-            "processed_at": now if past else None,
-            "is_past": past,
-        }
+    def _commit_in_thread(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
+        """SQLite: the whole transaction in the writer thread, on its own connection."""
+        assert self._sync_engine is not None
+        if self._sync_conn is None:
+            self._sync_conn = self._sync_engine.connect()
+        try:
+            with self._sync_conn.begin():
+                return write_events(self._sync_conn, events, now=now, type_cache=self._type_ids)
+        except IntegrityError:
+            raise
+        except BaseException:
+            conn, self._sync_conn = self._sync_conn, None
+            conn.invalidate()
+            raise
 
-    async def _dedupe(self, conn: AsyncConnection, events: list[ValidEvent], now: Any
-                      ) -> tuple[dict[int, int], dict[int, int]]:
-        """Map batch positions to an earlier event: stored ones, then earlier in the batch."""
-        wanted = {(ev.account_id, ev.message_id) for ev in events if ev.message_id}
-        dup_of: dict[int, int] = {}
-        first_of: dict[int, int] = {}
-        if not wanted:
-            return dup_of, first_of
-        cutoff = now - DEDUP_WINDOW
-        keys = list(wanted)
-        await conn.execute(delete(_msgids).where(and_(
-            tuple_(_msgids.c.account_id, _msgids.c.message_id).in_(keys),
-            _msgids.c.created_at <= cutoff)))
-        found = await conn.execute(
-            select(_msgids.c.account_id, _msgids.c.message_id, _msgids.c.event_id)
-            .where(tuple_(_msgids.c.account_id, _msgids.c.message_id).in_(keys)))
-        stored = {(a, m): int(e) for a, m, e in found}
-        first_pos: dict[tuple[int, str], int] = {}
-        for i, ev in enumerate(events):
-            if not ev.message_id:
-                continue
-            key = (ev.account_id, ev.message_id)
-            if key in stored:
-                dup_of[i] = stored[key]
-            elif key in first_pos:
-                first_of[i] = first_pos[key]
-            else:
-                first_pos[key] = i
-        return dup_of, first_of
 
-    async def _type_ids_for(self, conn: AsyncConnection, events: list[ValidEvent], now: Any
-                            ) -> dict[tuple[int, str], int]:
-        needed = {(ev.account_id, ev.event_type_key) for ev in events}
-        missing = [k for k in needed if k not in self._type_ids]
-        if missing:
-            dialect = conn.dialect.name
-            ins = postgresql.insert(_types) if dialect == "postgresql" else sqlite.insert(_types)
-            # ON CONFLICT makes concurrent first events of a type create it exactly once.
-            await conn.execute(
-                ins.on_conflict_do_nothing(index_elements=["account_id", "key"]),
-                [{"account_id": a, "key": k, "create_contacts": True, "created_at": now}
-                 for a, k in missing])
-            found = await conn.execute(
-                select(_types.c.account_id, _types.c.key, _types.c.id)
-                .where(tuple_(_types.c.account_id, _types.c.key).in_(missing)))
-            for a, k, type_id in found:
-                self._type_ids[(a, k)] = int(type_id)
-            if len(self._type_ids) > 100_000:
-                self._type_ids = {k: self._type_ids[k] for k in missing}
-        return {k: self._type_ids[k] for k in needed}
+def _sqlite_sync_engine(engine: AsyncEngine, settings: Settings) -> Engine:
+    from server.db.engine import _sqlite_pragmas  # the same WAL, synchronous, busy timeout
+
+    url = engine.url.set(drivername="sqlite")
+    sync = create_engine(url, pool_size=1, max_overflow=0)
+    event.listen(sync, "connect", _sqlite_pragmas(settings))
+    return sync
