@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from eventflow.v1 import events_pb2, events_pb2_grpc
 
+from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.app import server_options
 
 

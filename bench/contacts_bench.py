@@ -16,12 +16,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.accounts import create_account  # noqa: E402
-from server.config import Settings, normalise_database_url  # noqa: E402
-from server.contacts import parse_api_form, parse_field_definition  # noqa: E402
-from server.contacts.bulk import MAX_BULK, bulk_upsert  # noqa: E402
-from server.contacts.fields_store import create_field, load_field_definitions  # noqa: E402
-from server.db.engine import create_engine, migrate_async  # noqa: E402
+from server.accounts import create_account
+from server.config import Settings, normalise_database_url
+from server.contacts import parse_api_form, parse_field_definition
+from server.contacts.bulk import MAX_BULK, bulk_upsert
+from server.contacts.fields_store import create_field, load_field_definitions
+from server.db.engine import create_engine, migrate_async
 
 TARGET_SECONDS = 2.0
 

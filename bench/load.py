@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 import orjson
-from eventflow.v1 import events_pb2, events_pb2_grpc
 
 from bench.payloads import body_bytes, kb_body, request
+from eventflow.v1 import events_pb2, events_pb2_grpc
 
 
 @dataclass

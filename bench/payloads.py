@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from eventflow.v1 import events_pb2
 
+from eventflow.v1 import events_pb2
 from server.api.convert import input_to_request
 from server.ingest.jsonform import event_from_json
 

@@ -13,11 +13,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
-from server.db.models import Account, ApiKey, utcnow
+from server.db.models import Account, ApiKey, table_of, utcnow
 from server.errors import Unauthenticated
 
-_accounts = Account.__table__
-_keys = ApiKey.__table__
+_accounts = table_of(Account)
+_keys = table_of(ApiKey)
 
 
 def hash_key(key: str) -> str:

@@ -84,7 +84,7 @@ def server_options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
-class HandlerCache(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class HandlerCache(grpc.aio.ServerInterceptor):
     """Asks the wrapped interceptor once per method and reuses the handler it built.
 
     grpc.aio calls interceptors on every RPC; AuthErrorInterceptor builds new wrapped

@@ -15,11 +15,11 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import Event, EventType, as_utc, utcnow
+from server.db.models import Event, EventType, as_utc, table_of, utcnow
 
 log = logging.getLogger(__name__)
-_events = Event.__table__
-_types = EventType.__table__
+_events = table_of(Event)
+_types = table_of(EventType)
 
 
 @dataclass(frozen=True, slots=True)

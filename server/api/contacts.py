@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from typing import Any, TypeAlias
 
 import grpc
-from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.api.convert import value_to_py
 from server.api.errors import current_account
 from server.contacts import (
@@ -48,7 +48,7 @@ from server.errors import InvalidArgument, NotFound, Violation
 
 __all__ = ["ContactService"]
 
-Ctx: TypeAlias = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 def _struct(body: dict[str, object]) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
-    out.update(body)
+    out.update(body)  # type: ignore[arg-type]
     return out
 
 
@@ -107,7 +107,7 @@ def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
                                           id=result.contact_id or 0, errors=list(result.errors))
 
 
-class ContactService(contacts_pb2_grpc.ContactServiceServicer):  # type: ignore[misc]
+class ContactService(contacts_pb2_grpc.ContactServiceServicer):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

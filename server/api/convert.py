@@ -5,7 +5,7 @@ Hand-written rather than ``json_format`` because this runs per param on the inge
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -111,13 +111,13 @@ def py_to_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Va
 def ts_to_dt(ts: timestamp_pb2.Timestamp) -> datetime | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=timezone.utc)
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 def dt_to_ts(dt: datetime | None, out: timestamp_pb2.Timestamp) -> None:
     if dt is not None:
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         out.FromDatetime(dt)
 
 

@@ -65,7 +65,9 @@ def to_status(exc: EventflowError) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(bad)
         details.append(packed)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=exc.message, details=details))
+    status: grpc.Status = rpc_status.to_status(
+        status_pb2.Status(code=code, message=exc.message, details=details))
+    return status
 
 
 def api_key_from_metadata(metadata: Any) -> str:
@@ -87,7 +89,7 @@ def api_key_from_metadata(metadata: Any) -> str:
     return ""
 
 
-Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 class Undecodable:
@@ -116,17 +118,17 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return decode
 
 
-class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the methods of ``/eventflow.`` services; health and reflection stay open."""
 
     def __init__(self, resolver: KeyResolver) -> None:
         self._resolver = resolver
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         key = api_key_from_metadata(context.invocation_metadata())
         current_account.set(await self._resolver.account_for(key))
 
-    async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
         if isinstance(exc, EventflowError):
             await context.abort_with_status(to_status(exc))
         log.exception("unexpected error in %s", type(exc).__name__, exc_info=exc)
@@ -150,7 +152,7 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
     def _wrap_unary(self, inner: Handler) -> Handler:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 await self._authenticate(context)
                 if isinstance(request, Undecodable):
@@ -163,7 +165,7 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
     def _wrap_stream(self, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
-        async def wrapped(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def wrapped(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async def checked() -> AsyncIterator[Any]:
                 async for request in requests:
                     if isinstance(request, Undecodable):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import AsyncIterator
+from typing import Any
 
 import grpc
 import orjson
@@ -50,7 +51,7 @@ def _past_status(event: ValidEvent) -> str | None:
     return None
 
 
-class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
+class EventService(events_pb2_grpc.EventServiceServicer):
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
         self._contact_json = ContactJsonCheck(deps.engine)
@@ -63,7 +64,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
                            max_bytes=self._d.settings.max_event_bytes)))
 
     async def GenerateEvent(self, request: events_pb2.GenerateEventRequest,
-                            context: grpc.aio.ServicerContext) -> events_pb2.GenerateEventResponse:
+                            context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventResponse:
         self._d.limiter.take(current_account.get())
         event = await self._validate(request)
         status = _past_status(event)
@@ -74,7 +75,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
                                                 duplicate=result.duplicate)
 
     async def GenerateEvents(self, request: events_pb2.GenerateEventsRequest,
-                             context: grpc.aio.ServicerContext) -> events_pb2.GenerateEventsResponse:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventsResponse:
         if len(request.events) > MAX_BATCH:
             raise InvalidArgument.from_violations([Violation(
                 "events", f"holds {len(request.events)} events; send at most {MAX_BATCH} per call")])
@@ -106,7 +107,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
                                                  error_count=len(results) - ok)
 
     async def StreamEvents(self, request_iterator: AsyncIterator[events_pb2.StreamEventsRequest],
-                           context: grpc.aio.ServicerContext
+                           context: grpc.aio.ServicerContext[Any, Any]
                            ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         account = current_account.get()
         acks: asyncio.Queue[tuple[str, asyncio.Future[events_pb2.EventResult]] | None] = \
@@ -148,7 +149,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
             reader.cancel()
 
     async def ListEventTypes(self, request: events_pb2.ListEventTypesRequest,
-                             context: grpc.aio.ServicerContext) -> events_pb2.ListEventTypesResponse:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.ListEventTypesResponse:
         rows = await history.list_event_types(self._d.engine, account_id=current_account.get())
         out = events_pb2.ListEventTypesResponse()
         for r in rows:
@@ -157,7 +158,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
         return out
 
     async def ListEvents(self, request: events_pb2.ListEventsRequest,
-                         context: grpc.aio.ServicerContext) -> events_pb2.ListEventsResponse:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.ListEventsResponse:
         rows, token = await history.list_events(
             self._d.engine, account_id=current_account.get(),
             event_type_key=request.event_type_key, key_value=request.key_value,
@@ -169,7 +170,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[misc]
         return out
 
     async def GetEvent(self, request: events_pb2.GetEventRequest,
-                       context: grpc.aio.ServicerContext) -> events_pb2.StoredEvent:
+                       context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.StoredEvent:
         row = await history.get_event(self._d.engine, account_id=current_account.get(),
                                       event_id=request.id)
         out = events_pb2.StoredEvent()

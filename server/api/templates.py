@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import grpc
-from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from server.api.convert import dt_to_ts, request_to_input, value_to_py
 from server.api.errors import current_account
 from server.errors import InvalidArgument, Violation
@@ -72,12 +72,12 @@ def _message(t: StoredTemplate) -> templates_pb2.MessageTemplate:
     return out
 
 
-class TemplateService(templates_pb2_grpc.TemplateServiceServicer):  # type: ignore[misc]
+class TemplateService(templates_pb2_grpc.TemplateServiceServicer):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def RenderTemplate(self, request: templates_pb2.RenderTemplateRequest,
-                             context: grpc.aio.ServicerContext
+                             context: grpc.aio.ServicerContext[Any, Any]
                              ) -> templates_pb2.RenderTemplateResponse:
         if len(request.template) > 256 * 1024:
             raise InvalidArgument.from_violations(
@@ -86,7 +86,7 @@ class TemplateService(templates_pb2_grpc.TemplateServiceServicer):  # type: igno
         return await asyncio.to_thread(_preview, request)
 
     async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest,
-                             context: grpc.aio.ServicerContext) -> templates_pb2.MessageTemplate:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> templates_pb2.MessageTemplate:
         async with self._engine.begin() as conn:
             stored = await create_template(conn, account_id=current_account.get(),
                                            name=request.name, subject=request.subject,
@@ -94,14 +94,14 @@ class TemplateService(templates_pb2_grpc.TemplateServiceServicer):  # type: igno
         return _message(stored)
 
     async def ListTemplates(self, request: templates_pb2.ListTemplatesRequest,
-                            context: grpc.aio.ServicerContext
+                            context: grpc.aio.ServicerContext[Any, Any]
                             ) -> templates_pb2.ListTemplatesResponse:
         async with self._engine.connect() as conn:
             rows = await list_templates(conn, account_id=current_account.get())
         return templates_pb2.ListTemplatesResponse(templates=[_message(t) for t in rows])
 
     async def GetTemplate(self, request: templates_pb2.GetTemplateRequest,
-                          context: grpc.aio.ServicerContext) -> templates_pb2.MessageTemplate:
+                          context: grpc.aio.ServicerContext[Any, Any]) -> templates_pb2.MessageTemplate:
         async with self._engine.connect() as conn:
             return _message(await get_template(conn, account_id=current_account.get(),
                                                template_id=request.id))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
 from server.api.convert import dt_to_ts
 from server.api.errors import current_account
 from server.config import Settings
@@ -66,7 +66,7 @@ def _message(m: Any) -> workflows_pb2.Message:
     return out
 
 
-class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):  # type: ignore[misc]
+class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings

@@ -22,7 +22,7 @@ from server.contacts.forms import parse_event_form
 from server.contacts.identity import identifiers_from_params
 from server.contacts.model import ContactData
 from server.contacts.store import find_contact_id, upsert_contact
-from server.db.models import Event
+from server.db.models import Event, table_of
 from server.errors import Conflict, InvalidArgument, Violation
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 
 CONTACT_JSON = "contactjson"
 T = TypeVar("T")
-_events = Event.__table__  # type: ignore[attr-defined]
+_events = table_of(Event)
 
 
 def as_violations(error: ContactValidationError) -> list[Violation]:

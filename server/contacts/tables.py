@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from server.db.models import BIGINT_PK, _ts, utcnow
+from server.db.models import BIGINT_PK, _ts, table_of, utcnow
 
 __all__ = [
     "CONTACTS",
@@ -102,7 +102,7 @@ class ContactFieldValueRow(SQLModel, table=True):
 
 
 # The Core tables, typed, for the SQLAlchemy Core paths (SQLModel leaves __table__ untyped).
-CONTACTS: Table = ContactRow.__table__  # type: ignore[attr-defined]
-PUSH_TOKENS: Table = ContactPushTokenRow.__table__  # type: ignore[attr-defined]
-FIELDS: Table = ContactFieldRow.__table__  # type: ignore[attr-defined]
-FIELD_VALUES: Table = ContactFieldValueRow.__table__  # type: ignore[attr-defined]
+CONTACTS: Table = table_of(ContactRow)
+PUSH_TOKENS: Table = table_of(ContactPushTokenRow)
+FIELDS: Table = table_of(ContactFieldRow)
+FIELD_VALUES: Table = table_of(ContactFieldValueRow)

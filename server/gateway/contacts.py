@@ -74,7 +74,8 @@ def routes(state: GatewayState) -> list[Route]:
     def stub() -> contacts_pb2_grpc.ContactServiceStub:
         if "contacts" not in state.stubs:
             state.stubs["contacts"] = contacts_pb2_grpc.ContactServiceStub(state.channel)
-        return state.stubs["contacts"]
+        found: contacts_pb2_grpc.ContactServiceStub = state.stubs["contacts"]
+        return found
 
     @endpoint
     async def list_fields(request: Request) -> Response:

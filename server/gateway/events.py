@@ -31,7 +31,7 @@ def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> Non
     if not raw:
         return
     try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidArgument.from_violations(
             [Violation(name, f"{raw!r} is not an ISO 8601 time such as 2026-11-27T10:00:00Z")]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from eventflow.v1 import events_pb2_grpc
 
+from eventflow.v1 import events_pb2_grpc
 from server.config import Settings
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import HttpError, auth_metadata, endpoint, json_response, read_json
 from server.gateway.state import GatewayState
@@ -26,7 +26,7 @@ def _text(doc: dict[str, Any], name: str, out: list[Violation], *, required: boo
         return ""
     if required and not value:
         out.append(Violation(name, "is required"))
-    return value
+    return str(value)
 
 
 def _template(t: templates_pb2.MessageTemplate) -> dict[str, Any]:
@@ -63,7 +63,8 @@ def routes(state: GatewayState) -> list[Route]:
     def stub() -> templates_pb2_grpc.TemplateServiceStub:
         if "templates" not in state.stubs:
             state.stubs["templates"] = templates_pb2_grpc.TemplateServiceStub(state.channel)
-        return state.stubs["templates"]
+        found: templates_pb2_grpc.TemplateServiceStub = state.stubs["templates"]
+        return found
 
     @endpoint
     async def preview(request: Request) -> Response:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
@@ -21,10 +22,10 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
-from server.db.models import Event, utcnow
+from server.db.models import Event, table_of, utcnow
 
 log = logging.getLogger(__name__)
-_events = Event.__table__
+_events = table_of(Event)
 
 PROCESS_EVENT = "process_event"
 JOB_EXPIRES_MS = 7 * 24 * 3600 * 1000

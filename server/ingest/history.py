@@ -11,11 +11,11 @@ import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db.models import Event, EventType, as_utc
+from server.db.models import Event, EventType, as_utc, table_of
 from server.errors import InvalidArgument, NotFound, Violation
 
-_events = Event.__table__
-_types = EventType.__table__
+_events = table_of(Event)
+_types = table_of(EventType)
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 

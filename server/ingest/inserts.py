@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
-from server.db.models import Event
+from server.db.models import Event, table_of
 
-_events = Event.__table__
+_events = table_of(Event)
 COLUMNS = ("account_id", "event_type_id", "key_value", "body", "message_id", "received_at",
            "occurred_at", "processed_at", "is_past")
 _sql_cache: dict[str, tuple[str, Callable[[Any], Any]]] = {}

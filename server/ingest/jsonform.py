@@ -7,7 +7,7 @@ numbers, which are accepted as they are.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from server.errors import InvalidArgument, Violation
 from server.ingest.model import JSON, MISSING, EventInput
@@ -61,7 +61,7 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         if not isinstance(name, str):
             out.append(Violation(f"{at}.name", f"must be a string, not {_type_name(name)}"))
             name = ""
-        value = entry["value"] if "value" in entry else MISSING
+        value = entry.get("value", MISSING)
         if value is not MISSING and depth_exceeds(value):
             # Refused here: a value this deep cannot be carried as a protobuf Value.
             out.append(Violation(f"{at}.value", f"is nested deeper than {MAX_DEPTH} levels"))
@@ -94,10 +94,10 @@ def parse_occurred(value: JSON) -> datetime:
         raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
     for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
 
 
-__all__ = ["event_from_json", "parse_occurred", "OccurredError"]
+__all__ = ["OccurredError", "event_from_json", "parse_occurred"]

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from server.db.models import EventType, MessageId
+from server.db.models import EventType, MessageId, table_of
 from server.ingest.inserts import insert_events
 from server.ingest.model import ValidEvent, WriteResult
 
-_types = EventType.__table__
-_msgids = MessageId.__table__
+_types = table_of(EventType)
+_msgids = table_of(MessageId)
 DEDUP_WINDOW = timedelta(hours=24)
 TypeIds = dict[tuple[int, str], int]
 

@@ -8,7 +8,8 @@ at most 100 characters; values of any JSON type, nested at most ``MAX_DEPTH`` le
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -99,7 +100,7 @@ def _derive_key(params: Iterable[tuple[str, JSON]]) -> tuple[str, str] | None:
     return None
 
 
-def _number_text(value: int | float) -> str:
+def _number_text(value: float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return str(value)

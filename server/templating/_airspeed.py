@@ -13,7 +13,7 @@ import importlib.util
 from types import ModuleType
 from typing import Any
 
-import airspeed  # type: ignore[import-untyped]
+import airspeed
 
 
 def _load() -> ModuleType:

@@ -8,13 +8,13 @@ from datetime import datetime
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import as_utc, utcnow
+from server.db.models import as_utc, table_of, utcnow
 from server.errors import InvalidArgument, NotFound, Violation
 from server.templating.engine import compile_template
 from server.templating.errors import TemplateError
 from server.templating.models import MessageTemplateRow
 
-_t = MessageTemplateRow.__table__
+_t = table_of(MessageTemplateRow)
 MAX_NAME = 200
 MAX_SOURCE = 256 * 1024
 

@@ -168,8 +168,8 @@ def check_block(block: dict[str, Any], *, where: str, out: list[tuple[str, str]]
                     if not reason.startswith(field) else f'block "{bid}": {reason}'))
 
     if kind not in BLOCK_TYPES:
-        out.append((f"{where}.type", f'block "{bid}": unknown type {kind!r}; use one of '
-                    f'{", ".join(BLOCK_TYPES)}'))
+        out.append((f"{where}.type", (f'block "{bid}": unknown type {kind!r}; use one of '
+                                      f'{", ".join(BLOCK_TYPES)}')))
         return
     _check_fields(kind, block, say)
     if "next" in block and not isinstance(block["next"], str):

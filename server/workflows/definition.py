@@ -135,12 +135,12 @@ def _graph(start: Any, blocks: dict[str, dict[str, Any]], index: dict[str, int],
                 todo.append(target)
     for bid in blocks:
         if bid not in seen:
-            out.append((f"blocks[{index[bid]}]", f'block "{bid}" is unreachable from the start '
-                        f'block "{start}"'))
+            out.append((f"blocks[{index[bid]}]", (f'block "{bid}" is unreachable from the '
+                                                  f'start block "{start}"')))
     loop = blockspec.timerless_cycle(blocks)
     if loop:
-        out.append((f"blocks[{index[loop[0]]}]", f'block "{loop[0]}": the blocks '
-                    f'{" -> ".join(loop)} form a loop without a timer'))
+        out.append((f"blocks[{index[loop[0]]}]", (f'block "{loop[0]}": the blocks '
+                                                  f'{" -> ".join(loop)} form a loop without a timer')))
 
 
 def parse_definition(doc: Any) -> Definition:

@@ -14,11 +14,11 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.db.models import utcnow
+from server.db.models import table_of, utcnow
 from server.workflows.models import WorkflowMessageRow
 from server.workflows.runtime import Delivery, RunView
 
-_msgs = WorkflowMessageRow.__table__
+_msgs = table_of(WorkflowMessageRow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,14 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import Event, EventType, utcnow
+from server.db.models import Event, EventType, table_of, utcnow
 from server.errors import InvalidArgument, TooLarge
 from server.ingest.model import EventInput
 from server.ingest.validation import validate_event
 from server.workflows.runtime import StepFailed
 
-_events = Event.__table__
-_types = EventType.__table__
+_events = table_of(Event)
+_types = table_of(EventType)
 
 
 async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key: str,

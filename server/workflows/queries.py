@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.models import table_of
 from server.errors import NotFound
 from server.workflows.models import WorkflowMessageRow, WorkflowRunRow, WorkflowStepRow
 
-_runs = WorkflowRunRow.__table__
-_steps = WorkflowStepRow.__table__
-_msgs = WorkflowMessageRow.__table__
+_runs = table_of(WorkflowRunRow)
+_steps = table_of(WorkflowStepRow)
+_msgs = table_of(WorkflowMessageRow)
 MAX_PAGE = 500
 
 

@@ -13,15 +13,15 @@ import orjson
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import Event, EventType, as_utc, utcnow
+from server.db.models import Event, EventType, as_utc, table_of, utcnow
 from server.workflows.models import WorkflowRunRow, WorkflowStepRow
 from server.workflows.policy import PriorRun
 from server.workflows.runtime import RunView, StepOutcome
 
-_runs = WorkflowRunRow.__table__
-_steps = WorkflowStepRow.__table__
-_events = Event.__table__
-_types = EventType.__table__
+_runs = table_of(WorkflowRunRow)
+_steps = table_of(WorkflowStepRow)
+_events = table_of(Event)
+_types = table_of(EventType)
 ACTIVE = ("running", "waiting")
 
 

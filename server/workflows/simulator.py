@@ -250,7 +250,7 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
     try:
         if isinstance(raw, str) and raw.upper().startswith("P"):
             return start + parse_duration(raw)
-        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(raw))
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError:
         raise InvalidArgument.from_violations([Violation(

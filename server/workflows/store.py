@@ -12,13 +12,13 @@ import orjson
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import as_utc, utcnow
+from server.db.models import as_utc, table_of, utcnow
 from server.errors import NotFound
 from server.workflows.definition import Definition, parse_definition
 from server.workflows.models import WorkflowRow, WorkflowVersionRow
 
-_wf = WorkflowRow.__table__
-_ver = WorkflowVersionRow.__table__
+_wf = table_of(WorkflowRow)
+_ver = table_of(WorkflowVersionRow)
 # Keyed by database too: one process may serve several databases (tests do).
 _CACHE: dict[tuple[str, int, int], Definition] = {}
 _CACHE_LIMIT = 2000

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import Event, utcnow
+from server.db.models import Event, table_of, utcnow
 from server.workflows import runs, store
 from server.workflows.conditions import holds
 from server.workflows.contacts import find_contact
 from server.workflows.policy import needs_history, refusal
 
 log = logging.getLogger(__name__)
-_events = Event.__table__
+_events = table_of(Event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import json
 
 import grpc
 import pytest
-from eventflow.v1 import templates_pb2, templates_pb2_grpc
 
+from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from tests.core.seed import ABANDONED_CART, PASSWORD_RECOVERY
 from tests.support import Stack
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import grpc
 import pytest
-from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import insert, text
 
+from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
 from server.api.convert import input_to_request
 from server.contacts import parse_event_form
 from server.contacts.fields_store import load_field_definitions
 from server.contacts.store import upsert_contact
-from server.db.models import EventType, utcnow
+from server.db.models import EventType, table_of, utcnow
 from server.ingest.model import EventInput
 from tests.core.seed import CREATE_CONTACT
 from tests.support import Stack
@@ -121,7 +121,7 @@ async def test_event_with_only_email_creates_a_findable_contact(stack: Stack) ->
 async def test_event_type_without_create_contacts_creates_none(stack: Stack) -> None:
     """With "create contacts" off for its type, an event for an unknown email creates nothing."""
     async with stack.engine.begin() as conn:
-        await conn.execute(insert(EventType.__table__).values(
+        await conn.execute(insert(table_of(EventType)).values(
             account_id=stack.account_id, key="no_contacts", create_contacts=False,
             created_at=utcnow()))
     email = unique_email()

@@ -12,8 +12,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
-from eventflow_client import AsyncClient, AuthenticationError, InvalidArgumentError, NotFoundError
-from eventflow_client import RateLimitedError, TooLargeError
+from eventflow_client import (
+    AsyncClient,
+    AuthenticationError,
+    InvalidArgumentError,
+    NotFoundError,
+    RateLimitedError,
+    TooLargeError,
+)
 from eventflow_client.client import build_request
 from tests.core.seed import SEED_BODIES
 from tests.support import Backends, Stack, start_stack

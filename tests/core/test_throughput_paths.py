@@ -4,7 +4,7 @@ events over HTTP use the batch path, message ids expire after 24 hours."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -56,8 +56,8 @@ async def test_concurrent_unary_calls_get_their_own_ids(stack: Stack) -> None:
 async def test_past_events_post_maps_onto_the_batch_path(stack: Stack) -> None:
     """POST /api/v2/past_events answers per event in order, stores the valid ones with their
     time, and never dispatches them."""
-    day = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-    future = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%d")
+    day = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
     body = {"events": [
         {"eventTypeKey": "past_order", "keyValue": "p1", "occurred": day,
          "params": [{"name": "sum", "value": 10}]},
@@ -90,7 +90,7 @@ async def test_message_id_is_forgotten_after_24_hours(stack: Stack) -> None:
     async with AsyncClient(stack.grpc_target, api_key=stack.api_key) as client:
         first = await client.generate_event("expiry", key_value="k", message_id="m-old")
         assert await client.generate_event("expiry", key_value="k", message_id="m-old") == first
-        old = datetime.now(timezone.utc) - timedelta(hours=24, minutes=1)
+        old = datetime.now(UTC) - timedelta(hours=24, minutes=1)
         async with stack.engine.begin() as conn:
             await conn.execute(text("UPDATE message_ids SET created_at = :t WHERE message_id = 'm-old'"),
                                {"t": old.replace(tzinfo=None) if stack.settings.is_sqlite else old})

@@ -6,9 +6,9 @@ from typing import Any
 
 import grpc
 import pytest
-from eventflow.v1 import events_pb2, events_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.api.convert import input_to_request
 from server.ingest.model import MISSING, EventInput
 from tests.support import Stack

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 import grpc
-from eventflow.v1 import events_pb2, events_pb2_grpc
 from google.protobuf import struct_pb2
 
+from eventflow.v1 import events_pb2, events_pb2_grpc
 from eventflow_client.errors import translate
 
 ParamsLike = Mapping[str, Any] | Sequence[tuple[str, Any]] | Sequence[Mapping[str, Any]]

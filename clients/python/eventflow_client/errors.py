@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -51,11 +53,12 @@ _BY_CODE: dict[grpc.StatusCode, type[EventflowError]] = {
 
 def translate(exc: grpc.RpcError) -> EventflowError:
     """Map a gRPC error (sync or aio) onto the client's exception tree."""
-    code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
-    message: str = exc.details() or code.name  # type: ignore[attr-defined]
+    code: grpc.StatusCode = exc.code()
+    message: str = exc.details() or code.name
     violations: list[tuple[str, str]] = []
     reason = ""
-    for key, value in exc.trailing_metadata() or ():  # type: ignore[attr-defined]
+    metadata: Any = exc.trailing_metadata() or ()
+    for key, value in metadata:
         if key != "grpc-status-details-bin":
             continue
         status = status_pb2.Status.FromString(value)
