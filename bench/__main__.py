@@ -23,7 +23,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "GenerateEvent unary c=1": {"kind": "unary", "concurrency": 1},
     "GenerateEvent unary c=64": {"kind": "unary", "concurrency": 64},
     "GenerateEvents 500 x 1 KB, c=2": {"kind": "batch", "concurrency": 2, "batch": 500},
-    "StreamEvents window 256": {"kind": "stream", "concurrency": 1, "window": 256},
+    "StreamEvents 2 streams, window 128": {"kind": "stream", "concurrency": 2, "window": 128},
     "unary at 1,000 ev/s offered": {"kind": "rate", "rate": 1000, "seconds": 5},
 }
 HTTP = {"kind": "http", "concurrency": 32}

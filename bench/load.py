@@ -13,7 +13,7 @@ import base64
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import grpc
 import orjson
@@ -73,12 +73,36 @@ def _metadata(spec: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return (("authorization", "Basic " + token),)
 
 
+class _Stubs:
+    """Several connections, as several clients would open: SO_REUSEPORT spreads connections
+    (not calls) over the server's processes, so one channel would load only one of them."""
+
+    def __init__(self, spec: dict[str, Any], options: list[tuple[str, Any]] | None = None) -> None:
+        n = int(spec.get("connections", 4))
+        opts = [("grpc.use_local_subchannel_pool", 1), *(options or [])]
+        self.channels = [grpc.aio.insecure_channel(spec["target"], options=opts)
+                         for _ in range(n)]
+        self.stubs = [events_pb2_grpc.EventServiceStub(c) for c in self.channels]
+        self._next = 0
+
+    def pick(self) -> events_pb2_grpc.EventServiceStub:
+        self._next = (self._next + 1) % len(self.stubs)
+        return self.stubs[self._next]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for c in self.channels:
+            await c.close()
+
+
 async def _grpc_unary(spec: dict[str, Any], m: Meter) -> None:
-    async with grpc.aio.insecure_channel(spec["target"]) as channel:
-        stub = events_pb2_grpc.EventServiceStub(channel)
+    async with _Stubs(spec) as stubs:
         req, meta = request(kb_body()), _metadata(spec)
 
         async def worker() -> None:
+            stub = stubs.pick()
             while m.running():
                 t0 = time.perf_counter()
                 try:
@@ -93,14 +117,13 @@ async def _grpc_unary(spec: dict[str, Any], m: Meter) -> None:
 
 async def _grpc_batch(spec: dict[str, Any], m: Meter) -> None:
     size = int(spec.get("batch", 500))
-    async with grpc.aio.insecure_channel(spec["target"], options=[
-            ("grpc.max_receive_message_length", 32 << 20),
-            ("grpc.max_send_message_length", 32 << 20)]) as channel:
-        stub = events_pb2_grpc.EventServiceStub(channel)
+    async with _Stubs(spec, [("grpc.max_receive_message_length", 32 << 20),
+                             ("grpc.max_send_message_length", 32 << 20)]) as stubs:
         req = events_pb2.GenerateEventsRequest(events=[request(kb_body(i)) for i in range(size)])
         meta = _metadata(spec)
 
         async def worker() -> None:
+            stub = stubs.pick()
             while m.running():
                 t0 = time.perf_counter()
                 try:
@@ -116,12 +139,11 @@ async def _grpc_batch(spec: dict[str, Any], m: Meter) -> None:
 async def _grpc_stream(spec: dict[str, Any], m: Meter) -> None:
     """One stream per ``concurrency``, each with up to ``window`` unacknowledged events."""
     window = int(spec.get("window", 256))
-    async with grpc.aio.insecure_channel(spec["target"]) as channel:
-        stub = events_pb2_grpc.EventServiceStub(channel)
+    async with _Stubs(spec) as stubs:
         event, meta = request(kb_body()), _metadata(spec)
 
         async def one_stream() -> None:
-            call = stub.StreamEvents(metadata=meta)
+            call = stubs.pick().StreamEvents(metadata=meta)
             credits = asyncio.Semaphore(window)
             sent: dict[str, float] = {}
 
@@ -154,14 +176,13 @@ async def _grpc_stream(spec: dict[str, Any], m: Meter) -> None:
 async def _grpc_rate(spec: dict[str, Any], m: Meter) -> None:
     """Open loop: calls start on a fixed schedule, latency counted from the planned start."""
     rate = float(spec["rate"])
-    async with grpc.aio.insecure_channel(spec["target"]) as channel:
-        stub = events_pb2_grpc.EventServiceStub(channel)
+    async with _Stubs(spec) as stubs:
         req, meta = request(kb_body()), _metadata(spec)
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(planned: float) -> None:
             try:
-                await stub.GenerateEvent(req, metadata=meta)
+                await stubs.pick().GenerateEvent(req, metadata=meta)
             except grpc.aio.AioRpcError as exc:
                 m.failed(exc)
                 return
