@@ -65,6 +65,14 @@ def new_database_url(tmp: Path, name: str = "eventflow") -> tuple[str, str | Non
     return normalise_database_url(f"sqlite:///{tmp / (name + '.db')}"), None
 
 
+def private_backends(backends: Backends, tmp: Path) -> Backends:
+    """A database and key prefix of their own, on the same servers as ``backends``."""
+    db_url, schema = new_database_url(tmp, "private")
+    prefix = f"{backends.prefix}p{secrets.token_hex(3)}:"
+    return Backends(database_url=db_url, redis_url=backends.redis_url, prefix=prefix,
+                    pg_schema=schema)
+
+
 def open_backends(tmp: Path) -> Backends:
     db_url, schema = new_database_url(tmp)
     prefix = f"eftest:{os.getpid()}:{secrets.token_hex(3)}:"

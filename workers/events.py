@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from arq.worker import Retry
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import Event, EventType, as_utc, table_of, utcnow
 
 log = logging.getLogger(__name__)
+# Tries of one event (with doubling delays) before it is recorded as failed.
+PROCESS_TRIES = 5
 _events = table_of(Event)
 _types = table_of(EventType)
 
@@ -57,6 +60,30 @@ async def load_for_update(conn: AsyncConnection, event_id: int) -> tuple[Dispatc
 
 
 async def process_event(ctx: dict[str, Any], event_id: int) -> str:
+    try:
+        return await _process(ctx, event_id)
+    except Exception as exc:
+        tries = int(ctx.get("job_try") or 1)
+        if tries < PROCESS_TRIES:
+            base = float(ctx["settings"].extra.get("process_retry_base", "1.0")) \
+                if "settings" in ctx else 1.0
+            log.warning("event %s failed on try %d (%s); retrying", event_id, tries, exc)
+            raise Retry(defer=min(base * 2 ** (tries - 1), 300.0)) from exc
+        log.exception("event %s failed %d times; giving up, see events.process_error",
+                      event_id, tries)
+        await _give_up(ctx["engine"], event_id, f"{type(exc).__name__}: {exc}"[:2000])
+        return "failed"
+
+
+async def _give_up(engine: Any, event_id: int, error: str) -> None:
+    """Record the failure so the sweeper stops re-dispatching the event; it stays visible."""
+    async with engine.begin() as conn:
+        await conn.execute(update(_events).where(
+            (_events.c.id == event_id) & _events.c.processed_at.is_(None))
+            .values(processed_at=utcnow(), process_error=error))
+
+
+async def _process(ctx: dict[str, Any], event_id: int) -> str:
     engine = ctx["engine"]
     processors: list[Processor] = ctx.get("processors", [])
     # Processors append coroutine functions here that must run only after the commit

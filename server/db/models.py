@@ -85,6 +85,8 @@ class Event(SQLModel, table=True):
     # Set by the worker that handled the event, atomically with its effects;
     # rows still NULL after a while are enqueued again by the sweeper.
     processed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Why the workers gave up on the event after their last try (NULL when handled).
+    process_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Past events feed history only; they never start workflows.
     is_past: bool = Field(default=False)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from server.ingest.dispatch import Dispatcher
-from tests.support import Backends, Stack, free_port, start_stack
+from tests.support import Backends, Stack, free_port, private_backends, start_stack
 from workers.events import process_event
 
 
@@ -53,8 +53,9 @@ async def test_event_accepted_while_redis_is_down_is_dispatched_later(
 
     port = free_port()
     down_url = f"redis://127.0.0.1:{port}"
-    s = await start_stack(backends, tmp_path, worker=False, redis_url=down_url,
-                          redis_prefix=backends.prefix + "down:")
+    # A database of its own, so only this stack's sweeper can dispatch the event.
+    own = private_backends(backends, tmp_path)
+    s = await start_stack(own, tmp_path, worker=False, redis_url=down_url)
     valkey = None
     try:
         r = await s.post_event({"eventTypeKey": "while_down", "keyValue": "k", "params": []})
@@ -72,6 +73,7 @@ async def test_event_accepted_while_redis_is_down_is_dispatched_later(
         assert await wait_processed(s, event_id, timeout=15)
     finally:
         await s.stop()
+        own.close()
         if valkey is not None:
             valkey.stop()
 
@@ -95,3 +97,36 @@ async def test_sweeper_reaches_every_unprocessed_event(stack: Stack) -> None:
         await d.sweep_once(min_age=timedelta(0), limit=1)
     for event_id in ids:
         assert await wait_processed(stack, int(event_id))
+
+
+async def test_failing_event_is_retried_then_recorded_as_failed(backends: Backends,
+                                                                tmp_path: Path) -> None:
+    """A processor that always fails is retried with backoff, then the event is marked
+    failed with the reason, so the sweeper stops re-dispatching it."""
+    from workers.events import PROCESS_TRIES
+    from workers.settings import build_worker
+
+    calls: list[int] = []
+
+    async def boom(conn: object, event: object, ctx: object) -> None:
+        calls.append(1)
+        raise RuntimeError("processor exploded")
+
+    # A database of its own: the shared stack's sweeper must not handle this event.
+    own = private_backends(backends, tmp_path)
+    s = await start_stack(own, tmp_path, worker=False, extra={"process_retry_base": "0.05"})
+    worker = build_worker(s.settings, processors=[boom], poll_delay=0.05)
+    s.worker = worker
+    s._tasks.append(asyncio.create_task(worker.main()))
+    try:
+        r = await s.post_event({"eventTypeKey": "poison", "keyValue": "k", "params": []})
+        event_id = int(r.headers["X-Event-Id"])
+        assert await wait_processed(s, event_id, timeout=20)
+        async with s.engine.connect() as conn:
+            error = (await conn.execute(text("SELECT process_error FROM events WHERE id = :i"),
+                                        {"i": event_id})).scalar()
+        assert error is not None and "processor exploded" in error
+        assert len(calls) == PROCESS_TRIES
+    finally:
+        await s.stop()
+        own.close()

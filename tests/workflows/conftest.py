@@ -4,23 +4,14 @@ sink, short retries; plus helpers to create templates/workflows and wait for out
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.mail.sink import MailSink
-from tests.support import Backends, Stack, new_database_url, start_stack
-
-
-def private_backends(backends: Backends, tmp: Path) -> Backends:
-    db_url, schema = new_database_url(tmp, "workflows")
-    prefix = f"{backends.prefix}wf{os.getpid()}{secrets.token_hex(2)}:"
-    return Backends(database_url=db_url, redis_url=backends.redis_url, prefix=prefix,
-                    pg_schema=schema)
+from tests.support import Backends, Stack, private_backends, start_stack
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from server.mail.sink import MailSink
-from tests.support import Backends, Stack, start_stack
-from tests.workflows.conftest import create_template, create_workflow, eventually, private_backends
+from tests.support import Backends, Stack, private_backends, start_stack
+from tests.workflows.conftest import create_template, create_workflow, eventually
 
 
 @pytest.fixture
