@@ -21,6 +21,7 @@ import grpc
 import httpx
 import psycopg
 import uvicorn
+from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
 from server.accounts import create_account, ensure_default_account
@@ -30,6 +31,19 @@ from server.db.engine import migrate_async
 from server.gateway.app import build_app
 from server.services import register_all
 from workers.settings import build_worker
+
+
+def grpc_violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The (field, description) pairs of a gRPC error's google.rpc.BadRequest detail."""
+    out = []
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    out += [(v.field, v.description) for v in bad.field_violations]
+    return out
 
 
 def basic(key: str, user: str = "any") -> str:

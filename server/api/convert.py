@@ -15,27 +15,7 @@ from server.ingest.model import JSON, MISSING, EventInput
 from server.ingest.validation import MAX_DEPTH
 
 _EXACT = 2**53
-
-
-def value_to_py(value: struct_pb2.Value) -> JSON:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "number_value":
-        num = value.number_value
-        # Value numbers are doubles; integral ones are written back as integers.
-        if num.is_integer() and -_EXACT < num < _EXACT:
-            return int(num)
-        return num
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "null_value":
-        return None
-    if kind == "struct_value":
-        return {k: value_to_py(v) for k, v in value.struct_value.fields.items()}
-    if kind == "list_value":
-        return [value_to_py(v) for v in value.list_value.values]
-    return MISSING
+_UNBOUNDED = 1 << 30
 
 
 class _TooDeep(Exception):
@@ -81,6 +61,11 @@ def _param_value(value: struct_pb2.Value, budget: int) -> JSON:
     if kind == "null_value":
         return None
     return MISSING
+
+
+def value_to_py(value: struct_pb2.Value) -> JSON:
+    """Any protobuf Value as JSON; an unset Value is ``MISSING``."""
+    return _param_value(value, _UNBOUNDED)
 
 
 def py_to_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Value:

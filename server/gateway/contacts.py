@@ -72,10 +72,7 @@ def _bulk_body(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
 
 def routes(state: GatewayState) -> list[Route]:
     def stub() -> contacts_pb2_grpc.ContactServiceStub:
-        if "contacts" not in state.stubs:
-            state.stubs["contacts"] = contacts_pb2_grpc.ContactServiceStub(state.channel)
-        found: contacts_pb2_grpc.ContactServiceStub = state.stubs["contacts"]
-        return found
+        return state.stub(contacts_pb2_grpc.ContactServiceStub)
 
     @endpoint
     async def list_fields(request: Request) -> Response:

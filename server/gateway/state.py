@@ -5,13 +5,15 @@ The channel is opened in the application's lifespan, on the loop that serves req
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grpc
 
 from eventflow.v1 import events_pb2_grpc
 from server.config import Settings
 
+StubT = TypeVar("StubT")
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),
                    ("grpc.max_send_message_length", 32 * 1024 * 1024)]
 
@@ -26,6 +28,14 @@ class GatewayState:
     def open(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self.events = events_pb2_grpc.EventServiceStub(self._channel)
+
+    def stub(self, cls: Callable[[grpc.aio.Channel], StubT]) -> StubT:
+        """The stub of a service on the gateway's channel, made once."""
+        key = getattr(cls, "__name__", repr(cls))
+        if key not in self.stubs:
+            self.stubs[key] = cls(self.channel)
+        found: StubT = self.stubs[key]
+        return found
 
     @property
     def channel(self) -> grpc.aio.Channel:

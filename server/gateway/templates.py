@@ -61,10 +61,7 @@ def _preview_request(doc: Any) -> templates_pb2.RenderTemplateRequest:
 
 def routes(state: GatewayState) -> list[Route]:
     def stub() -> templates_pb2_grpc.TemplateServiceStub:
-        if "templates" not in state.stubs:
-            state.stubs["templates"] = templates_pb2_grpc.TemplateServiceStub(state.channel)
-        found: templates_pb2_grpc.TemplateServiceStub = state.stubs["templates"]
-        return found
+        return state.stub(templates_pb2_grpc.TemplateServiceStub)
 
     @endpoint
     async def preview(request: Request) -> Response:

@@ -64,10 +64,8 @@ async def _definition(request: Request) -> str:
 
 
 def routes(state: GatewayState) -> list[Route]:
-    def stub() -> Any:
-        if "workflows" not in state.stubs:
-            state.stubs["workflows"] = workflows_pb2_grpc.WorkflowServiceStub(state.channel)
-        return state.stubs["workflows"]
+    def stub() -> workflows_pb2_grpc.WorkflowServiceStub:
+        return state.stub(workflows_pb2_grpc.WorkflowServiceStub)
 
     @endpoint
     async def create(request: Request) -> Response:

@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import insert, text
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
@@ -20,7 +19,7 @@ from server.contacts.store import upsert_contact
 from server.db.models import EventType, table_of, utcnow
 from server.ingest.model import EventInput
 from tests.core.seed import CREATE_CONTACT
-from tests.support import Stack
+from tests.support import Stack, grpc_violations
 
 SEED_FORM = {"email": "site@ukr.net", "phone": "380501234567", "externalCustomerId": "AV13760",
              **CREATE_CONTACT["params"][3]["value"]}
@@ -188,7 +187,7 @@ async def test_contact_json_as_text_with_five_invalid_fields_over_grpc(stack: St
         await events_pb2_grpc.EventServiceStub(stack.channel).GenerateEvent(
             request, metadata=stack.meta())
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert len(_violations(info.value)) == 5 and await stack.count_events() == before
+    assert len(grpc_violations(info.value)) == 5 and await stack.count_events() == before
 
 
 async def test_valid_contact_json_is_accepted(stack: Stack) -> None:
@@ -294,15 +293,5 @@ async def test_bulk_upsert_reports_each_failure_and_writes_the_rest(stack: Stack
     assert r.status_code == 400
 
 
-def _violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    out = []
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    out += [(v.field, v.description) for v in bad.field_violations]
-    return out
 
 

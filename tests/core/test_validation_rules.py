@@ -6,12 +6,11 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.api.convert import input_to_request
 from server.ingest.model import MISSING, EventInput
-from tests.support import Stack
+from tests.support import Stack, grpc_violations
 
 LONG_NAME = "x" * 101
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
@@ -72,16 +71,6 @@ async def test_http_rule_answers_400_and_stores_nothing(stack: Stack, case: Any)
     assert (await stack.count_events(), await stack.count_event_types()) == before
 
 
-def _violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    out = []
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    out += [(v.field, v.description) for v in bad.field_violations]
-    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -98,7 +87,7 @@ async def test_grpc_rule_answers_invalid_argument_and_stores_nothing(stack: Stac
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GenerateEvent(request, metadata=stack.meta())
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert any(f == field and message in m for f, m in _violations(info.value))
+    assert any(f == field and message in m for f, m in grpc_violations(info.value))
     assert await stack.count_events() == before
 
 
@@ -118,7 +107,7 @@ async def test_grpc_param_without_value_message(stack: Stack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GenerateEvent(request, metadata=stack.meta())
     assert ("params[0].value", "is required: every param needs a value (null is allowed)") in \
-        _violations(info.value)
+        grpc_violations(info.value)
 
 
 @pytest.mark.parametrize("headers,content,status,needle", [
