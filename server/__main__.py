@@ -39,9 +39,6 @@ def _run_child(settings: Settings, reuse_port: bool) -> None:
     from server.app import install_event_loop, serve_forever
 
     install_event_loop()
-    # The SQLite writer thread takes the GIL back after every row it steps; with the
-    # default 5 ms switch interval it queued behind the busy event loop on each one.
-    sys.setswitchinterval(float(os.environ.get("EVENTFLOW_GIL_SWITCH_INTERVAL", "0.0005")))
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 
 
