@@ -79,7 +79,8 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         if len(request.events) > MAX_BATCH:
             raise InvalidArgument.from_violations([Violation(
                 "events", f"holds {len(request.events)} events; send at most {MAX_BATCH} per call")])
-        self._d.limiter.take(current_account.get())
+        self._d.limiter.take(current_account.get(),
+                             len(request.events) if request.count_each_event else 1)
         results = [events_pb2.EventResult() for _ in request.events]
         valid: list[tuple[int, ValidEvent]] = []
         for i, req in enumerate(request.events):

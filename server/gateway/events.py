@@ -39,13 +39,25 @@ def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> Non
     out.FromDatetime(dt)
 
 
+def _rejected(result: events_pb2.EventResult) -> HttpError:
+    """The HTTP answer for an event the server refused inside a coalesced call."""
+    violations = [Violation(v.field, v.description) for v in result.violations]
+    if result.status == "TOO_LARGE":
+        return HttpError(413, violations[0].message if violations else "the event is too large")
+    if not violations:
+        return HttpError(400, f"the event was refused ({result.status})")
+    return HttpError(400, InvalidArgument.from_violations(violations).message, violations)
+
+
 def routes(state: GatewayState) -> list[Route]:
     async def generate(request: Request, legacy: bool) -> Response:
         meta = auth_metadata(request)
         doc = await read_json(request, limit=state.settings.max_event_bytes)
         event = event_from_json(doc, legacy_v1=legacy)
-        reply = await state.events.GenerateEvent(input_to_request(event), metadata=meta)
-        return Response(status_code=200, headers={"X-Event-Id": str(reply.event_id)})
+        result = await state.coalescer.submit(meta, input_to_request(event))
+        if result.status != "ACCEPTED":
+            raise _rejected(result)
+        return Response(status_code=200, headers={"X-Event-Id": str(result.event_id)})
 
     @endpoint
     async def event_v2(request: Request) -> Response:

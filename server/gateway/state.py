@@ -12,8 +12,10 @@ import grpc
 
 from eventflow.v1 import events_pb2_grpc
 from server.config import Settings
+from server.gateway.coalesce import EventCoalescer
 
 StubT = TypeVar("StubT")
+EVENT_CONNECTIONS = 4
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),
                    ("grpc.max_send_message_length", 32 * 1024 * 1024)]
 
@@ -28,6 +30,14 @@ class GatewayState:
     def open(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self.events = events_pb2_grpc.EventServiceStub(self._channel)
+        # Own connections for event traffic: the server's processes share its port by
+        # SO_REUSEPORT, which spreads connections (not calls) over them.
+        self._event_channels = [
+            grpc.aio.insecure_channel(self.target, options=[
+                *CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(EVENT_CONNECTIONS)]
+        self.coalescer = EventCoalescer(
+            [events_pb2_grpc.EventServiceStub(c) for c in self._event_channels])
 
     def stub(self, cls: Callable[[grpc.aio.Channel], StubT]) -> StubT:
         """The stub of a service on the gateway's channel, made once."""
@@ -45,3 +55,5 @@ class GatewayState:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+        for channel in getattr(self, "_event_channels", []):
+            await channel.close()

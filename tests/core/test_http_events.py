@@ -151,3 +151,26 @@ async def test_seed_bodies_do_not_share_state(stack: Stack) -> None:
     a = await stack.post_event(body)
     b = await stack.post_event(body)
     assert a.headers["X-Event-Id"] != b.headers["X-Event-Id"]
+
+
+async def test_concurrent_posts_each_get_their_own_answer(stack: Stack) -> None:
+    """Concurrent requests share calls to the server, yet each gets its own id or its own
+    violations: valid ones 200 with their event, invalid ones 400 naming their field."""
+    bodies = []
+    for i in range(40):
+        if i % 5 == 0:
+            bodies.append({"eventTypeKey": f"bad|{i}", "keyValue": f"c{i}", "params": []})
+        else:
+            bodies.append({"eventTypeKey": "coalesced", "keyValue": f"c{i}", "params": []})
+    replies = await asyncio.gather(*(stack.post_event(b) for b in bodies))
+    ids = []
+    for i, r in enumerate(replies):
+        if i % 5 == 0:
+            assert r.status_code == 400, r.text
+            assert r.json()["violations"][0]["field"] == "eventTypeKey"
+            assert "forbidden character(s) |" in r.json()["error"]
+        else:
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["X-Event-Id"])
+            assert (await read_back(stack, r.headers["X-Event-Id"]))["keyValue"] == f"c{i}"
+    assert len(set(ids)) == 32
