@@ -1,7 +1,9 @@
 """``make bench``: every ingest path of eventflow beside its bare no-op ceiling, one table.
 
 All rows are measured in this run on this machine, the load generator in a process of
-its own. SQLite always; PostgreSQL too when ``DATABASE_URL`` points to one. Rate limit
+its own: h2load (bench/h2load.py) for the closed-loop unary, batch and HTTP rows when it
+is installed, the Python generator (bench/load.py) for the rest or when ``BENCH_LOADGEN=
+python``. SQLite always; PostgreSQL too when ``DATABASE_URL`` points to one. Rate limit
 off, no arq worker (jobs are enqueued to Valkey/Redis and stay queued). Writes
 ``bench/results/latest.json``; then runs the feature benches beside this file, if present.
 """
@@ -15,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import stack
-from bench.report import Row, fill_ratios, machine, table, write_json
+from bench import h2load, stack
+from bench.report import Row, errors_footer, fill_ratios, machine, table, write_json
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -33,18 +35,43 @@ TARGETS = {
     "unary at 1,000 ev/s offered": "p99 <= 10 ms",
 }
 FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py")
+X2 = "GenerateEvent unary c=64"  # the informational row of two no-op processes
 
 
-def _spec(spec: dict[str, Any], target: str) -> dict[str, Any]:
-    return {"seconds": SECONDS, "warmup": 1.0, **spec, "target": target}
+def _spec(spec: dict[str, Any], target: str, database_url: str = "") -> dict[str, Any]:
+    out = {"seconds": SECONDS, "warmup": 1.0, **spec, "target": target}
+    if database_url:
+        out["database_url"] = database_url  # h2load rows count the events stored
+    return out
+
+
+def measure(name: str, spec: dict[str, Any], watch: stack.Service, tmp: Path,
+            **row: Any) -> Row:
+    """One row; a row whose request fails when sent once is reported, not measured."""
+    try:
+        result = stack.run_load(spec, watch=watch, workdir=tmp)
+    except stack.RowFailed as exc:
+        print(f"!! ROW FAILED: {name}: {exc}", file=sys.stderr, flush=True)
+        result = {"events_per_s": 0.0, "calls_per_s": 0.0, "events": 0, "calls": 0,
+                  "p50_ms": None, "p99_ms": None, "errors": 1, "first_error": str(exc),
+                  "failed": True, "loadgen": stack.LOADGEN["name"]}
+    split = result.get("server_cpu_split")
+    print(f"  {name}: {result['events_per_s']:.0f} ev/s, {result.get('errors', 0)} errors "
+          f"({result.get('loadgen')}"
+          f"{', CPU split over the processes ' + str(split) if split else ''})", flush=True)
+    return Row(name, result, **row)
 
 
 def bare_rows(tmp: Path) -> list[Row]:
     rows = []
     with stack.bare_grpc(tmp / "bare-grpc.log") as bare:
         for name, spec in SCENARIOS.items():
-            rows.append(Row(f"bare grpc.aio: {name}", stack.run_load(_spec(spec, bare.target),
-                                                                     watch=bare)))
+            rows.append(measure(f"bare grpc.aio: {name}", _spec(spec, bare.target), bare, tmp))
+    # What both cores do for a no-op; informational, not a ceiling (that is one process).
+    with stack.bare_grpc(tmp / "bare-grpc-x2.log", processes=2) as bare2:
+        rows.append(measure(f"bare grpc.aio x2 processes: {X2}",
+                            _spec(SCENARIOS[X2], bare2.target), bare2, tmp,
+                            notes={"informational": True}))
     return rows
 
 
@@ -61,9 +88,11 @@ def eventflow_rows(tmp: Path, *, db: str, url: str, redis_url: str, processes: i
         for name, spec in SCENARIOS.items():
             if only is not None and name not in only:
                 continue
-            result = stack.run_load(_spec(spec, server.target), watch=server)
-            rows.append(Row(f"{name} ({label})", result, ceiling=f"bare grpc.aio: {name}",
-                            target=TARGETS.get(name, "") if not tag and db == "SQLite" else ""))
+            rows.append(measure(f"{name} ({label})",
+                                _spec(spec, server.target, database_url), server, tmp,
+                                ceiling=f"bare grpc.aio: {name}",
+                                target=TARGETS.get(name, "") if not tag and db == "SQLite"
+                                else ""))
         if gateway:
             rows += gateway_rows(tmp, env, server)
     return rows
@@ -71,19 +100,19 @@ def eventflow_rows(tmp: Path, *, db: str, url: str, redis_url: str, processes: i
 
 def gateway_rows(tmp: Path, env: dict[str, str], server: stack.Service) -> list[Row]:
     with stack.bare_http(tmp / "bare-http.log") as bare:
-        base = Row("bare uvicorn+starlette: POST /api/v2/event c=32",
-                   stack.run_load(_spec(HTTP, f"http://{bare.target}"), watch=bare))
+        base = measure("bare uvicorn+starlette: POST /api/v2/event c=32",
+                       _spec(HTTP, f"http://{bare.target}"), bare, tmp)
     with stack.gateway(env, server.target, tmp / "gateway.log") as gw:
-        row = Row("gateway POST /api/v2/event c=32 (SQLite)",
-                  stack.run_load(_spec(HTTP, f"http://{gw.target}"), watch=gw),
-                  ceiling=base.name, target=">= 50% of bare HTTP")
+        row = measure("gateway POST /api/v2/event c=32 (SQLite)",
+                      _spec(HTTP, f"http://{gw.target}", env["DATABASE_URL"]), gw, tmp,
+                      ceiling=base.name, target=">= 50% of bare HTTP")
     return [base, row]
 
 
 def verdicts(rows: list[Row]) -> list[str]:
     out = []
     for r in rows:
-        if not r.target:
+        if not r.target or r.result.get("failed"):
             continue
         res = r.result
         if "60%" in r.target:
@@ -118,10 +147,14 @@ def main() -> None:
                      "processes) user+system CPU per event in the row"}
     processes = stack.default_processes()
     pg_url = os.environ.get("DATABASE_URL", "")
+    loadgen = stack.use_loadgen()
+    meta["loadgen"] = (h2load.version(stack.LOADGEN["path"]) + " for unary, batch and HTTP "
+                       "rows; Python grpc.aio for StreamEvents and the rate row"
+                       if loadgen == "h2load" else "Python (bench/load.py) for every row")
     with tempfile.TemporaryDirectory(prefix="eventflow-bench-") as tmp_name:
         tmp = Path(tmp_name)
         with stack.valkey(tmp) as redis_url:
-            print(f"eventflow bench: {SECONDS:.0f} s per row, load generator in its own process, "
+            print(f"eventflow bench: {SECONDS:g} s per row, load generator in its own process, "
                   f"logs in {tmp}", flush=True)
             rows = bare_rows(tmp)
             rows += eventflow_rows(tmp, db="SQLite", url="", redis_url=redis_url,
@@ -140,6 +173,9 @@ def main() -> None:
     fill_ratios(rows)
     print()
     print(table(rows))
+    failures = errors_footer(rows)
+    if failures:
+        print("\n" + failures)
     print("\ntargets (2-core machine, SQLite durable):")
     print("\n".join(verdicts(rows)))
     path = write_json(rows, meta)

@@ -4,7 +4,9 @@ They use the same proto, messages, server options and server stack (grpc.aio; uv
 + Starlette with the gateway's settings) as eventflow, and do nothing else, so the
 ratio of a real row to its bare row is the cost of eventflow's own work.
 
-``python -m bench.bare grpc PORT`` or ``python -m bench.bare http PORT``.
+``python -m bench.bare grpc PORT [--reuse-port]`` or ``python -m bench.bare http PORT``.
+With ``--reuse-port`` several gRPC processes can serve one port (SO_REUSEPORT, as
+eventflow's server processes do); each prints "listening" once it does.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ class NoopEventService(events_pb2_grpc.EventServiceServicer):  # type: ignore[mi
                                                                          status="ACCEPTED"))
 
 
-async def serve_grpc(*, port: int) -> None:
-    server = grpc.aio.server(options=server_options(reuse_port=False))
+async def serve_grpc(*, port: int, reuse_port: bool = False) -> None:
+    server = grpc.aio.server(options=server_options(reuse_port=reuse_port))
     events_pb2_grpc.add_EventServiceServicer_to_server(NoopEventService(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    print(f"bare grpc.aio listening on 127.0.0.1:{port}", flush=True)
     await server.wait_for_termination()
 
 
@@ -68,7 +71,7 @@ def main() -> None:
         from server.app import install_event_loop
 
         install_event_loop()
-        asyncio.run(serve_grpc(port=port))
+        asyncio.run(serve_grpc(port=port, reuse_port="--reuse-port" in sys.argv[3:]))
     else:
         import uvicorn
 

@@ -33,21 +33,36 @@ def fill_ratios(rows: list[Row]) -> None:
 
 
 def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    return format("-", f">{spec.split('.')[0]}") if value is None else format(value, spec)
 
 
 def table(rows: list[Row]) -> str:
     head = (f"{'scenario':<60} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'CPU us/ev':>9} {'errors':>6}  target")
+            f"{'CPU us/ev':>9} {'errors':>6} {'load':>6}  target")
     lines = [head, "-" * len(head)]
     for r in rows:
         res = r.result
-        ratio = f"{r.ratio:.0%}" if r.ratio is not None else ("ceil" if r.ceiling is None else "-")
+        if r.notes.get("informational"):
+            ratio = "info"
+        elif r.ratio is not None:
+            ratio = f"{r.ratio:.0%}"
+        else:
+            ratio = "ceil" if r.ceiling is None else "-"
+        errors = "FAILED" if res.get("failed") else res.get("errors", 0)
+        gen = {"h2load": "h2load", "python": "py"}.get(res.get("loadgen", ""), "-")
         lines.append(
             f"{r.name:<60} {_fmt(res.get('events_per_s'), '9.0f')} {ratio:>6} "
             f"{_fmt(res.get('p50_ms'), '7.2f')} {_fmt(res.get('p99_ms'), '7.2f')} "
-            f"{_fmt(res.get('server_cpu_us_per_event'), '9.0f')} {res.get('errors', 0):>6}  {r.target}")
+            f"{_fmt(res.get('server_cpu_us_per_event'), '9.0f')} {errors:>6} {gen:>6}  "
+            f"{r.target}".rstrip())
     return "\n".join(lines)
+
+
+def errors_footer(rows: list[Row]) -> str:
+    """The first error of every row that had one (failed pre-checks included)."""
+    lines = [f"  {r.name}: {' '.join(str(r.result.get('first_error') or '?').split())[:300]}"
+             for r in rows if r.result.get("errors")]
+    return "errors:\n" + "\n".join(lines) if lines else ""
 
 
 def machine() -> dict[str, Any]:

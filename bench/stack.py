@@ -7,23 +7,38 @@ Every run gets a fresh temporary data dir (and, for PostgreSQL, a schema of its 
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench import h2load
+from bench.h2load import RowFailed
+
+__all__ = ["RowFailed", "Service", "run_load"]
+
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-" + secrets.token_hex(8)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The load generator of the closed-loop rows, chosen once by ``use_loadgen``.
+LOADGEN = {"name": "python", "path": ""}
+
+
+def use_loadgen() -> str:
+    """Pick h2load when it is there (see bench.h2load.choose); returns its name."""
+    LOADGEN["name"], LOADGEN["path"] = h2load.choose()
+    return LOADGEN["name"]
 
 
 def free_port() -> int:
@@ -39,11 +54,19 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float = 30.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float = 30.0,
+               ready: tuple[Path, bytes] | None = None) -> None:
+    """Until the port answers, or (with ``ready``) the process wrote that line to its log:
+    a second process sharing a port with SO_REUSEPORT must say that it listens too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before listening")
+        if ready is not None:
+            if ready[1] in ready[0].read_bytes():
+                return
+            time.sleep(0.05)
+            continue
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -76,13 +99,14 @@ class Service:
     name: str
     proc: subprocess.Popen[bytes]
     port: int
+    also: tuple[Service, ...] = ()  # more processes serving the same port
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid) + sum(s.cpu() for s in self.also)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -96,21 +120,38 @@ class Service:
 
 @contextmanager
 def service(name: str, argv: list[str], *, port: int, env: dict[str, str] | None = None,
-            log: Path) -> Iterator[Service]:
+            log: Path, ready: bytes | None = None) -> Iterator[Service]:
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, *argv], env=_env(env or {}), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
         svc = Service(name, proc, port)
         try:
-            _wait_port(port, proc, timeout=60)
+            try:
+                _wait_port(port, proc, timeout=60, ready=(log, ready) if ready else None)
+            except RuntimeError as exc:
+                tail = log.read_bytes()[-1500:].decode(errors="replace")
+                raise RuntimeError(f"{name}: {exc}; end of {log}:\n{tail}") from None
             yield svc
         finally:
             svc.stop()
 
 
-def bare_grpc(log: Path) -> Any:
+@contextmanager
+def bare_grpc(log: Path, *, processes: int = 1) -> Iterator[Service]:
+    """The no-op gRPC server; with ``processes`` > 1, that many sharing the port."""
     port = free_port()
-    return service("bare-grpc", ["-m", "bench.bare", "grpc", str(port)], port=port, log=log)
+    argv = ["-m", "bench.bare", "grpc", str(port)]
+    if processes == 1:
+        with service("bare-grpc", argv, port=port, log=log) as svc:
+            yield svc
+        return
+    with ExitStack() as started:
+        procs = [started.enter_context(
+            service(f"bare-grpc-{i}", [*argv, "--reuse-port"], port=port,
+                    log=log.with_name(f"{log.stem}-{i}{log.suffix}"), ready=b"listening"))
+            for i in range(processes)]
+        procs[0].also = tuple(procs[1:])
+        yield procs[0]
 
 
 def bare_http(log: Path) -> Any:
@@ -140,16 +181,45 @@ def gateway(env: dict[str, str], grpc_target: str, log: Path) -> Any:
                         "EVENTFLOW_HTTP_ADDR": f"127.0.0.1:{port}"}, log=log)
 
 
-def run_load(spec: dict[str, Any], *, watch: Service | None = None) -> dict[str, Any]:
-    """Run the load generator process; add the watched server's CPU per event."""
+def run_load(spec: dict[str, Any], *, watch: Service | None = None,
+             workdir: Path | None = None) -> dict[str, Any]:
+    """Measure one row with h2load when chosen and able, else the Python generator.
+
+    ``spec["database_url"]``, when given, is the database of the server under test: h2load
+    rows count the events it stored to find the calls that failed in their trailers.
+    Raises ``RowFailed`` when the row's request does not succeed when sent once.
+    """
     spec = {"api_key": API_KEY, **spec}
+    split = [watch, *watch.also] if watch is not None and watch.also else []
+    cpu0 = [s.cpu() for s in split]
+    if LOADGEN["name"] == "h2load" and spec["kind"] in h2load.KINDS:
+        result = h2load.run(spec, binary=LOADGEN["path"], watch=watch,
+                            workdir=workdir or Path(tempfile.mkdtemp(prefix="eventflow-h2load-")))
+    else:
+        result = _python_load(spec, watch)
+    if split:
+        # How SO_REUSEPORT spread the connections: each process's share of the CPU.
+        used = [s.cpu() - c for s, c in zip(split, cpu0, strict=True)]
+        result["server_cpu_split"] = [round(u / (sum(used) or 1), 2) for u in used]
+    return result
+
+
+def _python_load(spec: dict[str, Any], watch: Service | None) -> dict[str, Any]:
+    spec = {k: v for k, v in spec.items() if k != "database_url"}
     before = watch.cpu() if watch is not None else 0.0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "bench.load", orjson.dumps(spec).decode()],
                           env=_env({}), cwd=ROOT, capture_output=True, check=False,
                           timeout=120)
+    wall = time.monotonic() - t0
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
     result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gen_cpu = ru1.ru_utime + ru1.ru_stime - ru.ru_utime - ru.ru_stime
+    result["loadgen"] = "python"
+    result["loadgen_cores_busy"] = round(gen_cpu / wall, 2)
     if watch is not None:
         # The whole run (warm-up included) over the events of the whole run is not known;
         # per-event CPU uses the measured window's share of the run.
