@@ -274,10 +274,19 @@ KINDS = {"unary": _grpc_unary, "batch": _grpc_batch, "stream": _grpc_stream,
          "rate": _grpc_rate, "http": _http}
 
 
+async def _own_cpu(m: Meter) -> float:
+    """This process's CPU over the measured window, in cores."""
+    await asyncio.sleep(max(0.0, m.start - time.perf_counter()))
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    await asyncio.sleep(max(0.0, m.end - time.perf_counter()))
+    return (time.process_time() - cpu0) / max(1e-9, time.perf_counter() - t0)
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     m = _meter(spec)
+    cpu = asyncio.create_task(_own_cpu(m))
     await KINDS[spec["kind"]](spec, m)
-    return m.summary()
+    return {**m.summary(), "loadgen_cores_busy": round(await cpu, 2)}
 
 
 def main() -> None:
