@@ -49,7 +49,12 @@ def measure(name: str, spec: dict[str, Any], watch: stack.Service, tmp: Path,
             **row: Any) -> Row:
     """One row; a row whose request fails when sent once is reported, not measured."""
     try:
+        if gone := watch.exited():
+            raise stack.RowFailed(gone)
         result = stack.run_load(spec, watch=watch, workdir=tmp)
+        if gone := watch.exited():
+            print(f"!! during {name}: {gone}", file=sys.stderr, flush=True)
+            result["first_error"] = f"{gone.splitlines()[0]} {result.get('first_error', '')}"
     except stack.RowFailed as exc:
         print(f"!! ROW FAILED: {name}: {exc}", file=sys.stderr, flush=True)
         result = {"events_per_s": 0.0, "calls_per_s": 0.0, "events": 0, "calls": 0,

@@ -99,6 +99,15 @@ class Service:
     proc: subprocess.Popen[bytes]
     port: int
     also: tuple[Service, ...] = ()  # more processes serving the same port
+    log: Path | None = None
+
+    def exited(self) -> str:
+        """Why the service (or one of its processes) is gone, with its log's end; or ""."""
+        for svc in (self, *self.also):
+            if svc.proc.poll() is not None:
+                tail = svc.log.read_bytes()[-1500:].decode(errors="replace") if svc.log else ""
+                return f"{svc.name} exited with {svc.proc.returncode}; end of its log:\n{tail}"
+        return ""
 
     @property
     def target(self) -> str:
@@ -123,7 +132,7 @@ def service(name: str, argv: list[str], *, port: int, env: dict[str, str] | None
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, *argv], env=_env(env or {}), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
-        svc = Service(name, proc, port)
+        svc = Service(name, proc, port, log=log)
         try:
             try:
                 _wait_port(port, proc, timeout=60, ready=(log, ready) if ready else None)
