@@ -49,8 +49,16 @@ def main() -> None:
         _run_child(settings, reuse_port=True)
         return
     settings, valkey = resolve_redis(settings)
+    writer = None
     try:
         asyncio.run(_prepare(settings))
+        if settings.is_sqlite and settings.sqlite_writer == "process":
+            from server.ingest.writerproc import SOCKET_ENV, WriterProcess
+
+            writer = WriterProcess(settings)
+            writer.start()
+            os.environ[SOCKET_ENV] = writer.socket_path
+            settings = settings.with_(ingest_writer_socket=writer.socket_path)
         n = max(1, settings.server_processes)
         if n == 1:
             _run_child(settings, reuse_port=False)
@@ -71,6 +79,8 @@ def main() -> None:
         codes = [child.wait() for child in children]
         sys.exit(max(codes))
     finally:
+        if writer is not None:
+            writer.stop()
         if valkey is not None:
             valkey.stop()
 

@@ -49,6 +49,11 @@ class Settings:
     rate_limit: int = 350
     server_processes: int = 1
     sqlite_synchronous: str = "FULL"
+    # SQLite under ``python -m server``: "process" (one ingest writer process for all
+    # serving processes) or "thread" (a writer thread in each serving process).
+    sqlite_writer: str = "process"
+    # Set by ``python -m server`` for its serving processes: the writer process's socket.
+    ingest_writer_socket: str | None = None
     smtp_url: str | None = None
     mail_from: str = "eventflow <noreply@eventflow.local>"
     sweep_interval: float = 5.0
@@ -62,6 +67,9 @@ class Settings:
         sync = (env.get("EVENTFLOW_SQLITE_SYNCHRONOUS") or "FULL").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA"}:
             raise SystemExit("EVENTFLOW_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        writer = (env.get("EVENTFLOW_SQLITE_WRITER") or "process").lower()
+        if writer not in {"process", "thread"}:
+            raise SystemExit("EVENTFLOW_SQLITE_WRITER must be process or thread")
         return cls(
             grpc_addr=env.get("EVENTFLOW_GRPC_ADDR") or "127.0.0.1:50051",
             http_addr=env.get("EVENTFLOW_HTTP_ADDR") or "127.0.0.1:8080",
@@ -74,6 +82,8 @@ class Settings:
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
             sqlite_synchronous=sync,
+            sqlite_writer=writer,
+            ingest_writer_socket=env.get("EVENTFLOW_INGEST_WRITER_SOCKET") or None,
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
             sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),

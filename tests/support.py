@@ -29,6 +29,7 @@ from server.app import Running, start_server
 from server.config import Settings, normalise_database_url
 from server.db.engine import migrate_async
 from server.gateway.app import build_app
+from server.ingest.writerproc import WriterProcess
 from server.services import register_all
 from workers.settings import build_worker
 
@@ -123,6 +124,7 @@ class Stack:
     http: httpx.AsyncClient
     channel: grpc.aio.Channel
     worker: Any = None
+    writer_process: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _uvicorn: Any = None
 
@@ -160,6 +162,8 @@ class Stack:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.running.stop(grace=1)
+        if self.writer_process is not None:
+            await asyncio.to_thread(self.writer_process.stop)
 
 
 async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyncio.Task[Any], str]:
@@ -178,11 +182,18 @@ async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyn
 
 async def start_stack(backends: Backends, tmp: Path, *, worker: bool = True,
                       **overrides: Any) -> Stack:
+    """On SQLite with the ingest writer process, as ``python -m server`` runs it, unless
+    ``sqlite_writer="thread"`` is among the overrides."""
     settings = Settings(grpc_addr="127.0.0.1:0", data_dir=tmp, database_url=backends.database_url,
                         redis_url=backends.redis_url, redis_prefix=backends.prefix,
                         api_key=None, sweep_interval=0.3, server_processes=1,
                         sqlite_synchronous="NORMAL").with_(**overrides)
     await migrate_async(settings)
+    writer_process = None
+    if settings.is_sqlite and settings.sqlite_writer == "process":
+        writer_process = WriterProcess(settings)
+        await asyncio.to_thread(writer_process.start)
+        settings = settings.with_(ingest_writer_socket=writer_process.socket_path)
     running = await start_server(settings, register=register_all)
     key = await ensure_default_account(running.engine, settings=settings)
     other_id, other_key = await create_account(running.engine, name="other")
@@ -192,7 +203,8 @@ async def start_stack(backends: Backends, tmp: Path, *, worker: bool = True,
                   api_key=key.api_key, account_id=key.account_id, other_key=other_key,
                   other_account_id=other_id,
                   http=httpx.AsyncClient(base_url=http_url, timeout=10),
-                  channel=grpc.aio.insecure_channel(target), _uvicorn=uv)
+                  channel=grpc.aio.insecure_channel(target), _uvicorn=uv,
+                  writer_process=writer_process)
     stack._tasks.append(uv_task)
     if worker:
         w = build_worker(settings, poll_delay=0.05)

@@ -7,7 +7,9 @@ transaction ran, so a lone request is committed at once and a burst shares one c
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,7 +26,7 @@ from server.config import Settings
 from server.db.models import utcnow
 from server.errors import Unavailable
 from server.ingest.model import ValidEvent, WriteResult
-from server.ingest.txn import write_events
+from server.ingest.txn import TypeIds, write_events
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +59,21 @@ class EventWriter:
         # The writer keeps one connection for its life: no pool check-out and reset per
         # transaction. It is dropped after a database error and opened again on next use.
         self._conn: AsyncConnection | None = None
-        # SQLite (given the settings for its pragmas): a synchronous engine driven from one
-        # thread of the writer's own, a single hand-off per transaction.
+        # SQLite (given the settings for its pragmas): the ingest writer process of
+        # ``python -m server`` when its socket is set, else a synchronous engine driven
+        # from one thread of the writer's own, a single hand-off per transaction.
         self._thread: ThreadPoolExecutor | None = None
-        self._sync_engine: Engine | None = None
-        self._sync_conn: Any = None
+        self._sqlite: SqliteIngest | None = None
+        self._remote: Any = None
         if settings is not None and engine.dialect.name == "sqlite":
-            self._sync_engine = _sqlite_sync_engine(engine, settings)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="event-writer")
+            if settings.ingest_writer_socket:
+                from server.ingest.writerproc import WriterClient
+
+                self._remote = WriterClient(settings.ingest_writer_socket)
+            else:
+                self._sqlite = SqliteIngest(engine.url.set(drivername="sqlite"), settings,
+                                            type_cache=self._type_ids)
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="event-writer")
         self.commits = 0  # for the benchmark: how many transactions served the load
 
     async def start(self) -> None:
@@ -77,16 +86,11 @@ class EventWriter:
         if self._task is not None:
             await self._task
         await self._drop_connection()
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sync)
+        if self._remote is not None:
+            await self._remote.close()
+        if self._thread is not None and self._sqlite is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite.close)
             self._thread.shutdown()
-
-    def _close_sync(self) -> None:
-        if self._sync_conn is not None:
-            self._sync_conn.close()
-            self._sync_conn = None
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -114,7 +118,11 @@ class EventWriter:
                     job = self._pending.popleft()
                     batch.append(job)
                     rows += len(job.events)
-                await self._commit_batch(batch)
+                try:
+                    await self._commit_batch(batch)
+                except Exception:  # the loop must outlive any one batch
+                    log.exception("event commit failed unexpectedly")
+                    self._fail(batch, "the write failed unexpectedly (see the server log)")
             if self._closing and not self._pending:
                 return
 
@@ -138,6 +146,12 @@ class EventWriter:
                 log.exception("event commit failed")
                 self._fail(batch, f"the database did not accept the write ({type(exc).__name__})")
                 return
+            except Unavailable as exc:  # the writer process: its own words say what happened
+                log.warning("event commit failed: %s", exc.message)
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(Unavailable(exc.message))
+                return
         self.commits += 1
         pos = 0
         for job in batch:
@@ -157,33 +171,65 @@ class EventWriter:
                 job.future.set_exception(Unavailable(f"{reason}; nothing was stored, retry"))
 
     async def _commit(self, events: list[ValidEvent]) -> list[WriteResult]:
+        if self._remote is not None:
+            results: list[WriteResult] = await self._remote.write(events)
+            return results
         now = utcnow()
-        if self._thread is not None:
+        if self._thread is not None and self._sqlite is not None:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._commit_in_thread, events, now)
+            return await loop.run_in_executor(self._thread, self._sqlite.write, events, now)
         if self._conn is None:
             self._conn = await self._engine.connect()
         conn = self._conn
         async with conn.begin():
             return await conn.run_sync(write_events, events, now=now, type_cache=self._type_ids)
 
-    def _commit_in_thread(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
-        """SQLite: the whole transaction in the writer thread, on its own connection.
 
-        Writers of other server processes take turns on SQLite's one write lock. SQLite's
-        own busy handler sleeps 1, 2, 5 ... 100 ms between tries, which showed as a 100+ ms
-        p99; the writer's connection has no busy timeout and retries after short sleeps.
-        """
-        assert self._sync_engine is not None
+
+class SqliteIngest:
+    """Ingest transactions on one synchronous SQLite connection (a writer thread's or the
+    writer process's).
+
+    The ingest writers of all processes on one database take turns through an exclusive
+    ``flock`` on a file beside it: a waiting writer sleeps in the kernel until the lock
+    is free, while its events keep queueing for the next (larger) group commit. Other
+    writers of the database (workers, API changes) still meet SQLite's own lock; SQLite's
+    busy handler sleeps 1, 2, 5 ... 100 ms between tries, which showed as a 100+ ms p99, so
+    this connection has no busy timeout and retries after short sleeps instead.
+    """
+
+    def __init__(self, url: URL, settings: Settings, *, type_cache: TypeIds) -> None:
+        from server.db.engine import _sqlite_pragmas  # the same WAL and synchronous setting
+
+        self._engine = create_engine(url, pool_size=1, max_overflow=0)
+        event.listen(self._engine, "connect", _sqlite_pragmas(settings))
+        event.listen(self._engine, "connect", _no_busy_timeout)
+        self._conn: Any = None
+        self._type_ids = type_cache
+        self._lock_path = _ingest_lock_path(url.database)
+        self._lock_fd: int | None = None
+
+    def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
+        fd = self._lock_fd
+        if fd is None and self._lock_path is not None:
+            fd = self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            return self._transaction(events, now)
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _transaction(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.0002
         while True:
-            if self._sync_conn is None:
-                self._sync_conn = self._sync_engine.connect()
+            if self._conn is None:
+                self._conn = self._engine.connect()
             try:
-                with self._sync_conn.begin():
-                    return write_events(self._sync_conn, events, now=now,
-                                        type_cache=self._type_ids)
+                with self._conn.begin():
+                    return write_events(self._conn, events, now=now, type_cache=self._type_ids)
             except IntegrityError:
                 raise
             except OperationalError as exc:
@@ -197,23 +243,29 @@ class EventWriter:
                 raise
 
     def _invalidate(self) -> None:
-        conn, self._sync_conn = self._sync_conn, None
+        conn, self._conn = self._conn, None
         if conn is not None:
             conn.invalidate()
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+
+def _ingest_lock_path(db: str | None) -> str | None:
+    """The file whose flock orders the ingest writers of one SQLite database."""
+    if not db or db == ":memory:":
+        return None
+    return f"{db}-ingest.lock"
 
 
 def _locked(exc: OperationalError) -> bool:
     return "locked" in str(exc.orig) or "busy" in str(exc.orig)
-
-
-def _sqlite_sync_engine(engine: AsyncEngine, settings: Settings) -> Engine:
-    from server.db.engine import _sqlite_pragmas  # the same WAL, synchronous, busy timeout
-
-    url = engine.url.set(drivername="sqlite")
-    sync = create_engine(url, pool_size=1, max_overflow=0)
-    event.listen(sync, "connect", _sqlite_pragmas(settings))
-    event.listen(sync, "connect", _no_busy_timeout)
-    return sync
 
 
 def _no_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
