@@ -32,7 +32,7 @@ JOB_EXPIRES_MS = 7 * 24 * 3600 * 1000
 
 # Same keys and job format as arq's enqueue_job, for many jobs in one round trip:
 # a job is added only if neither its job key nor its result key exists.
-_ENQUEUE_LUA = """
+ENQUEUE_LUA = """
 local queue = KEYS[1]
 local added = 0
 for i = 1, #ARGV, 4 do
@@ -52,6 +52,17 @@ def event_job_id(settings: Settings, event_id: int) -> str:
     return f"{settings.redis_prefix}event:{event_id}"
 
 
+def enqueue_args(settings: Settings, event_ids: Sequence[int], *,
+                 serializer: Any = None) -> list[Any]:
+    """ARGV of ``ENQUEUE_LUA`` for these events (arq's job format, enqueued now)."""
+    now = timestamp_ms()
+    args: list[Any] = []
+    for event_id in event_ids:
+        payload = serialize_job(PROCESS_EVENT, (event_id,), {}, None, now, serializer=serializer)
+        args += [event_job_id(settings, event_id), payload, now, JOB_EXPIRES_MS]
+    return args
+
+
 class Dispatcher:
     """Enqueues process_event jobs for committed events; runs the sweeper."""
 
@@ -59,19 +70,14 @@ class Dispatcher:
         self._redis = redis
         self._engine = engine
         self._settings = settings
-        self._script = redis.register_script(_ENQUEUE_LUA)
+        self._script = redis.register_script(ENQUEUE_LUA)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._cursor = 0
 
     async def enqueue(self, event_ids: Sequence[int]) -> int:
         """Enqueue jobs for these events now; returns how many were new to Redis."""
-        now = timestamp_ms()
-        args: list[Any] = []
-        for event_id in event_ids:
-            payload = serialize_job(PROCESS_EVENT, (event_id,), {}, None, now,
-                                    serializer=self._redis.job_serializer)
-            args += [event_job_id(self._settings, event_id), payload, now, JOB_EXPIRES_MS]
+        args = enqueue_args(self._settings, event_ids, serializer=self._redis.job_serializer)
         return int(await self._script(keys=[self._settings.queue_name], args=args))
 
     async def after_commit(self, event_ids: list[int]) -> None:

@@ -159,7 +159,8 @@ class EventWriter:
             if not job.future.done():
                 job.future.set_result(results[pos:pos + n])
             pos += n
-        if self._on_commit is not None:
+        # The writer process enqueues what it committed itself.
+        if self._on_commit is not None and self._remote is None:
             new_ids = [r.event_id for r, ev in zip(results, events)
                        if not r.duplicate and ev.occurred is None]
             if new_ids:

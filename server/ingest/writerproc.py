@@ -7,7 +7,10 @@ process's GIL back from a busy event loop several times while holding the lock. 
 processes send their group-committed batches over a Unix socket, the writer commits
 everything that arrived while its previous transaction ran in one transaction, and answers
 each batch with its event ids. Only then do the serving processes answer their callers,
-so an acknowledged event is committed, as before.
+so an acknowledged event is committed, as before. The writer also hands the new events
+to the arq workers (one Lua enqueue per transaction, from a thread of its own, after the
+answers went out), which takes the Redis round trip off the serving processes' event
+loops; the dispatch sweeper of the serving processes still catches whatever that missed.
 
 Frames on the socket are a 4-byte big-endian length and an orjson document: a batch is a
 list of ``[account_id, event_type_key, key_value, body, message_id, occurred_us]``; the
@@ -39,12 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from server.config import Settings
 from server.db.models import utcnow
 from server.errors import Unavailable
+from server.ingest.dispatch import ENQUEUE_LUA, enqueue_args
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.txn import TypeIds
 
@@ -157,8 +162,69 @@ class _Conn:
         return out
 
 
-def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]) -> list[bytes]:
-    """One transaction for every batch; the answer frame of each batch, in order."""
+class Enqueuer:
+    """Enqueues process_event jobs for committed events from a thread of its own.
+
+    Everything handed over while one enqueue ran goes out in the next one. When Redis
+    fails the ids are dropped with a warning: the events stay unprocessed in the database
+    and the sweeper of the serving processes enqueues them (the database is the truth).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ids: deque[list[int]] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._quiet_until = 0.0
+        self._thread = threading.Thread(target=self._run, name="enqueue", daemon=True)
+        self._client: Any = None
+        self._script: Any = None
+        if settings.redis_url:
+            self._client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                                socket_connect_timeout=2)
+            self._script = self._client.register_script(ENQUEUE_LUA)
+            self._thread.start()
+
+    def submit(self, event_ids: list[int]) -> None:
+        if self._script is None or not event_ids:
+            return
+        with self._ready:
+            self._ids.append(event_ids)
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._ids and not self._stopping:
+                    self._ready.wait()
+                if not self._ids:
+                    return
+                ids = [i for chunk in self._ids for i in chunk]
+                self._ids.clear()
+            try:
+                self._script(keys=[self._settings.queue_name],
+                             args=enqueue_args(self._settings, ids))
+            except redis.RedisError as exc:
+                now = time.monotonic()
+                if now >= self._quiet_until:
+                    log.warning("enqueue of %d events failed (%s); the sweeper will retry",
+                                len(ids), exc)
+                    self._quiet_until = now + 10
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._client is not None:
+            self._client.close()
+
+
+def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]
+            ) -> tuple[list[bytes], list[int]]:
+    """One transaction for every batch: the answer frame of each batch, in order, and the
+    ids of the new events to dispatch."""
     events = [ev for batch in batches for ev in batch]
     reason = "conflicting concurrent writes"
     results: list[WriteResult] | None = None
@@ -184,7 +250,9 @@ def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]) -
         pos += len(batch)
         payload = orjson.dumps(doc)
         answers.append(FRAME.pack(len(payload)) + payload)
-    return answers
+    new_ids = [] if results is None else [
+        r.event_id for r, ev in zip(results, events) if not r.duplicate and ev.occurred is None]
+    return answers, new_ids
 
 
 def serve(path: str, settings: Settings) -> None:
@@ -193,6 +261,7 @@ def serve(path: str, settings: Settings) -> None:
     type_cache: TypeIds = {}
     url = make_url(settings.database_url).set(drivername="sqlite")
     ingest = SqliteIngest(url, settings, type_cache=type_cache)
+    enqueuer = Enqueuer(settings)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     # Ctrl-C reaches the whole process group; the serving processes may still be finishing
@@ -242,7 +311,7 @@ def serve(path: str, settings: Settings) -> None:
                     drop(conn)
             if not pending:
                 continue
-            answers = _commit(ingest, type_cache, [batch for _, batch in pending])
+            answers, new_ids = _commit(ingest, type_cache, [batch for _, batch in pending])
             for (conn, _), answer in zip(pending, answers):
                 if conn.sock.fileno() < 0:
                     continue
@@ -250,12 +319,14 @@ def serve(path: str, settings: Settings) -> None:
                     conn.sock.sendall(answer)
                 except OSError:
                     drop(conn)
+            enqueuer.submit(new_ids)
     finally:
         for conn in list(conns.values()):
             conn.sock.close()
         listener.close()
         if os.path.exists(path):
             os.unlink(path)
+        enqueuer.stop()
         ingest.close()
 
 
@@ -265,7 +336,9 @@ class WriterProcess:
     def __init__(self, settings: Settings) -> None:
         # What the writer reads of its settings, passed explicitly (tests start it too).
         self._env = dict(os.environ, DATABASE_URL=settings.database_url,
-                         EVENTFLOW_SQLITE_SYNCHRONOUS=settings.sqlite_synchronous)
+                         EVENTFLOW_SQLITE_SYNCHRONOUS=settings.sqlite_synchronous,
+                         REDIS_URL=settings.redis_url or "",
+                         EVENTFLOW_REDIS_PREFIX=settings.redis_prefix)
         self._dir = tempfile.mkdtemp(prefix="eventflow-writer-")
         self.socket_path = str(Path(self._dir) / "ingest.sock")
         self._proc: subprocess.Popen[bytes] | None = None

@@ -58,8 +58,10 @@ def _writer_pid(server_pid: int) -> int | None:
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, db: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, db: Path, redis_url: str,
+                 prefix: str) -> None:
         self.proc, self.port, self.db = proc, port, db
+        self.redis_url, self.prefix = redis_url, prefix
         self.target = f"127.0.0.1:{port}"
 
     def stored(self) -> dict[int, str]:
@@ -90,7 +92,7 @@ def server(tmp_path: Path, backends: Backends) -> Iterator[Server]:
                     break
             except OSError:
                 time.sleep(0.1)
-        yield Server(proc, port, db)
+        yield Server(proc, port, db, backends.redis_url, backends.prefix + "wp:")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -133,6 +135,20 @@ async def test_serving_processes_share_one_writer(server: Server) -> None:
         assert len(group) == 1, group
         assert stored[group.pop()] == f"m{n}"
     assert len(stored) == 210
+    # The writer process enqueued every new event for the workers itself (the serving
+    # processes' sweeper waits 10 s before it looks, so this is not the sweeper's doing).
+    import redis
+
+    client = redis.Redis.from_url(server.redis_url)
+    try:
+        queue = f"{server.prefix}queue"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and client.zcard(queue) < 210:
+            await asyncio.sleep(0.05)
+        queued = {m.decode() for m in client.zrange(queue, 0, -1)}
+    finally:
+        client.close()
+    assert queued == {f"{server.prefix}event:{i}" for i in stored}
 
 
 async def test_killed_writer_is_replaced_and_nothing_acked_is_lost(server: Server) -> None:
