@@ -173,7 +173,10 @@ def server_env(*, data_dir: Path, database_url: str, redis_url: str, processes: 
             "REDIS_URL": redis_url, "EVENTFLOW_REDIS_PREFIX": f"bench:{secrets.token_hex(3)}:",
             "EVENTFLOW_API_KEY": API_KEY, "EVENTFLOW_RATE_LIMIT": "0",
             "EVENTFLOW_SERVER_PROCESSES": str(processes),
-            "EVENTFLOW_SQLITE_SYNCHRONOUS": synchronous, "EVENTFLOW_LOG_LEVEL": "WARNING"}
+            "EVENTFLOW_SQLITE_SYNCHRONOUS": synchronous, "EVENTFLOW_LOG_LEVEL": "WARNING",
+            # No worker runs, so every event stays unprocessed; the dispatch sweeper would
+            # enqueue them all again every few seconds, work a real deployment never sees.
+            "EVENTFLOW_SWEEP_INTERVAL": "3600"}
 
 
 def eventflow_server(env: dict[str, str], log: Path) -> Any:
