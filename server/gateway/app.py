@@ -12,11 +12,30 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.config import Settings
 from server.gateway import events
 from server.gateway.http import HttpError, error_response, json_response
 from server.gateway.state import GatewayState
+
+
+class GatewayApp(Starlette):
+    """The Starlette app, with ``POST`` of one event served by ``events.fast_handler``
+    before Starlette's middleware and router (the gateway's hot path); every other
+    request, and anything under a root path, goes through Starlette as usual."""
+
+    def __init__(self, fast_events: events.FastHandler, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast_events = fast_events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            legacy = events.EVENT_PATHS.get(scope["path"])
+            if legacy is not None:
+                await self._fast_events(scope, receive, send, legacy)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlette:
@@ -50,7 +69,7 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
         yield
         await state.close()
 
-    app = Starlette(routes=route_list, exception_handlers={HTTPException: not_found},
-                    lifespan=lifespan)
+    app = GatewayApp(events.fast_handler(state), routes=route_list,
+                     exception_handlers={HTTPException: not_found}, lifespan=lifespan)
     app.state.gateway = state
     return app

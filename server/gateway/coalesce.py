@@ -4,6 +4,10 @@ A gRPC call costs the gateway and the server far more than validating and storin
 event, so each caller's request joins the next ``GenerateEvents`` call of its credentials
 and is answered from its own result. Nothing waits on a timer: a lone request goes out
 at once; requests that arrive while calls are in flight leave together when one returns.
+
+Events arrive already serialized (``server.gateway.wire.event_bytes``); a call's request
+is their concatenation (``wire.batch_bytes``), sent through a method without a request
+serializer, so no protobuf message is built or copied on the way.
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from eventflow.v1 import events_pb2, events_pb2_grpc
+import grpc
 
+from eventflow.v1 import events_pb2
+from server.gateway.wire import batch_bytes
+
+GENERATE_EVENTS = "/eventflow.v1.EventService/GenerateEvents"
 MAX_EVENTS_PER_CALL = 500
 # Calls in flight per credential; each goes out on the next connection in turn.
 MAX_IN_FLIGHT = 4
@@ -21,28 +30,39 @@ MAX_IN_FLIGHT = 4
 Metadata = tuple[tuple[str, str], ...]
 
 
+def raw_generate_events(channel: grpc.aio.Channel) -> Any:
+    """``GenerateEvents`` on ``channel`` taking a serialized request (bytes)."""
+    return channel.unary_unary(
+        GENERATE_EVENTS, request_serializer=None,
+        response_deserializer=events_pb2.GenerateEventsResponse.FromString)
+
+
 @dataclass
 class _Group:
-    pending: list[tuple[events_pb2.GenerateEventRequest,
-                        asyncio.Future[events_pb2.EventResult]]] = field(default_factory=list)
+    pending: list[tuple[bytes, asyncio.Future[events_pb2.EventResult]]] = \
+        field(default_factory=list)
     in_flight: int = 0
 
 
 class EventCoalescer:
-    def __init__(self, stubs: Sequence[events_pb2_grpc.EventServiceStub]) -> None:
-        self._stubs = list(stubs)
+    def __init__(self, calls: Sequence[Any]) -> None:
+        """``calls``: ``raw_generate_events`` multicallables, one per connection."""
+        self._calls = list(calls)
         self._next = 0
         self._groups: dict[Metadata, _Group] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, meta: Metadata, request: events_pb2.GenerateEventRequest
-                     ) -> events_pb2.EventResult:
-        """This event's result; raises the call's gRPC error (auth, rate limit, down)."""
-        group = self._groups.setdefault(meta, _Group())
+    async def submit(self, meta: Metadata, event: bytes) -> events_pb2.EventResult:
+        """The result of this serialized ``GenerateEventRequest``; raises the call's gRPC
+        error (auth, rate limit, down)."""
+        group = self._groups.get(meta)
+        if group is None:
+            group = self._groups[meta] = _Group()
         future: asyncio.Future[events_pb2.EventResult] = \
             asyncio.get_running_loop().create_future()
-        group.pending.append((request, future))
-        self._flush(meta, group)
+        group.pending.append((event, future))
+        if group.in_flight < MAX_IN_FLIGHT:
+            self._flush(meta, group)
         return await future
 
     def _flush(self, meta: Metadata, group: _Group) -> None:
@@ -55,13 +75,11 @@ class EventCoalescer:
             task.add_done_callback(self._tasks.discard)
 
     async def _call(self, meta: Metadata, group: _Group,
-                    batch: list[tuple[events_pb2.GenerateEventRequest,
-                                      asyncio.Future[events_pb2.EventResult]]]) -> None:
-        stub = self._stubs[self._next]
-        self._next = (self._next + 1) % len(self._stubs)
+                    batch: list[tuple[bytes, asyncio.Future[events_pb2.EventResult]]]) -> None:
+        call = self._calls[self._next]
+        self._next = (self._next + 1) % len(self._calls)
         try:
-            reply = await stub.GenerateEvents(events_pb2.GenerateEventsRequest(
-                events=[req for req, _ in batch], count_each_event=True), metadata=meta)
+            reply = await call(batch_bytes([raw for raw, _ in batch]), metadata=meta)
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():

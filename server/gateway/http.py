@@ -50,42 +50,60 @@ def error_response(exc: HttpError) -> Response:
     return json_response(body, exc.status, exc.headers)
 
 
-def auth_metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """Pass the caller's credentials to the gRPC server; it decides."""
-    auth = request.headers.get("authorization")
-    if auth:
-        return (("authorization", auth),)
-    key = request.headers.get("x-api-key")
-    if key:
-        return (("x-api-key", key),)
+def credentials(authorization: str | None, api_key: str | None) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata passing the caller's credentials to the server; it decides."""
+    if authorization:
+        return (("authorization", authorization),)
+    if api_key:
+        return (("x-api-key", api_key),)
     raise HttpError(401, "authentication required: use HTTP Basic auth with any user name "
                     "and the API key as password", headers={"WWW-Authenticate": 'Basic realm="eventflow"'})
 
 
-async def read_json(request: Request, *, limit: int) -> Any:
-    """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def auth_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """Pass the caller's credentials to the gRPC server; it decides."""
+    headers = request.headers
+    return credentials(headers.get("authorization"), headers.get("x-api-key"))
+
+
+def check_json_headers(content_type: str | None, content_length: str | None, limit: int) -> None:
+    """Refuse a body that is not JSON, or declared longer than ``limit``."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HttpError(415, f"the body must be JSON: send Content-Type: application/json "
                         f"(got {ctype or 'none'})")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"the body is {declared} bytes; the limit is {limit} "
+    if content_length and content_length.isdigit() and int(content_length) > limit:
+        raise HttpError(413, f"the body is {content_length} bytes; the limit is {limit} "
                         "(EVENTFLOW_MAX_EVENT_BYTES)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"the body is over the limit of {limit} bytes "
-                            "(EVENTFLOW_MAX_EVENT_BYTES)")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+
+
+def over_limit(limit: int) -> HttpError:
+    """The answer to a body that grew past ``limit`` bytes while being read."""
+    return HttpError(413, f"the body is over the limit of {limit} bytes "
+                     "(EVENTFLOW_MAX_EVENT_BYTES)")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON; 400 for bad JSON or text that is not UTF-8."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, f"the body is not valid JSON: {exc}",
                         [Violation("body", "is not valid JSON (check quotes, commas and "
                                    "that the text is UTF-8)")]) from None
+
+
+async def read_json(request: Request, *, limit: int) -> Any:
+    """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
+    headers = request.headers
+    check_json_headers(headers.get("content-type"), headers.get("content-length"), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise over_limit(limit)
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
 
 
 def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
@@ -129,18 +147,27 @@ def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def http_error(exc: Exception) -> HttpError | None:
+    """The JSON answer to an exception of a handler, None for an unexpected one."""
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, InvalidArgument):
+        return HttpError(400, exc.message, exc.violations)
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_grpc(exc)
+    return None
+
+
 def endpoint(fn: Endpoint) -> Endpoint:
     """Turn HttpError, domain validation and gRPC errors into JSON answers."""
 
     async def wrapped(request: Request) -> Response:
         try:
             return await fn(request)
-        except HttpError as exc:
-            return error_response(exc)
-        except InvalidArgument as exc:
-            return error_response(HttpError(400, exc.message, exc.violations))
-        except grpc.aio.AioRpcError as exc:
-            return error_response(from_grpc(exc))
+        except (HttpError, InvalidArgument, grpc.aio.AioRpcError) as exc:
+            error = http_error(exc)
+            assert error is not None
+            return error_response(error)
 
     wrapped.__name__ = fn.__name__
     return wrapped

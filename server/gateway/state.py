@@ -12,7 +12,7 @@ import grpc
 
 from eventflow.v1 import events_pb2_grpc
 from server.config import Settings
-from server.gateway.coalesce import EventCoalescer
+from server.gateway.coalesce import EventCoalescer, raw_generate_events
 
 StubT = TypeVar("StubT")
 EVENT_CONNECTIONS = 4
@@ -36,8 +36,7 @@ class GatewayState:
             grpc.aio.insecure_channel(self.target, options=[
                 *CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
             for _ in range(EVENT_CONNECTIONS)]
-        self.coalescer = EventCoalescer(
-            [events_pb2_grpc.EventServiceStub(c) for c in self._event_channels])
+        self.coalescer = EventCoalescer([raw_generate_events(c) for c in self._event_channels])
 
     def stub(self, cls: Callable[[grpc.aio.Channel], StubT]) -> StubT:
         """The stub of a service on the gateway's channel, made once."""
