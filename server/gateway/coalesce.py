@@ -25,7 +25,7 @@ from server.gateway.wire import batch_bytes
 GENERATE_EVENTS = "/eventflow.v1.EventService/GenerateEvents"
 MAX_EVENTS_PER_CALL = 500
 # Calls in flight per credential; each goes out on the next connection in turn.
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2
 
 Metadata = tuple[tuple[str, str], ...]
 

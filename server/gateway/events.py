@@ -32,7 +32,7 @@ from server.gateway.http import (
 )
 from server.gateway.state import GatewayState
 from server.gateway.wire import event_bytes
-from server.ingest.jsonform import OccurredError, event_from_json
+from server.ingest.jsonform import OccurredError, event_from_json, few_containers
 
 MAX_PAST_EVENTS = 500
 
@@ -66,9 +66,9 @@ def _rejected(result: events_pb2.EventResult) -> HttpError:
 
 
 async def _ingest(state: GatewayState, meta: tuple[tuple[str, str], ...], doc: Any,
-                  legacy: bool) -> int:
+                  legacy: bool, *, check_depth: bool = True) -> int:
     """Store one event body (through the coalescer); its id, or the error to answer."""
-    event = event_from_json(doc, legacy_v1=legacy)
+    event = event_from_json(doc, legacy_v1=legacy, check_depth=check_depth)
     result = await state.coalescer.submit(meta, event_bytes(event))
     if result.status != "ACCEPTED":
         raise _rejected(result)
@@ -124,7 +124,8 @@ def fast_handler(state: GatewayState) -> FastHandler:
                     if not message.get("more_body", False):
                         break
                 body = b"".join(chunks)
-            event_id = await _ingest(state, meta, parse_json(body), legacy)
+            event_id = await _ingest(state, meta, parse_json(body), legacy,
+                                     check_depth=not few_containers(body))
         except (HttpError, InvalidArgument, grpc.aio.AioRpcError) as exc:
             error = http_error(exc)
             assert error is not None

@@ -22,8 +22,13 @@ def _type_name(value: JSON) -> str:
 
 
 def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
-                    allow_occurred: bool = False) -> EventInput:
-    """Check JSON types of one event body; raise InvalidArgument naming each wrong field."""
+                    allow_occurred: bool = False, check_depth: bool = True) -> EventInput:
+    """Check JSON types of one event body; raise InvalidArgument naming each wrong field.
+
+    ``check_depth=False`` skips the walk of param values for the nesting rule: only for a
+    caller that knows none can nest past ``MAX_DEPTH`` (the gateway, when the body's text
+    holds at most ``MAX_DEPTH`` ``[`` and ``{`` characters in all; see ``few_containers``).
+    """
     out: list[Violation] = []
     if not isinstance(doc, dict):
         raise InvalidArgument.from_violations(
@@ -62,7 +67,7 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
             out.append(Violation(f"{at}.name", f"must be a string, not {_type_name(name)}"))
             name = ""
         value = entry.get("value", MISSING)
-        if value is not MISSING and depth_exceeds(value):
+        if check_depth and isinstance(value, (dict, list)) and depth_exceeds(value):
             # Refused here: a value this deep cannot be carried as a protobuf Value.
             out.append(Violation(f"{at}.value", f"is nested deeper than {MAX_DEPTH} levels"))
             continue
@@ -78,6 +83,17 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         raise InvalidArgument.from_violations(out)
     return EventInput(event_type_key=type_key, key_value=key_value, params=params,
                       message_id=message_id, occurred=occurred, legacy_v1=legacy_v1)
+
+
+def few_containers(raw: bytes) -> bool:
+    """True when JSON text ``raw`` cannot hold a value nested past ``MAX_DEPTH``.
+
+    Every object or array of the parsed document starts at a ``{`` or ``[`` of the text
+    (those inside strings only add to the count), and a param value nested past
+    ``MAX_DEPTH`` needs more than ``MAX_DEPTH`` of them, so counting the two bytes, far
+    cheaper than walking the values, is enough for nearly every real body.
+    """
+    return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
 
 
 class OccurredError(ValueError):
@@ -100,4 +116,4 @@ def parse_occurred(value: JSON) -> datetime:
     raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
 
 
-__all__ = ["OccurredError", "event_from_json", "parse_occurred"]
+__all__ = ["OccurredError", "event_from_json", "few_containers", "parse_occurred"]

@@ -16,7 +16,7 @@ from eventflow.v1 import events_pb2
 from server.api.convert import input_to_request
 from server.errors import InvalidArgument
 from server.gateway import wire
-from server.ingest.jsonform import event_from_json
+from server.ingest.jsonform import event_from_json, few_containers
 from server.ingest.model import MISSING, EventInput
 from tests.core.seed import CONTACT_JSON, SEED_BODIES
 
@@ -92,3 +92,33 @@ def test_random_json_encodes_as_the_message(mode: str, body: dict[str, Any], leg
     except InvalidArgument:
         return
     _same(event)
+
+
+deep_values = st.recursive(leaves, lambda children: (
+    st.lists(children, min_size=1, max_size=2)
+    | st.dictionaries(st.sampled_from(["a", "[", "{"]), children, min_size=1, max_size=2)),
+    max_leaves=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=deep_values, extra=st.text(alphabet="[{x", max_size=5))
+def test_few_containers_skips_only_walks_that_would_pass(value: Any, extra: str) -> None:
+    """When ``few_containers`` holds, skipping the depth walk changes nothing."""
+    raw = orjson.dumps({"eventTypeKey": "t" + extra, "keyValue": "k",
+                        "params": [{"name": "v", "value": value}]})
+    doc = orjson.loads(raw)
+    if few_containers(raw):
+        assert event_from_json(doc, check_depth=False) == event_from_json(doc)
+
+
+def test_few_containers_bound() -> None:
+    for depth in range(1, 40):
+        raw = orjson.dumps({"eventTypeKey": "t", "keyValue": "k", "params": [
+            {"name": "v", "value": orjson.loads(b"[" * depth + b"]" * depth)}]})
+        try:
+            event_from_json(orjson.loads(raw))
+            deep = False
+        except InvalidArgument:
+            deep = True
+        assert not (deep and few_containers(raw)), depth
+    assert few_containers(orjson.dumps(kb_body()))
