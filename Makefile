@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/clients/python
 
 .PHONY: run test bench lint fmt proto worker gateway server clean install
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml server/native/valuecodec.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "==> installing dependencies into $(VENV) (first run takes a minute)"
 	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)

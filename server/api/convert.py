@@ -1,14 +1,20 @@
 """Conversions between protobuf messages and plain JSON values.
 
 Hand-written rather than ``json_format`` because this runs per param on the ingest path.
+``google.protobuf.Value`` params go through the C codec ``server._valuecodec`` (built by
+``make install``), which works on the serialized bytes instead of making a Python object
+per upb field access; the pure-Python code below is its fallback and its specification.
+``EVENTFLOW_PURE_PYTHON=1`` (read once, at import) forces the fallback.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from eventflow.v1 import events_pb2
 from server.ingest.model import JSON, MISSING, EventInput
@@ -16,6 +22,18 @@ from server.ingest.validation import MAX_DEPTH
 
 _EXACT = 2**53
 _UNBOUNDED = 1 << 30
+
+# Whether the native codec is used; tests flip it to cover both paths in one process.
+NATIVE = False
+try:
+    from server._valuecodec import TooDeep as _NativeTooDeep
+    from server._valuecodec import py_to_value_bytes as _py_to_value_bytes
+    from server._valuecodec import request_params_to_py as _request_params_to_py
+    from server._valuecodec import value_to_py as _native_value_to_py
+
+    NATIVE = os.environ.get("EVENTFLOW_PURE_PYTHON", "").strip() in ("", "0")
+except ImportError:
+    pass
 
 
 class _TooDeep(Exception):
@@ -65,10 +83,30 @@ def _param_value(value: struct_pb2.Value, budget: int) -> JSON:
 
 def value_to_py(value: struct_pb2.Value) -> JSON:
     """Any protobuf Value as JSON; an unset Value is ``MISSING``."""
+    if NATIVE:
+        try:
+            return _native_value_to_py(value.SerializeToString(), _UNBOUNDED, MISSING)
+        except ValueError:
+            pass  # nested past the codec's 100 levels: only a message built in-process
     return _param_value(value, _UNBOUNDED)
 
 
 def py_to_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Value:
+    """``obj`` as a protobuf Value, written into ``out`` (a fresh Value) when given."""
+    value = struct_pb2.Value() if out is None else out
+    if NATIVE:
+        try:
+            value.MergeFromString(_py_to_value_bytes(obj))
+            return value
+        except (DecodeError, RecursionError):
+            # Nested past protobuf's decoding limit (or the codec's 200 levels): only
+            # field by field, as protobuf allows in memory.
+            value.Clear()
+    return build_value(obj, value)
+
+
+def build_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Value:
+    """``py_to_value`` in pure Python, field by field."""
     value = struct_pb2.Value() if out is None else out
     if obj is None:
         value.null_value = struct_pb2.NULL_VALUE
@@ -82,12 +120,12 @@ def py_to_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Va
         fields = value.struct_value.fields
         value.struct_value.SetInParent()
         for k, v in obj.items():
-            py_to_value(v, fields[k])
+            build_value(v, fields[k])
     elif isinstance(obj, list):
         lst = value.list_value
         lst.SetInParent()
         for item in obj:
-            py_to_value(item, lst.values.add())
+            build_value(item, lst.values.add())
     else:
         raise TypeError(f"not a JSON value: {type(obj).__name__}")
     return value
@@ -106,7 +144,8 @@ def dt_to_ts(dt: datetime | None, out: timestamp_pb2.Timestamp) -> None:
         out.FromDatetime(dt)
 
 
-def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
+def _request_params(req: events_pb2.GenerateEventRequest) -> tuple[list[tuple[str, JSON]], bool]:
+    """The params in pure Python, and whether all of them nest at most ``MAX_DEPTH``."""
     params: list[tuple[str, JSON]] = []
     depth_checked = True
     for p in req.params:
@@ -120,6 +159,22 @@ def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
             # Validation walks it again and names the param.
             params.append((p.name, value_to_py(value)))
             depth_checked = False
+    return params, depth_checked
+
+
+def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
+    if NATIVE:
+        # One serialization of the whole request is cheaper than one per param.
+        try:
+            params = _request_params_to_py(req.SerializeToString(), MAX_DEPTH, MISSING)
+            depth_checked = True
+        except (_NativeTooDeep, ValueError):
+            # A param nests past MAX_DEPTH (or past the codec's limit, which only a
+            # message built in-process can): the per-param path keeps what validation
+            # needs to name it.
+            params, depth_checked = _request_params(req)
+    else:
+        params, depth_checked = _request_params(req)
     occurred = ts_to_dt(req.occurred) if req.HasField("occurred") else None
     return EventInput(
         event_type_key=req.event_type_key,
@@ -137,10 +192,18 @@ def input_to_request(event: EventInput, out: events_pb2.GenerateEventRequest | N
     req = events_pb2.GenerateEventRequest() if out is None else out
     req.event_type_key = event.event_type_key
     req.key_value = event.key_value
+    add, native = req.params.add, NATIVE
     for name, value in event.params:
-        param = req.params.add(name=name)
-        if value is not MISSING:
-            py_to_value(value, param.value)
+        param = add(name=name)
+        if value is MISSING:
+            continue
+        if native:  # merging the bytes costs a quarter of setting field by field
+            try:
+                param.value.MergeFromString(_py_to_value_bytes(value))
+                continue
+            except (DecodeError, RecursionError):  # as in py_to_value
+                param.value.Clear()
+        build_value(value, param.value)
     if event.message_id:
         req.message_id = event.message_id
     if event.occurred is not None:
