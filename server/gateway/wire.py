@@ -21,14 +21,14 @@ from server.ingest.model import MISSING, EventInput
 
 _py_to_value_bytes: Callable[[object], bytes] | None = None
 try:
-    if os.environ.get("EVENTFLOW_PURE_PYTHON", "").strip() not in ("", "0"):
-        raise ImportError("EVENTFLOW_PURE_PYTHON is set")
     from server._valuecodec import py_to_value_bytes as _py_to_value_bytes
 except ImportError:
     pass
 
-# Whether params are encoded by the C codec; tests flip it to cover both paths.
-NATIVE = _py_to_value_bytes is not None
+# Whether params are encoded by the C codec (EVENTFLOW_PURE_PYTHON=1 turns it off, as in
+# server.api.convert); tests flip it to cover both paths.
+NATIVE = _py_to_value_bytes is not None and \
+    os.environ.get("EVENTFLOW_PURE_PYTHON", "").strip() in ("", "0")
 
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 # Tags (field number << 3 | wire type 2 = length-delimited, 0 = varint).
