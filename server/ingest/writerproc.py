@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -44,7 +45,7 @@ from typing import Any
 import orjson
 import redis
 from sqlalchemy import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from server.config import Settings
 from server.db.models import utcnow
@@ -172,9 +173,9 @@ class Enqueuer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._ids: deque[list[int]] = deque()
-        self._ready = threading.Condition()
-        self._stopping = False
+        # None asks the thread to stop. A SimpleQueue (C) costs the committing thread far
+        # less than a Condition, whose Python-level notify showed in the profile.
+        self._ids: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
         self._quiet_until = 0.0
         self._thread = threading.Thread(target=self._run, name="enqueue", daemon=True)
         self._client: Any = None
@@ -186,21 +187,24 @@ class Enqueuer:
             self._thread.start()
 
     def submit(self, event_ids: list[int]) -> None:
-        if self._script is None or not event_ids:
-            return
-        with self._ready:
-            self._ids.append(event_ids)
-            self._ready.notify()
+        if self._script is not None and event_ids:
+            self._ids.put(event_ids)
 
     def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._ids and not self._stopping:
-                    self._ready.wait()
-                if not self._ids:
-                    return
-                ids = [i for chunk in self._ids for i in chunk]
-                self._ids.clear()
+        stopping = False
+        while not stopping:
+            first = self._ids.get()
+            chunks = [] if first is None else [first]
+            stopping = first is None
+            while not self._ids.empty():  # everything handed over meanwhile goes together
+                chunk = self._ids.get_nowait()
+                if chunk is None:
+                    stopping = True
+                else:
+                    chunks.append(chunk)
+            if not chunks:
+                continue
+            ids = [i for chunk in chunks for i in chunk]
             try:
                 self._script(keys=[self._settings.queue_name],
                              args=enqueue_args(self._settings, ids))
@@ -212,10 +216,9 @@ class Enqueuer:
                     self._quiet_until = now + 10
 
     def stop(self) -> None:
-        with self._ready:
-            self._stopping = True
-            self._ready.notify()
+        """Enqueue what was handed over, then end the thread."""
         if self._thread.is_alive():
+            self._ids.put(None)
             self._thread.join(timeout=10)
         if self._client is not None:
             self._client.close()
@@ -234,7 +237,7 @@ def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]
             break
         except IntegrityError:
             type_cache.clear()  # another writer created the same event type first
-        except (SQLAlchemyError, OSError) as exc:
+        except Exception as exc:  # one batch must never end the writer
             type_cache.clear()
             log.exception("ingest commit failed")
             reason = f"the database did not accept the write ({type(exc).__name__})"

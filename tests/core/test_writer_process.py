@@ -222,3 +222,26 @@ async def test_writer_threads_of_two_servers_take_turns(tmp_path: Path, backends
     finally:
         await second.stop()
         await first.stop()
+
+
+async def test_writer_waits_out_another_writers_lock(server: Server) -> None:
+    """Another connection holds SQLite's write lock: the writer process waits, commits
+    after it is released, answers, and stays the same process."""
+    writer = _writer_pid(server.proc.pid)
+    (client,) = await _clients(server.target, 1)
+    try:
+        await client.generate_event("lock", key_value="warm")
+        blocker = sqlite3.connect(server.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            sent = asyncio.ensure_future(client.generate_event("lock", key_value="held"))
+            await asyncio.sleep(0.4)
+            assert not sent.done(), "answered while the database was locked"
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        event_id = await asyncio.wait_for(sent, 10)
+    finally:
+        await client.__aexit__(None, None, None)
+    assert server.stored()[event_id] == "held"
+    assert _writer_pid(server.proc.pid) == writer
