@@ -8,6 +8,7 @@ at most 100 characters; values of any JSON type, nested at most ``MAX_DEPTH`` le
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +48,12 @@ def is_blank_external_id(value: JSON) -> bool:
     return False
 
 
+_FORBIDDEN_RE = re.compile("[" + re.escape("".join(sorted(FORBIDDEN))) + "]")
+
+
 def _forbidden_in(text: str) -> list[str]:
+    if _FORBIDDEN_RE.search(text) is None:  # the common case, without a Python-level loop
+        return []
     return sorted({ch for ch in text if ch in FORBIDDEN})
 
 
