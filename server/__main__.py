@@ -52,7 +52,7 @@ def main() -> None:
     writer = None
     try:
         asyncio.run(_prepare(settings))
-        if settings.is_sqlite and settings.sqlite_writer == "process":
+        if settings.ingest_writer == "process":
             from server.ingest.writerproc import SOCKET_ENV, WriterProcess
 
             writer = WriterProcess(settings)

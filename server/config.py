@@ -49,9 +49,10 @@ class Settings:
     rate_limit: int = 350
     server_processes: int = 1
     sqlite_synchronous: str = "FULL"
-    # SQLite under ``python -m server``: "process" (one ingest writer process for all
-    # serving processes) or "thread" (a writer thread in each serving process).
-    sqlite_writer: str = "process"
+    # Under ``python -m server``: "process" (one ingest writer process commits for all
+    # serving processes) or "inline" (each serving process commits itself: a writer
+    # thread on SQLite, its event loop on PostgreSQL).
+    ingest_writer: str = "process"
     # Set by ``python -m server`` for its serving processes: the writer process's socket.
     ingest_writer_socket: str | None = None
     smtp_url: str | None = None
@@ -67,9 +68,9 @@ class Settings:
         sync = (env.get("EVENTFLOW_SQLITE_SYNCHRONOUS") or "FULL").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA"}:
             raise SystemExit("EVENTFLOW_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
-        writer = (env.get("EVENTFLOW_SQLITE_WRITER") or "process").lower()
-        if writer not in {"process", "thread"}:
-            raise SystemExit("EVENTFLOW_SQLITE_WRITER must be process or thread")
+        writer = (env.get("EVENTFLOW_INGEST_WRITER") or "process").lower()
+        if writer not in {"process", "inline"}:
+            raise SystemExit("EVENTFLOW_INGEST_WRITER must be process or inline")
         return cls(
             grpc_addr=env.get("EVENTFLOW_GRPC_ADDR") or "127.0.0.1:50051",
             http_addr=env.get("EVENTFLOW_HTTP_ADDR") or "127.0.0.1:8080",
@@ -82,7 +83,7 @@ class Settings:
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
             sqlite_synchronous=sync,
-            sqlite_writer=writer,
+            ingest_writer=writer,
             ingest_writer_socket=env.get("EVENTFLOW_INGEST_WRITER_SOCKET") or None,
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",

@@ -182,15 +182,15 @@ async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyn
 
 async def start_stack(backends: Backends, tmp: Path, *, worker: bool = True,
                       **overrides: Any) -> Stack:
-    """On SQLite with the ingest writer process, as ``python -m server`` runs it, unless
-    ``sqlite_writer="thread"`` is among the overrides."""
+    """With the ingest writer process, as ``python -m server`` runs it, unless
+    ``ingest_writer="inline"`` is among the overrides."""
     settings = Settings(grpc_addr="127.0.0.1:0", data_dir=tmp, database_url=backends.database_url,
                         redis_url=backends.redis_url, redis_prefix=backends.prefix,
                         api_key=None, sweep_interval=0.3, server_processes=1,
                         sqlite_synchronous="NORMAL").with_(**overrides)
     await migrate_async(settings)
     writer_process = None
-    if settings.is_sqlite and settings.sqlite_writer == "process":
+    if settings.ingest_writer == "process":
         writer_process = WriterProcess(settings)
         await asyncio.to_thread(writer_process.start)
         settings = settings.with_(ingest_writer_socket=writer_process.socket_path)

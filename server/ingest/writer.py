@@ -65,15 +65,14 @@ class EventWriter:
         self._thread: ThreadPoolExecutor | None = None
         self._sqlite: SqliteIngest | None = None
         self._remote: Any = None
-        if settings is not None and engine.dialect.name == "sqlite":
-            if settings.ingest_writer_socket:
-                from server.ingest.writerproc import WriterClient
+        if settings is not None and settings.ingest_writer_socket:
+            from server.ingest.writerproc import WriterClient
 
-                self._remote = WriterClient(settings.ingest_writer_socket)
-            else:
-                self._sqlite = SqliteIngest(engine.url.set(drivername="sqlite"), settings,
-                                            type_cache=self._type_ids)
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="event-writer")
+            self._remote = WriterClient(settings.ingest_writer_socket)
+        elif settings is not None and engine.dialect.name == "sqlite":
+            self._sqlite = SqliteIngest(engine.url.set(drivername="sqlite"), settings,
+                                        type_cache=self._type_ids)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="event-writer")
         self.commits = 0  # for the benchmark: how many transactions served the load
 
     async def start(self) -> None:
@@ -252,6 +251,40 @@ class SqliteIngest:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+
+class ServerIngest:
+    """Ingest transactions on one synchronous connection to a database server
+    (PostgreSQL), for the writer process: the server orders concurrent writers itself."""
+
+    def __init__(self, url: URL) -> None:
+        self._engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        self._conn: Any = None
+        self._type_ids: TypeIds = {}
+
+    @property
+    def type_cache(self) -> TypeIds:
+        return self._type_ids
+
+    def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            with self._conn.begin():
+                return write_events(self._conn, events, now=now, type_cache=self._type_ids)
+        except IntegrityError:
+            raise
+        except BaseException:
+            # A lost connection or a server error: start over on a new connection.
+            conn, self._conn = self._conn, None
+            conn.invalidate()
+            raise
+
+    def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -1,8 +1,9 @@
-"""The SQLite ingest writer process: one writer for every serving process of a server.
+"""The ingest writer process: one writer for every serving process of a server.
 
-SQLite has one write lock per database. With a writer thread in each serving process the
-processes took turns on it, each transaction small, and each thread had to win its own
-process's GIL back from a busy event loop several times while holding the lock. Under
+On SQLite, with a writer thread in each serving process the processes took turns on the
+database's one write lock, each transaction small, and each thread had to win its own
+process's GIL back from a busy event loop several times while holding the lock. On
+PostgreSQL each serving process paid for its own round trips and async driver. Under
 ``python -m server`` a process of its own does all ingest writes instead: the serving
 processes send their group-committed batches over a Unix socket, the writer commits
 everything that arrived while its previous transaction ran in one transaction, and answers
@@ -259,11 +260,17 @@ def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]
 
 
 def serve(path: str, settings: Settings) -> None:
-    from server.ingest.writer import SqliteIngest
+    from server.ingest.writer import ServerIngest, SqliteIngest
 
-    type_cache: TypeIds = {}
-    url = make_url(settings.database_url).set(drivername="sqlite")
-    ingest = SqliteIngest(url, settings, type_cache=type_cache)
+    ingest: Any
+    url = make_url(settings.database_url)
+    if settings.is_sqlite:
+        type_cache: TypeIds = {}
+        ingest = SqliteIngest(url.set(drivername="sqlite"), settings, type_cache=type_cache)
+    else:
+        # psycopg's SQLAlchemy dialect serves synchronous engines from the same URL.
+        ingest = ServerIngest(url)
+        type_cache = ingest.type_cache
     enqueuer = Enqueuer(settings)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -78,7 +78,7 @@ def server(tmp_path: Path, backends: Backends) -> Iterator[Server]:
                EVENTFLOW_API_KEY=KEY, EVENTFLOW_GRPC_ADDR=f"127.0.0.1:{port}",
                EVENTFLOW_SERVER_PROCESSES="2", EVENTFLOW_RATE_LIMIT="0",
                EVENTFLOW_LOG_LEVEL="WARNING")
-    env.pop("EVENTFLOW_SQLITE_WRITER", None)
+    env.pop("EVENTFLOW_INGEST_WRITER", None)
     env.pop("EVENTFLOW_INGEST_WRITER_SOCKET", None)
     proc = subprocess.Popen([sys.executable, "-m", "server"], env=env)
     try:
@@ -197,7 +197,7 @@ def test_sigterm_stops_the_writer_too(server: Server) -> None:
 
 async def test_writer_threads_of_two_servers_take_turns(tmp_path: Path, backends: Backends
                                                         ) -> None:
-    """EVENTFLOW_SQLITE_WRITER=thread: two in-process servers on one SQLite file write
+    """EVENTFLOW_INGEST_WRITER=inline: two in-process servers on one SQLite file write
     concurrently through their own writer threads (ordered by the ingest flock)."""
     from server.config import normalise_database_url
     from tests.support import start_stack
@@ -205,9 +205,9 @@ async def test_writer_threads_of_two_servers_take_turns(tmp_path: Path, backends
     db_url = normalise_database_url(f"sqlite:///{tmp_path / 'shared.db'}")
     shared = Backends(database_url=db_url, redis_url=backends.redis_url,
                       prefix=backends.prefix + "thr:")
-    first = await start_stack(shared, tmp_path / "a", worker=False, sqlite_writer="thread",
+    first = await start_stack(shared, tmp_path / "a", worker=False, ingest_writer="inline",
                               sqlite_synchronous="FULL")
-    second = await start_stack(shared, tmp_path / "b", worker=False, sqlite_writer="thread",
+    second = await start_stack(shared, tmp_path / "b", worker=False, ingest_writer="inline",
                                sqlite_synchronous="FULL")
     try:
         assert first.writer_process is None and second.writer_process is None
