@@ -50,6 +50,14 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
+def _put(out: bytearray, tag: bytes, payload: bytes, *, always: bool = False) -> None:
+    """A length-delimited field; proto3 leaves an empty string out, a message never."""
+    if payload or always:
+        out += tag
+        out += varint(len(payload))
+        out += payload
+
+
 def _message_bytes(event: EventInput) -> bytes:
     raw: bytes = input_to_request(event).SerializeToString()
     return raw
@@ -61,16 +69,8 @@ def event_bytes(event: EventInput) -> bytes:
     if encode is None or not NATIVE or event.occurred is not None:
         return _message_bytes(event)
     out = bytearray()
-    text = event.event_type_key.encode()
-    if text:
-        out += _TYPE_KEY
-        out += varint(len(text))
-        out += text
-    text = event.key_value.encode()
-    if text:
-        out += _KEY_VALUE
-        out += varint(len(text))
-        out += text
+    _put(out, _TYPE_KEY, event.event_type_key.encode())
+    _put(out, _KEY_VALUE, event.key_value.encode())
     for name, value in event.params:
         raw_name = name.encode()
         if value is MISSING:
@@ -84,14 +84,8 @@ def event_bytes(event: EventInput) -> bytes:
             param = _PARAM_VALUE + varint(len(raw)) + raw
             if raw_name:
                 param = _PARAM_NAME + varint(len(raw_name)) + raw_name + param
-        out += _PARAM
-        out += varint(len(param))
-        out += param
-    text = event.message_id.encode()
-    if text:
-        out += _MESSAGE_ID
-        out += varint(len(text))
-        out += text
+        _put(out, _PARAM, param, always=True)
+    _put(out, _MESSAGE_ID, event.message_id.encode())
     if event.legacy_v1:
         out += _LEGACY_V1
     return bytes(out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import URL, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -186,7 +186,22 @@ class EventWriter:
 
 
 
-class SqliteIngest:
+class _Ingest:
+    """A synchronous connection for ingest transactions, opened on first use."""
+
+    _engine: Engine
+    _conn: Any
+    _type_ids: TypeIds
+
+    def _write_in_transaction(self, events: list[ValidEvent], now: datetime
+                              ) -> list[WriteResult]:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        with self._conn.begin():
+            return write_events(self._conn, events, now=now, type_cache=self._type_ids)
+
+
+class SqliteIngest(_Ingest):
     """Ingest transactions on one synchronous SQLite connection (a writer thread's or the
     writer process's).
 
@@ -225,11 +240,8 @@ class SqliteIngest:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.0002
         while True:
-            if self._conn is None:
-                self._conn = self._engine.connect()
             try:
-                with self._conn.begin():
-                    return write_events(self._conn, events, now=now, type_cache=self._type_ids)
+                return self._write_in_transaction(events, now)
             except IntegrityError:
                 raise
             except OperationalError as exc:
@@ -257,7 +269,7 @@ class SqliteIngest:
         self._engine.dispose()
 
 
-class ServerIngest:
+class ServerIngest(_Ingest):
     """Ingest transactions on one synchronous connection to a database server
     (PostgreSQL), for the writer process: the server orders concurrent writers itself."""
 
@@ -271,11 +283,8 @@ class ServerIngest:
         return self._type_ids
 
     def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
-        if self._conn is None:
-            self._conn = self._engine.connect()
         try:
-            with self._conn.begin():
-                return write_events(self._conn, events, now=now, type_cache=self._type_ids)
+            return self._write_in_transaction(events, now)
         except IntegrityError:
             raise
         except BaseException:
