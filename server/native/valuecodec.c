@@ -287,51 +287,67 @@ decode_key(const uint8_t *p, const uint8_t *end)
     return k;
 }
 
+/* A message of {1 string, 2 google.protobuf.Value}: a Struct map entry or an EventParam.
+ * Sets the last string field (earlier ones are still checked, as protobuf does), gathers
+ * every Value payload (protobuf merges them) and says whether an unknown field was seen. */
+static int
+read_named_value(const uint8_t *p, const uint8_t *end, int depth, const uint8_t **name,
+                 const uint8_t **name_end, SegVec *values, int *unknown)
+{
+    *name = NULL;
+    *name_end = NULL;
+    *unknown = 0;
+    while (p < end) {
+        uint32_t f;
+        int wt;
+        p = read_tag(p, end, &f, &wt);
+        if (p == NULL) {
+            return -1;
+        }
+        if (f == 1 && wt == 2) {
+            if (*name != NULL) { /* superseded, but protobuf still checks it */
+                PyObject *old = decode_str(*name, *name_end);
+                if (old == NULL) {
+                    return -1;
+                }
+                Py_DECREF(old);
+            }
+            *name = read_len(p, end, name_end);
+            if (*name == NULL) {
+                return -1;
+            }
+            p = *name_end;
+        }
+        else if (f == 2 && wt == 2) {
+            const uint8_t *data_end, *data = read_len(p, end, &data_end);
+            if (data == NULL || segvec_push(values, data, data_end) < 0) {
+                return -1;
+            }
+            p = data_end;
+        }
+        else {
+            *unknown = 1;
+            p = skip_field(p, end, f, wt, depth);
+            if (p == NULL) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* One map entry of a Struct, stored into dict.  Like upb (the Python runtime), an entry
  * that holds an unknown field is checked but left out of the map. */
 static int
 parse_entry(const uint8_t *p, const uint8_t *end, PyObject *dict, long long budget, int depth,
             PyObject *missing)
 {
-    const uint8_t *key = NULL, *key_end = NULL;
-    int unknown = 0;
+    const uint8_t *key, *key_end;
+    int unknown;
     SegVec values;
     segvec_init(&values);
-    while (p < end) {
-        uint32_t f;
-        int wt;
-        p = read_tag(p, end, &f, &wt);
-        if (p == NULL) {
-            goto error;
-        }
-        if (f == 1 && wt == 2) {
-            if (key != NULL) { /* superseded, but protobuf still checks it */
-                PyObject *old = decode_str(key, key_end);
-                if (old == NULL) {
-                    goto error;
-                }
-                Py_DECREF(old);
-            }
-            key = read_len(p, end, &key_end);
-            if (key == NULL) {
-                goto error;
-            }
-            p = key_end;
-        }
-        else if (f == 2 && wt == 2) {
-            const uint8_t *data_end, *data = read_len(p, end, &data_end);
-            if (data == NULL || segvec_push(&values, data, data_end) < 0) {
-                goto error;
-            }
-            p = data_end;
-        }
-        else {
-            unknown = 1;
-            p = skip_field(p, end, f, wt, depth);
-            if (p == NULL) {
-                goto error;
-            }
-        }
+    if (read_named_value(p, end, depth, &key, &key_end, &values, &unknown) < 0) {
+        goto error;
     }
     PyObject *k = key != NULL ? decode_key(key, key_end) : PyUnicode_New(0, 0);
     if (k == NULL) {
@@ -662,44 +678,13 @@ value_to_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 parse_param(const uint8_t *p, const uint8_t *end, long long budget, PyObject *missing)
 {
-    const uint8_t *name = NULL, *name_end = NULL;
+    const uint8_t *name, *name_end;
+    int unknown; /* a param keeps its value whatever else it carries */
     PyObject *result = NULL;
     SegVec values;
     segvec_init(&values);
-    while (p < end) {
-        uint32_t f;
-        int wt;
-        p = read_tag(p, end, &f, &wt);
-        if (p == NULL) {
-            goto done;
-        }
-        if (f == 1 && wt == 2) {
-            if (name != NULL) {
-                PyObject *old = decode_str(name, name_end);
-                if (old == NULL) {
-                    goto done;
-                }
-                Py_DECREF(old);
-            }
-            name = read_len(p, end, &name_end);
-            if (name == NULL) {
-                goto done;
-            }
-            p = name_end;
-        }
-        else if (f == 2 && wt == 2) {
-            const uint8_t *data_end, *data = read_len(p, end, &data_end);
-            if (data == NULL || segvec_push(&values, data, data_end) < 0) {
-                goto done;
-            }
-            p = data_end;
-        }
-        else {
-            p = skip_field(p, end, f, wt, 0);
-            if (p == NULL) {
-                goto done;
-            }
-        }
+    if (read_named_value(p, end, 0, &name, &name_end, &values, &unknown) < 0) {
+        goto done;
     }
     PyObject *n = name != NULL ? decode_key(name, name_end) : PyUnicode_New(0, 0);
     if (n == NULL) {
