@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import orjson
 
 from bench import h2load
 from bench.h2load import RowFailed
+from server.procs import terminate
 
 __all__ = ["RowFailed", "Service", "run_load"]
 
@@ -117,13 +117,7 @@ class Service:
         return cpu_seconds(self.proc.pid) + sum(s.cpu() for s in self.also)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 @contextmanager

@@ -54,6 +54,7 @@ from server.errors import Unavailable
 from server.ingest.dispatch import ENQUEUE_LUA, enqueue_args
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.txn import TypeIds
+from server.procs import terminate
 
 log = logging.getLogger(__name__)
 FRAME = struct.Struct(">I")
@@ -401,14 +402,8 @@ class WriterProcess:
     def stop(self) -> None:
         """After the serving processes ended: let the writer finish and exit."""
         self._stopping.set()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self._proc is not None:
+            terminate(self._proc)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from eventflow_client import AsyncClient, UnavailableError
+from server.procs import terminate
 from tests.support import Backends, free_port
 
 KEY = "writer-process-test-key"
@@ -94,13 +95,7 @@ def server(tmp_path: Path, backends: Backends) -> Iterator[Server]:
                 time.sleep(0.1)
         yield Server(proc, port, db, backends.redis_url, backends.prefix + "wp:")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout=30)
 
 
 async def _clients(target: str, n: int) -> list[AsyncClient]:

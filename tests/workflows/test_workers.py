@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from server.mail.sink import MailSink
+from server.procs import terminate
 from tests.support import Backends, Stack, private_backends, start_stack
 from tests.workflows.conftest import create_template, create_workflow, eventually
 
@@ -69,13 +70,7 @@ def _ids_by_recipient(sink: MailSink, emails: list[str]) -> dict[str, set[str]]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout=10)
 
 
 async def test_sigkill_mid_batch_loses_no_letter(bare: Stack, sink: MailSink) -> None:

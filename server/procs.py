@@ -1,0 +1,19 @@
+"""Stopping a child process the same way everywhere: SIGTERM, a grace period, then SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from typing import Any
+
+
+def terminate(proc: subprocess.Popen[Any], *, timeout: float = 15.0) -> None:
+    """Ask ``proc`` to stop and wait for it; kill it if it is still there after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
