@@ -59,9 +59,9 @@ class EventWriter:
         # The writer keeps one connection for its life: no pool check-out and reset per
         # transaction. It is dropped after a database error and opened again on next use.
         self._conn: AsyncConnection | None = None
-        # SQLite (given the settings for its pragmas): the ingest writer process of
-        # ``python -m server`` when its socket is set, else a synchronous engine driven
-        # from one thread of the writer's own, a single hand-off per transaction.
+        # Given settings: the ingest writer process of ``python -m server`` when its socket
+        # is set; else, on SQLite, a synchronous engine driven from one thread of the
+        # writer's own, a single hand-off per transaction.
         self._thread: ThreadPoolExecutor | None = None
         self._sqlite: SqliteIngest | None = None
         self._remote: Any = None
@@ -200,6 +200,18 @@ class _Ingest:
         with self._conn.begin():
             return write_events(self._conn, events, now=now, type_cache=self._type_ids)
 
+    def _invalidate(self) -> None:
+        """Drop the connection after an error; the next write opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
 
 class SqliteIngest(_Ingest):
     """Ingest transactions on one synchronous SQLite connection (a writer thread's or the
@@ -254,33 +266,21 @@ class SqliteIngest(_Ingest):
                 self._invalidate()
                 raise
 
-    def _invalidate(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.invalidate()
-
     def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._engine.dispose()
+        super().close()
 
 
 class ServerIngest(_Ingest):
     """Ingest transactions on one synchronous connection to a database server
     (PostgreSQL), for the writer process: the server orders concurrent writers itself."""
 
-    def __init__(self, url: URL) -> None:
-        self._engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+    def __init__(self, url: URL, *, type_cache: TypeIds) -> None:
+        self._engine = create_engine(url, pool_size=1, max_overflow=0)
         self._conn: Any = None
-        self._type_ids: TypeIds = {}
-
-    @property
-    def type_cache(self) -> TypeIds:
-        return self._type_ids
+        self._type_ids = type_cache
 
     def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
         try:
@@ -289,8 +289,7 @@ class ServerIngest(_Ingest):
             raise
         except BaseException:
             # A lost connection or a server error: start over on a new connection.
-            conn, self._conn = self._conn, None
-            conn.invalidate()
+            self._invalidate()
             raise
 
     def close(self) -> None:

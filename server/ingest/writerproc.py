@@ -263,15 +263,14 @@ def _commit(ingest: Any, type_cache: TypeIds, batches: list[list[ValidEvent]]
 def serve(path: str, settings: Settings) -> None:
     from server.ingest.writer import ServerIngest, SqliteIngest
 
-    ingest: Any
+    ingest: SqliteIngest | ServerIngest
+    type_cache: TypeIds = {}
     url = make_url(settings.database_url)
     if settings.is_sqlite:
-        type_cache: TypeIds = {}
         ingest = SqliteIngest(url.set(drivername="sqlite"), settings, type_cache=type_cache)
     else:
         # psycopg's SQLAlchemy dialect serves synchronous engines from the same URL.
-        ingest = ServerIngest(url)
-        type_cache = ingest.type_cache
+        ingest = ServerIngest(url, type_cache=type_cache)
     enqueuer = Enqueuer(settings)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
