@@ -2,8 +2,9 @@
 
 Rules: ``eventTypeKey`` required, at most 100 characters, none of the forbidden
 characters; ``keyValue`` at most 300 and the same characters, else taken from the
-params in the documented priority; params need a name and a value, names unique and
-at most 100 characters; values of any JSON type, nested at most ``MAX_DEPTH`` levels.
+params by ``server.contacts.identity.derive_key_value``; params need a name and a value,
+names unique and at most 100 characters; values of any JSON type, nested at most
+``MAX_DEPTH`` levels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from server.contacts.identity import derive_key_value
 from server.errors import InvalidArgument, TooLarge, Violation
 from server.ingest.model import JSON, MISSING, EventInput, ValidEvent
 
@@ -26,27 +28,6 @@ MAX_PARAM_NAME = 100
 # protobuf refuses messages nested over 100 deep, so 24 keeps every accepted event decodable.
 MAX_DEPTH = 24
 MAX_MESSAGE_ID = 200
-
-# Contact identifiers that stand in for a missing keyValue, in priority order.
-# Names compare case-insensitively; the aliases are the ones eSputnik documents.
-KEY_SOURCES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("contactId", frozenset({"contactid", "contact_id"})),
-    ("externalCustomerId", frozenset({"externalcustomerid"})),
-    ("email", frozenset({"email", "emailaddress", "useremail", "contactemail"})),
-    ("phone", frozenset({"phone", "sms", "phonenumber"})),
-    ("pushToken", frozenset({"pushtoken", "mobpushtoken"})),
-)
-
-
-def is_blank_external_id(value: JSON) -> bool:
-    """eSputnik ignores externalCustomerId when it is "", blanks, "null" or null."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        stripped = value.strip()
-        return stripped == "" or stripped.lower() == "null"
-    return False
-
 
 _FORBIDDEN_RE = re.compile("[" + re.escape("".join(sorted(FORBIDDEN))) + "]")
 
@@ -85,33 +66,6 @@ def depth_exceeds(value: JSON, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def _derive_key(params: Iterable[tuple[str, JSON]]) -> tuple[str, str] | None:
-    """The keyValue a param stands in for, and the param's name, by documented priority."""
-    by_source: dict[str, tuple[str, str]] = {}
-    for name, value in params:
-        lowered = name.lower()
-        for source, aliases in KEY_SOURCES:
-            if lowered in aliases and source not in by_source:
-                if source == "externalCustomerId" and is_blank_external_id(value):
-                    continue
-                if isinstance(value, bool) or value is None or value is MISSING:
-                    continue
-                if isinstance(value, (str, int, float)):
-                    text = value.strip() if isinstance(value, str) else _number_text(value)
-                    if text:
-                        by_source[source] = (text, name)
-    for source, _aliases in KEY_SOURCES:
-        if source in by_source:
-            return by_source[source]
-    return None
-
-
-def _number_text(value: float) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return str(value)
-
-
 def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> ValidEvent:
     """Check every rule; raise InvalidArgument listing all violations, or TooLarge."""
     out: list[Violation] = []
@@ -143,7 +97,7 @@ def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> Val
     if key_value:
         _check_key("keyValue", key_value, MAX_KEY_VALUE, out)
     else:
-        derived = _derive_key(event.params)
+        derived = derive_key_value(event.params)
         if derived is None:
             out.append(Violation(
                 "keyValue",

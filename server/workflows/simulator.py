@@ -156,14 +156,14 @@ class Simulation:
                      if c.email and c.email.lower() == email.lower()), None)
 
     def add_event(self, doc: dict[str, Any], at: datetime) -> int:
-        params = {p["name"]: p.get("value") for p in doc.get("params", []) if "name" in p}
+        pairs = [(p["name"], p.get("value")) for p in doc.get("params", []) if "name" in p]
+        params = dict(pairs)
+        ids = identifiers_from_params(pairs)
         contact_id = doc.get("contactId")
         if contact_id is None:
-            ids = identifiers_from_params(list(params.items()))
             found = self.contact_by_email(ids.email)
             contact_id = ids.contact_id or (found.contact_id if found else None)
-        key = str(doc.get("keyValue") or identifiers_from_params(list(params.items())).key_value()
-                  or "")
+        key = str(doc.get("keyValue") or ids.key_value() or "")
         ev = SimEvent(id=len(self.events) + 1, type=str(doc.get("eventTypeKey", "")), key=key,
                       params=params, contact_id=contact_id, at=at)
         self.events.append(ev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.contacts import Identifiers, identifiers_from_params
+from server.contacts.identity import StoredIdentity, derive_key_value, owners_index, plan_link
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,52 @@ def test_no_identifiers_means_no_key_value() -> None:
     found = identifiers_from_params([("password", "12345678")])
     assert found == Identifiers()
     assert found.key_value() is None
+
+
+SEED = [("email", "site@ukr.net"), ("phone", "380501234567"), ("externalCustomerId", "AV13760"),
+        ("json", {"profileInputs": []})]
+
+
+def test_the_key_is_taken_as_sent_and_the_lookup_normalised() -> None:
+    """The key keeps the sender's spelling; lookup uses the normalised, case-free email."""
+    found = identifiers_from_params([("Email", " Site@UKR.NET "), ("SMS", "+38 (050) 123-45-67")])
+    assert found.key_value() == "Site@UKR.NET"
+    assert found.lookup_keys() == [("email", "site@ukr.net"), ("phone", "+380501234567")]
+    assert derive_key_value([("Email", " Site@UKR.NET ")]) == ("Site@UKR.NET", "Email")
+
+
+def test_plan_attaches_what_the_found_contact_lacks() -> None:
+    """Found by email, the seed event adds the external id and phone the contact lacks."""
+    contact = StoredIdentity(contact_id=7, email_key="site@ukr.net")
+    plan = plan_link(identifiers_from_params(SEED), owners_index([contact]), create=True)
+    assert (plan.contact_id, plan.matched_by, plan.create) == (7, "email", False)
+    assert plan.attach == (("external_customer_id", "AV13760"), ("phone", "+380501234567"))
+    assert plan.notes == ()
+
+
+def test_plan_never_overwrites_and_says_why() -> None:
+    """A different value on the contact, or one another contact holds, is a conflict note."""
+    contact = StoredIdentity(contact_id=7, email_key="site@ukr.net", external_customer_id="AV1")
+    other = StoredIdentity(contact_id=8, phone="+380501234567")
+    plan = plan_link(identifiers_from_params(SEED), owners_index([contact, other]), create=True)
+    assert plan.contact_id == 7 and plan.attach == ()
+    assert [(n.status, n.field) for n in plan.notes] == [
+        ("CONFLICT", "params[2].value"), ("CONFLICT", "params[1].value")]
+    assert '"AV1"' in plan.notes[0].message and "contact 8" in plan.notes[1].message
+
+
+def test_plan_creates_when_nothing_is_found_and_notes_invalid_and_unknown_ids() -> None:
+    """No owner: create (if the type allows); invalid values and unknown ids are noted."""
+    ids = identifiers_from_params([("contactId", 99), ("email", "bad@"), ("phone", "380501234567")])
+    plan = plan_link(ids, {}, create=True)
+    assert plan.contact_id is None and plan.create
+    assert [n.status for n in plan.notes] == ["INVALID", "NOT_FOUND"]
+    assert not plan_link(ids, {}, create=False).create
+    assert not plan_link(identifiers_from_params([("contactId", 99)]), {}, create=True).create
+
+
+def test_push_tokens_are_added_beside_the_contacts_own() -> None:
+    """A contact may hold several push tokens: a new unowned one is attached."""
+    contact = StoredIdentity(contact_id=3, phone="+380501234567", push_tokens=frozenset({"a"}))
+    ids = identifiers_from_params([("phone", "380501234567"), ("pushToken", "b")])
+    assert plan_link(ids, owners_index([contact]), create=True).attach == (("push_token", "b"),)
