@@ -8,7 +8,7 @@ PROTOS := $(wildcard proto/eventflow/v1/*.proto)
 GEN_STAMP := $(PROTO_OUT)/eventflow/.generated
 export PYTHONPATH := $(CURDIR):$(CURDIR)/clients/python
 
-.PHONY: run test bench lint fmt proto worker gateway server clean install
+.PHONY: run test test-reliability bench lint fmt proto worker gateway server clean install
 
 $(STAMP): pyproject.toml server/native/valuecodec.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,11 @@ worker: proto
 
 test: proto
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The hostile-input and isolation scenarios alone (docs/reliability.md); `make test` runs
+# them too.
+test-reliability: proto
+	@$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
 bench: proto
 	@$(BIN)/python -m bench

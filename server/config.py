@@ -58,6 +58,8 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "eventflow <noreply@eventflow.local>"
     sweep_interval: float = 5.0
+    # Template render processes per serving process (and per worker); see docs/templates.md.
+    render_processes: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +90,7 @@ class Settings:
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
             sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
+            render_processes=_int(env, "EVENTFLOW_RENDER_PROCESSES", 2),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -14,13 +14,17 @@ from server.api.events import IngestDeps
 
 async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[Any], list[str]]:
     """Returns (resources to close on shutdown, full service names for reflection/health)."""
-    closers: list[Any] = []
+    from server.templating.pool import RenderPool
+
+    # One pool of render processes for previews and simulations of this serving process.
+    renderer = RenderPool(processes=deps.settings.render_processes)
+    closers: list[Any] = [renderer]
     names: list[str] = []
 
     from eventflow.v1 import templates_pb2, templates_pb2_grpc
     from server.api.templates import TemplateService
 
-    templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateService(deps.engine), server)
+    templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateService(deps.engine, renderer), server)
     names.append(templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name)
 
     from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
@@ -33,6 +37,6 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
     from server.api.workflows import WorkflowService
 
     workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(
-        WorkflowService(deps.engine, deps.settings), server)
+        WorkflowService(deps.engine, deps.settings, renderer), server)
     names.append(workflows_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name)
     return closers, names

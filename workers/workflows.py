@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.db.models import utcnow
 from server.ingest.dispatch import Dispatcher
 from server.mail import SmtpConfig
+from server.templating.pool import RenderPool
 from server.workflows import runs
 from server.workflows.blocks import backoff
 from server.workflows.engine import EngineDeps, StepResult, run_step
@@ -102,7 +103,8 @@ async def install(ctx: dict[str, Any]) -> None:
     smtp = SmtpConfig.from_url(settings.smtp_url) if settings.smtp_url else None
     ctx["workflow_deps"] = EngineDeps(engine=ctx["engine"], settings=settings, smtp=smtp,
                                       http=httpx.AsyncClient(timeout=10),
-                                      worker=ctx["worker_name"])
+                                      worker=ctx["worker_name"],
+                                      renderer=RenderPool(processes=settings.render_processes))
     ctx["processors"].append(workflow_processor)
     ctx["workflow_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="workflow-sweeper")
 
@@ -115,6 +117,7 @@ async def uninstall(ctx: dict[str, Any]) -> None:
     deps = ctx.pop("workflow_deps", None)
     if deps is not None:
         await deps.http.aclose()
+        await deps.renderer.close()
 
 
 def job_functions() -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -18,9 +17,10 @@ from server.templating import (
     TemplateError,
     WrongFormat,
     build_context,
-    render,
+    compile_template,
 )
 from server.templating.context import parse_json
+from server.templating.pool import RenderPart, RenderPool
 from server.templating.store import StoredTemplate, create_template, get_template, list_templates
 
 
@@ -56,9 +56,12 @@ def _kind(exc: TemplateError) -> str:
     return "syntax" if exc.reason.startswith("syntax error") else "render"
 
 
-def _preview(request: templates_pb2.RenderTemplateRequest) -> templates_pb2.RenderTemplateResponse:
+async def _preview(request: templates_pb2.RenderTemplateRequest, *, renderer: RenderPool,
+                   account_id: int) -> templates_pb2.RenderTemplateResponse:
     try:
-        rendered = render(request.template, _context_from(request))
+        compile_template(request.template)  # syntax errors answered here, without a child
+        (rendered,) = await renderer.render([RenderPart(request.template)],
+                                            _context_from(request), account_id=account_id)
     except TemplateError as exc:
         return templates_pb2.RenderTemplateResponse(error=templates_pb2.TemplateError(
             message=str(exc), line=exc.line or 0, column=exc.column or 0, kind=_kind(exc)))
@@ -73,8 +76,9 @@ def _message(t: StoredTemplate) -> templates_pb2.MessageTemplate:
 
 
 class TemplateService(templates_pb2_grpc.TemplateServiceServicer):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, renderer: RenderPool) -> None:
         self._engine = engine
+        self._renderer = renderer
 
     async def RenderTemplate(self, request: templates_pb2.RenderTemplateRequest,
                              context: grpc.aio.ServicerContext[Any, Any]
@@ -82,8 +86,10 @@ class TemplateService(templates_pb2_grpc.TemplateServiceServicer):
         if len(request.template) > 256 * 1024:
             raise InvalidArgument.from_violations(
                 [Violation("template", "is longer than 262144 characters")])
-        # Rendering is CPU work; a thread keeps the server's loop answering meanwhile.
-        return await asyncio.to_thread(_preview, request)
+        # Rendering runs in the pool's child processes, bounded in time and memory there,
+        # so this loop keeps answering other callers meanwhile.
+        return await _preview(request, renderer=self._renderer,
+                              account_id=current_account.get())
 
     async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest,
                              context: grpc.aio.ServicerContext[Any, Any]) -> templates_pb2.MessageTemplate:

@@ -13,6 +13,7 @@ from server.api.errors import current_account
 from server.config import Settings
 from server.db.models import as_utc
 from server.errors import InvalidArgument, NotFound, Violation
+from server.templating.pool import RenderPool
 from server.templating.store import get_template
 from server.workflows import queries, store
 from server.workflows.runtime import StepFailed
@@ -67,9 +68,10 @@ def _message(m: Any) -> workflows_pb2.Message:
 
 
 class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, renderer: RenderPool) -> None:
         self._engine = engine
         self._settings = settings
+        self._renderer = renderer
 
     async def CreateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         doc = _json(request.definition_json, "definition")
@@ -119,7 +121,8 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
             return t.subject, t.html, t.text
 
         result = await simulate(definition=definition, events=events, contacts=contacts,
-                                templates=templates, sender=self._settings.mail_from)
+                                templates=templates, renderer=self._renderer,
+                                sender=self._settings.mail_from)
         return workflows_pb2.SimulateWorkflowResponse(result_json=orjson.dumps(result).decode())
 
     async def ListRuns(self, request: Any, context: Any) -> Any:

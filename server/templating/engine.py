@@ -47,6 +47,8 @@ class CompiledTemplate:
             except (BreakLoop, StopRender):
                 pass
             except dialect.TemplateExecutionError as error:
+                if isinstance(error.__cause__, MemoryError):
+                    raise MemoryError from None  # the process's limit: its owner decides
                 raise _execution_error(error) from None
             except RecursionError:
                 raise RenderLimitExceeded("template nests too deeply") from None
@@ -97,6 +99,4 @@ def _execution_error(error: Any) -> TemplateError:
         kind, reason = TemplateError, f"{snippet} failed: {cause}"
     else:
         kind, reason = TemplateError, f"{snippet} failed: {type(cause).__name__}: {cause}"
-    result = kind.__new__(kind)
-    TemplateError.__init__(result, reason, line=line, column=column)
-    return result
+    return kind.at(reason, line=line, column=column)

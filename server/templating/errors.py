@@ -20,6 +20,14 @@ class TemplateError(Exception):
         self.column = column
         super().__init__(self._sentence())
 
+    @classmethod
+    def at(cls, reason: str, *, line: int | None, column: int | None) -> TemplateError:
+        """An error of this kind with ``reason`` as is (a subclass's own ``__init__``
+        would reword it): for errors moved from one place or process to another."""
+        error = cls.__new__(cls)
+        TemplateError.__init__(error, reason, line=line, column=column)
+        return error
+
     def _sentence(self) -> str:
         if self.line is None:
             return f"Template error: {self.reason}"

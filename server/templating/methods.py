@@ -7,16 +7,21 @@ listed in the tables below under its Java name, so ``$s.__class__`` or
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
+import re2
+
+from server.templating import limits
 from server.templating.errors import ReadOnlyError
 from server.templating.values import (
     MAX_STRING,
     FrozenList,
     FrozenMap,
     MapEntry,
+    check_length,
+    concat,
     is_number,
     java_equals,
     java_str,
@@ -156,53 +161,109 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-# A quantified group that itself holds a quantifier can backtrack for ages, and
-# Python's regex engine cannot be interrupted by the render deadline.
-_NESTED_QUANTIFIER = re.compile(r"\([^)]*[*+}][^)]*\)\s*[*+{]")
+# Java's regular expressions backtrack, and so does Python's ``re``: ``(a|a)*b`` on 26
+# letters runs for seconds and cannot be interrupted. RE2 matches in time linear in the
+# text and refuses what needs backtracking (back-references, look-around), which a
+# message template is told plainly.
+MAX_PATTERN = 1000
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
-    _need_str(pattern)
-    if len(pattern) > 200 or _NESTED_QUANTIFIER.search(pattern):
-        raise InvocationError("regular expression too complex for a message template")
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
     try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise InvocationError(f"bad regular expression: {error}") from error
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        detail = error.args[0] if error.args else error
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise InvocationError(
+            f"regular expression not supported in message templates ({detail}); "
+            "back-references and look-around are not available") from None
 
 
-def _java_replacement(replacement: str) -> str:
-    # Java writes groups as $1 and escapes with backslash; Python wants \g<1>.
-    out: list[str] = []
+def _regex(pattern: object) -> Any:
+    _need_str(pattern)
+    assert isinstance(pattern, str)
+    if len(pattern) > MAX_PATTERN:
+        raise InvocationError(f"regular expression longer than {MAX_PATTERN} characters")
+    return _compiled(pattern)
+
+
+def _replacement_parts(replacement: str, groups: int) -> list[str | int]:
+    """Java's replacement syntax: ``$n`` is group n (more digits while the number stays a
+    group, as Java reads it), a backslash takes the next character literally; a ``$``
+    without a digit stays text."""
+    parts: list[str | int] = []
+    text: list[str] = []
     i = 0
     while i < len(replacement):
         ch = replacement[i]
         if ch == "\\" and i + 1 < len(replacement):
-            out.append(replacement[i + 1].replace("\\", "\\\\"))
+            text.append(replacement[i + 1])
             i += 2
             continue
-        match = re.match(r"\$(\d+)", replacement[i:])
-        if match:
-            out.append(f"\\g<{match.group(1)}>")
-            i += len(match.group(0))
+        if ch == "$" and i + 1 < len(replacement) and replacement[i + 1].isdecimal():
+            group, i = int(replacement[i + 1]), i + 2
+            while (i < len(replacement) and replacement[i].isdecimal()
+                   and group * 10 + int(replacement[i]) <= groups):
+                group, i = group * 10 + int(replacement[i]), i + 1
+            if group > groups:
+                raise InvocationError(f"No group {group}")
+            parts += ["".join(text), group]
+            text = []
             continue
-        out.append("\\\\" if ch == "\\" else ch)
+        text.append(ch)
         i += 1
-    return "".join(out)
+    parts.append("".join(text))
+    return parts
 
 
 def _replace_all(text: str, pattern: str, replacement: str, count: int = 0) -> str:
+    """``replaceAll``/``replaceFirst``, the result counted as it is built."""
     _need_str(replacement)
-    result = _regex(pattern).sub(_java_replacement(replacement), text, count=count)
-    if len(result) > MAX_STRING:
-        raise InvocationError(f"replaceAll() result exceeds {MAX_STRING} characters")
-    return result
+    compiled = _regex(pattern)
+    parts = _replacement_parts(replacement, compiled.groups)
+    budget = limits.current()
+    out: list[str] = []
+    size = end = done = 0
+    for match in compiled.finditer(text):
+        if count and done == count:
+            break
+        pieces = [text[end:match.start()]]
+        pieces += [part if type(part) is str else (match.group(part) or "") for part in parts]
+        size += sum(len(piece) for piece in pieces)
+        if size > MAX_STRING:
+            raise InvocationError(f"replaceAll() result exceeds {MAX_STRING} characters")
+        out += pieces
+        end = match.end()
+        done += 1
+        if not done % 4096:
+            budget.check_time()
+    if not done:
+        return text
+    check_length(size + len(text) - end)
+    out.append(text[end:])
+    return "".join(out)
 
 
 def _split(text: str, pattern: str) -> list[object]:
-    parts: list[object] = list(_regex(pattern).split(text))
+    """Java's ``split``: no captured groups in the result, no leading piece for a
+    zero-width match at the start, trailing empty strings dropped."""
+    parts: list[object] = []
+    end = 0
+    for match in _regex(pattern).finditer(text):
+        if match.end() == 0:
+            continue
+        parts.append(text[end:match.start()])
+        end = match.end()
+    if not parts:
+        return [text]
+    parts.append(text[end:])
     while parts and parts[-1] == "":
-        parts.pop()  # Java's split drops trailing empty strings
+        parts.pop()
     return parts
 
 
@@ -246,7 +307,7 @@ _STRING: dict[str, Method] = {
     "equalsIgnoreCase": lambda s, x: type(x) is str and s.lower() == x.lower(),
     "compareTo": _compare_strings,
     "compareToIgnoreCase": lambda s, x: _compare_strings(s.lower(), x.lower()),
-    "concat": lambda s, x: s + _str_arg(x),
+    "concat": lambda s, x: concat(s, _str_arg(x)),
     "toString": lambda s: s,
 }
 

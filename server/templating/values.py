@@ -8,14 +8,30 @@ plain Python values (str, int, float, bool, None, lists, dicts) the engine works
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from server.templating.errors import ReadOnlyError, RenderLimitExceeded
 
-# Longest string a template may build by concatenation or string methods.
+# Longest string a template may build by concatenation, printing or string methods.
 MAX_STRING = 1_000_000
+# Widest integer arithmetic may produce. Velocity widens to BigInteger instead of
+# overflowing, so ``#set($x = $x * $x)`` in a loop would otherwise square its way to
+# numbers whose single multiplication takes seconds; 4096 bits is ~1,233 digits.
+MAX_INT_BITS = 4096
+
+
+def check_length(size: int) -> None:
+    """Refuses a string of ``size`` characters before it is built."""
+    if size > MAX_STRING:
+        raise RenderLimitExceeded(f"string longer than {MAX_STRING} characters")
+
+
+def concat(left: str, right: str) -> str:
+    """``left + right``, refused before it is built when it would pass ``MAX_STRING``."""
+    check_length(len(left) + len(right))
+    return left + right
 
 
 class FrozenMap(dict[str, object]):
@@ -27,6 +43,10 @@ class FrozenMap(dict[str, object]):
     __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[type[FrozenMap], tuple[dict[str, object]]]:
+        # Pickled whole (to a render process) rather than rebuilt key by key.
+        return FrozenMap, (dict(self),)
+
 
 class FrozenList(list[object]):
     """A JSON array from event data: readable like a list, never writable."""
@@ -36,6 +56,9 @@ class FrozenList(list[object]):
 
     __setitem__ = __delitem__ = __iadd__ = _refuse  # type: ignore[assignment]
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[object]]]:
+        return FrozenList, (list(self),)
 
 
 class MapEntry:
@@ -73,7 +96,11 @@ def truthy(value: object) -> bool:
 
 
 def java_str(value: object) -> str:
-    """``String.valueOf`` of the Java object Velocity would hold for ``value``."""
+    """``String.valueOf`` of the Java object Velocity would hold for ``value``.
+
+    Containers print through a counted builder, so a list holding many long strings
+    fails at ``MAX_STRING`` instead of being joined into gigabytes first.
+    """
     kind = type(value)
     if kind is str:
         return value  # type: ignore[return-value]
@@ -85,13 +112,41 @@ def java_str(value: object) -> str:
         return java_double(value)  # type: ignore[arg-type]
     if value is None:
         return "null"
+    if not isinstance(value, (Mapping, MapEntry, list, tuple)):
+        return str(value)
+    parts: list[str] = []
+    _print_into(value, parts, [0])
+    return "".join(parts)
+
+
+def _print_into(value: object, parts: list[str], size: list[int]) -> None:
+    def put(text: str) -> None:
+        size[0] += len(text)
+        check_length(size[0])
+        parts.append(text)
+
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_str(k)}={java_str(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, MapEntry):
-        return f"{java_str(value.key)}={java_str(value.value)}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(java_str(v) for v in value) + "]"
-    return str(value)
+        put("{")
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                put(", ")
+            _print_into(k, parts, size)
+            put("=")
+            _print_into(v, parts, size)
+        put("}")
+    elif isinstance(value, MapEntry):
+        _print_into(value.key, parts, size)
+        put("=")
+        _print_into(value.value, parts, size)
+    elif isinstance(value, (list, tuple)):
+        put("[")
+        for i, item in enumerate(value):
+            if i:
+                put(", ")
+            _print_into(item, parts, size)
+        put("]")
+    else:
+        put(java_str(value))
 
 
 def java_double(value: float) -> str:
@@ -154,22 +209,19 @@ def add(left: object, right: object) -> object:
     if left is None or right is None:
         return None
     if type(left) is str or type(right) is str:
-        text = java_str(left) + java_str(right)
-        if len(text) > MAX_STRING:
-            # Doubling a string with + in a loop would otherwise exhaust memory.
-            raise RenderLimitExceeded(f"string longer than {MAX_STRING} characters")
-        return text
-    return _arith(left, right, lambda a, b: a + b)
+        # Doubling a string with + in a loop would otherwise exhaust memory.
+        return concat(java_str(left), java_str(right))
+    return _arith(left, right, lambda a, b: a + b, 1)
 
 
 def subtract(left: object, right: object) -> object:
     """``-`` on numbers; anything else is null."""
-    return _arith(left, right, lambda a, b: a - b)
+    return _arith(left, right, lambda a, b: a - b, 1)
 
 
 def multiply(left: object, right: object) -> object:
     """``*`` on numbers; anything else is null."""
-    return _arith(left, right, lambda a, b: a * b)
+    return _arith(left, right, lambda a, b: a * b, None)
 
 
 def divide(left: object, right: object) -> object:
@@ -192,7 +244,15 @@ def modulo(left: object, right: object) -> object:
     return math.fmod(left, right)  # type: ignore[arg-type]
 
 
-def _arith(left: object, right: object, op: object) -> object:
+def _arith(left: object, right: object, op: Callable[[Any, Any], object],
+           carry: int | None) -> object:
+    """``op`` on two numbers; integer results wider than ``MAX_INT_BITS`` are refused
+    before they are computed (``carry``: the bits a sum adds, None for a product)."""
     if not (is_number(left) and is_number(right)):
         return None
-    return op(left, right)  # type: ignore[operator]
+    if type(left) is int and type(right) is int:
+        a, b = left.bit_length(), right.bit_length()
+        bits = a + b if carry is None else max(a, b) + carry
+        if bits > MAX_INT_BITS:
+            raise RenderLimitExceeded(f"number wider than {MAX_INT_BITS} bits")
+    return op(left, right)

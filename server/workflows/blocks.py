@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from server.mail.compose import Letter, message_id_for
-from server.templating import TemplateError, build_context, render
+from server.templating import TemplateError, build_context
+from server.templating.pool import RenderPart
 from server.workflows import conditions
 from server.workflows.durations import (
     next_weekday_time,
@@ -107,9 +108,10 @@ async def _email(block: dict[str, Any], run: RunView, rt: BlockRuntime) -> StepO
     subject, html, text = await rt.template(run, int(block["templateId"]))
     try:
         ctx = build_context(params=run.params, json_param=block.get("jsonParam") or None)
-        subject = render(subject, ctx, max_output=MAX_SUBJECT * 4, timeout=2.0)
-        html = render(html, ctx, max_output=MAX_BODY, timeout=5.0)
-        text = render(text, ctx, max_output=MAX_BODY, timeout=5.0)
+        subject, html, text = await rt.renderer.render(
+            [RenderPart(subject, max_output=MAX_SUBJECT * 4, timeout=2.0),
+             RenderPart(html, max_output=MAX_BODY, timeout=5.0),
+             RenderPart(text, max_output=MAX_BODY, timeout=5.0)], ctx, account_id=run.account_id)
     except TemplateError as exc:
         raise StepFailed(f"template {block['templateId']}: {exc}") from None
     refused = None

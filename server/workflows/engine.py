@@ -21,6 +21,7 @@ from server.db.models import utcnow
 from server.errors import NotFound
 from server.mail import MailDeferred, MailRejected, SmtpConfig, compose, send_letter
 from server.mail.compose import Letter
+from server.templating.pool import RenderPool
 from server.templating.store import get_template
 from server.workflows import contacts, deliveries, runs, store
 from server.workflows.blocks import EXTERNAL, execute
@@ -42,6 +43,7 @@ class EngineDeps:
     smtp: SmtpConfig | None
     http: httpx.AsyncClient
     worker: str
+    renderer: RenderPool
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class EngineRuntime:
         self._run = run
         self._conn = conn
         self.sender = deps.settings.mail_from
+        self.renderer = deps.renderer
         self.launched: list[int] = []
 
     def now(self) -> datetime:

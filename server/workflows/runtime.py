@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from server.mail.compose import Letter
+from server.templating.pool import RenderPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class StepFailed(Exception):
 
 class BlockRuntime(Protocol):
     sender: str
+    # Message templates render here, away from the caller's event loop.
+    renderer: RenderPool
 
     def now(self) -> datetime: ...
 

@@ -16,6 +16,7 @@ from typing import Any
 from server.contacts import identifiers_from_params
 from server.errors import InvalidArgument, Violation
 from server.mail.compose import Letter
+from server.templating.pool import RenderPool
 from server.workflows.blocks import execute
 from server.workflows.conditions import holds
 from server.workflows.definition import Definition, parse_definition
@@ -66,6 +67,7 @@ class SimRuntime:
     def __init__(self, sim: Simulation) -> None:
         self._sim = sim
         self.sender = sim.sender
+        self.renderer = sim.renderer
 
     def now(self) -> datetime:
         return self._sim.clock
@@ -128,10 +130,11 @@ class SimRuntime:
 
 
 class Simulation:
-    def __init__(self, d: Definition, *, templates: Templates, sender: str, start: datetime,
-                 contacts: list[dict[str, Any]]) -> None:
+    def __init__(self, d: Definition, *, templates: Templates, renderer: RenderPool,
+                 sender: str, start: datetime, contacts: list[dict[str, Any]]) -> None:
         self.d = d
         self.templates = templates
+        self.renderer = renderer
         self.sender = sender
         self.clock = start
         self.contacts: dict[int | None, ContactInfo] = {}
@@ -258,14 +261,15 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
 
 
 async def simulate(*, definition: Any, events: Any, contacts: Any = None, templates: Templates,
-                   sender: str, start: datetime | None = None) -> dict[str, Any]:
+                   renderer: RenderPool, sender: str, start: datetime | None = None
+                   ) -> dict[str, Any]:
     """Run ``definition`` over ``events``; the result lists runs, steps and messages."""
     d = parse_definition(definition)
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
             "events", f"must be a list of at most {MAX_EVENTS} events")])
     begin = start or datetime.now(UTC).replace(microsecond=0)
-    sim = Simulation(d, templates=templates, sender=sender, start=begin,
+    sim = Simulation(d, templates=templates, renderer=renderer, sender=sender, start=begin,
                      contacts=contacts if isinstance(contacts, list) else [])
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or not isinstance(ev.get("eventTypeKey"), str):

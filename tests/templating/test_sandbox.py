@@ -108,10 +108,16 @@ def test_render_time_is_bounded() -> None:
     assert time.monotonic() - started < 1.0
 
 
-def test_catastrophic_regex_is_refused() -> None:
-    """Regular expressions with nested quantifiers are refused rather than run."""
-    with pytest.raises(TemplateError, match="too complex"):
-        render("$s.matches('(a+)+$')", {"s": "a" * 40 + "!"})
+def test_catastrophic_regex_runs_in_linear_time() -> None:
+    """Patterns that backtrack exponentially in Java or Python's re answer at once (RE2)."""
+    assert render("$s.matches('(a+)+$') $s.matches('(a|a)*b')", {"s": "a" * 40 + "!"}) == (
+        "false false")
+
+
+def test_backtracking_only_regex_is_refused_plainly() -> None:
+    """Back-references need backtracking: refused with a message saying so."""
+    with pytest.raises(TemplateError, match="back-references and look-around"):
+        render("$s.replaceAll('(a)\\1', 'b')", {"s": "aa"})
 
 
 def test_replace_growth_is_bounded() -> None:
@@ -136,3 +142,33 @@ def test_self_containing_list_fails_safely() -> None:
     """Printing a list that contains itself is an error, not a crash."""
     with pytest.raises(TemplateError):
         render("#set($l = [])$l.add($l)$l", {})
+
+
+def test_concat_method_is_bounded_before_building() -> None:
+    """`concat` in a doubling loop stops at the string limit."""
+    with pytest.raises(RenderLimitExceeded, match="string longer than"):
+        render("#set($s = 'ab')#foreach($i in [1..40])#set($s = $s.concat($s))#end", {})
+
+
+def test_printing_a_list_of_long_strings_is_bounded() -> None:
+    """A list holding many long strings fails to print instead of being joined whole."""
+    template = ("#set($s = 'ab')#foreach($i in [1..16])#set($s = $s.concat($s))#end"
+                "#set($l = [])#foreach($i in [1..20])#set($d = $l.add($s))#end$l")
+    with pytest.raises(RenderLimitExceeded, match="string longer than"):
+        render(template, {})
+
+
+@pytest.mark.parametrize("template", [
+    "#set($x = 3)#foreach($i in [1..40])#set($x = $x * $x)#end",
+    "#set($x = 2)#foreach($i in [1..13])#set($x = $x * $x)#end#set($y = $x + $x)",
+])
+def test_integer_growth_is_bounded(template: str) -> None:
+    """Integer arithmetic past 4096 bits is refused before it is computed."""
+    with pytest.raises(RenderLimitExceeded, match="wider than 4096 bits"):
+        render(template, {})
+
+
+def test_split_and_replace_follow_java() -> None:
+    """split drops captured groups and trailing empties; replaceAll reads $n as Java does."""
+    assert render("$s.split('(-)') $s.split('-').size() $s.replaceAll('(b)(-)', '$2$1$12')",
+                  {"s": "a-b--"}) == "[a, b] 2 a--bb2-"

@@ -1,0 +1,158 @@
+"""Renders templates in child processes, so no template can stall or bloat the caller.
+
+The sandbox's budgets (``limits``, ``values``) are cooperative: they are checked as the
+render goes. Here are the hard ones: each job has a wall-clock allowance (the sum of
+its parts' timeouts plus ``GRACE``) after which its child is killed, and each child runs
+under an address-space limit (``renderproc``). The serving process only waits on a pipe,
+so its event loop keeps answering every other caller meanwhile. One account may hold at
+most ``per_account`` children at a time; its other renders wait for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from server.templating.errors import RenderLimitExceeded, TemplateError, WrongFormat
+from server.templating.limits import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
+from server.templating.renderproc import HEADER
+
+log = logging.getLogger(__name__)
+# Time for the pipe round trip on top of the render's own allowance.
+GRACE = 0.5
+DEFAULT_MEMORY_BYTES = 512 << 20
+_ROOT = str(Path(__file__).resolve().parents[2])
+_KINDS: dict[str, type[TemplateError]] = {"limit": RenderLimitExceeded,
+                                          "wrong_format": WrongFormat}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPart:
+    """One text of a job (a subject, an HTML body...) with its own budget."""
+
+    text: str
+    max_output: int = DEFAULT_MAX_OUTPUT
+    timeout: float = DEFAULT_TIMEOUT
+
+
+class _Child:
+    """One render process and its pipes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, memory_bytes: int) -> _Child:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server.templating.renderproc", str(memory_bytes),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        child = cls(proc)
+        if await child._receive() != {"ready": True}:
+            await child.kill()
+            raise RuntimeError("the template render process did not start")
+        return child
+
+    async def _receive(self) -> object:
+        assert self.proc.stdout is not None
+        (size,) = HEADER.unpack(await self.proc.stdout.readexactly(HEADER.size))
+        return orjson.loads(await self.proc.stdout.readexactly(size))
+
+    async def ask(self, job: dict[str, object]) -> dict[str, object]:
+        assert self.proc.stdin is not None
+        payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.write(HEADER.pack(len(payload)) + payload)
+        await self.proc.stdin.drain()
+        reply = await self._receive()
+        assert isinstance(reply, dict)
+        return reply
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+
+
+class RenderPool:
+    """Child processes that render templates, started on first use and replaced when killed."""
+
+    def __init__(self, *, processes: int = 2, per_account: int | None = None,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self._size = max(1, processes)
+        self._per_account = per_account or max(1, self._size - 1)
+        self._memory = memory_bytes
+        self._idle: list[_Child] = []
+        self._slots = asyncio.Semaphore(self._size)
+        self._accounts: dict[int, tuple[asyncio.Semaphore, int]] = {}
+        self._closed = False
+
+    async def render(self, parts: Sequence[RenderPart], context: Mapping[str, object], *,
+                     account_id: int) -> list[str]:
+        """Each part rendered against ``context``; the first failure raises its
+        ``TemplateError``, a job over its time or memory raises ``RenderLimitExceeded``."""
+        job: dict[str, object] = {"parts": [(p.text, p.max_output, p.timeout) for p in parts],
+               "context": dict(context)}
+        allowance = sum(p.timeout for p in parts) + GRACE
+        async with self._account_turn(account_id), self._slots:
+            child = self._idle.pop() if self._idle else await _Child.start(self._memory)
+            try:
+                reply = await asyncio.wait_for(child.ask(job), allowance)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                await child.kill()
+                if isinstance(exc, TimeoutError):
+                    raise RenderLimitExceeded("render took too long (time limit exceeded)"
+                                              ) from None
+                log.warning("a template render process ended (exit %s)", child.proc.returncode)
+                raise RenderLimitExceeded("render stopped: its process ended (over its "
+                                          "memory limit)") from None
+            except BaseException:
+                await child.kill()
+                raise
+            if reply.get("exit") or self._closed:
+                await child.kill()
+            else:
+                self._idle.append(child)
+        return _result(reply)
+
+    @contextlib.asynccontextmanager
+    async def _account_turn(self, account_id: int) -> AsyncIterator[None]:
+        gate, users = self._accounts.get(account_id) or (asyncio.Semaphore(self._per_account), 0)
+        self._accounts[account_id] = (gate, users + 1)
+        try:
+            async with gate:
+                yield
+        finally:
+            gate, users = self._accounts[account_id]
+            if users == 1:
+                del self._accounts[account_id]
+            else:
+                self._accounts[account_id] = (gate, users - 1)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for child in idle:
+            await child.kill()
+
+
+def _result(reply: dict[str, object]) -> list[str]:
+    if "ok" in reply:
+        out = reply["ok"]
+        assert isinstance(out, list)
+        return [str(text) for text in out]
+    error = reply["error"]
+    assert isinstance(error, dict)
+    kind = _KINDS.get(str(error["kind"]), TemplateError)
+    line, column = error["line"], error["column"]
+    raise kind.at(str(error["reason"]), line=line if isinstance(line, int) else None,
+                  column=column if isinstance(column, int) else None)

@@ -1,0 +1,69 @@
+"""The render pool: hard time and memory bounds in child processes, fair between accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.templating import RenderLimitExceeded, TemplateError
+from server.templating.pool import RenderPart, RenderPool
+
+# One method call doing 10^8 comparisons: no cooperative time check runs inside it.
+UNINTERRUPTIBLE = ("#set($row = [1..10000])#set($a = [])#set($b = [])"
+                   "#foreach($i in [1..10000])#set($d = $a.add($row))#set($d = $b.add($row))#end"
+                   "$a.equals($b)")
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[RenderPool]:
+    p = RenderPool(processes=2, per_account=1, memory_bytes=128 << 20)
+    yield p
+    await p.close()
+
+
+async def test_renders_parts_against_one_context(pool: RenderPool) -> None:
+    """Each part of a job renders against the same context, in order."""
+    out = await pool.render([RenderPart("Hi $data.name"), RenderPart("#foreach($i in [1..3])$i#end")],
+                            {"data": {"name": "Ann"}}, account_id=1)
+    assert out == ["Hi Ann", "123"]
+
+
+async def test_errors_keep_their_kind_and_place(pool: RenderPool) -> None:
+    """A failing reference comes back as the same TemplateError with line and column."""
+    with pytest.raises(TemplateError) as caught:
+        await pool.render([RenderPart("x\n  $data.list.get(5)")], {"data": {"list": [1]}},
+                          account_id=1)
+    assert (caught.value.line, caught.value.column) == (2, 3)
+    assert "out of bounds" in caught.value.reason
+
+
+async def test_work_past_the_time_limit_is_killed(pool: RenderPool) -> None:
+    """A render stuck inside one operation is killed at its limit; the pool goes on."""
+    with pytest.raises(RenderLimitExceeded, match="took too long"):
+        await pool.render([RenderPart(UNINTERRUPTIBLE, timeout=0.3)], {}, account_id=1)
+    assert await pool.render([RenderPart("ok")], {}, account_id=1) == ["ok"]
+
+
+async def test_memory_past_the_limit_ends_the_render(pool: RenderPool) -> None:
+    """Strings kept in a list (each under the string limit) stop at the process's memory
+    limit with a limit error; the next render gets a fresh process."""
+    template = ("#set($s = 'ab')#foreach($i in [1..18])#set($s = $s.concat($s))#end"
+                "#set($keep = [])#foreach($i in [1..400])#set($d = $keep.add($s.concat('x')))#end"
+                "$keep.size()")
+    with pytest.raises(RenderLimitExceeded, match="memory"):
+        await pool.render([RenderPart(template, timeout=20)], {}, account_id=1)
+    assert await pool.render([RenderPart("ok")], {}, account_id=1) == ["ok"]
+
+
+async def test_one_account_cannot_hold_every_process(pool: RenderPool) -> None:
+    """With two processes and one per account, a second account renders while the first
+    account's slow renders hold (or wait for) a process."""
+    slow = [asyncio.ensure_future(pool.render([RenderPart(UNINTERRUPTIBLE, timeout=1.5)], {},
+                                              account_id=1)) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    assert await pool.render([RenderPart("mine")], {}, account_id=2) == ["mine"]
+    assert not all(task.done() for task in slow)
+    results = await asyncio.gather(*slow, return_exceptions=True)
+    assert all(isinstance(r, RenderLimitExceeded) for r in results)
