@@ -47,8 +47,9 @@ class CompiledTemplate:
             except (BreakLoop, StopRender):
                 pass
             except dialect.TemplateExecutionError as error:
-                if isinstance(error.__cause__, MemoryError):
-                    raise MemoryError from None  # the process's limit: its owner decides
+                cause = error.__cause__
+                if isinstance(cause, MemoryError):
+                    raise cause from None  # the process's limit: its owner decides
                 raise _execution_error(error) from None
             except RecursionError:
                 raise RenderLimitExceeded("template nests too deeply") from None

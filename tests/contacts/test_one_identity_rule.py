@@ -8,6 +8,7 @@ import pytest
 
 from server.ingest.jsonform import event_from_json
 from server.ingest.validation import validate_event
+from server.templating.pool import RenderPool
 from server.workflows.simulator import simulate
 
 FLOW = {"name": "keys", "trigger": {"eventTypeKey": "seen"}, "start": "wait",
@@ -26,8 +27,9 @@ def ingest_key(doc: dict[str, Any]) -> str:
 
 async def simulated_key(doc: dict[str, Any]) -> str:
     """The ``${key}`` a simulated run of the same body sees."""
+    # No template is rendered, so the pool never starts a process.
     out = await simulate(definition=FLOW, events=[doc], templates=_no_templates,
-                         sender="sim@example.com")
+                         renderer=RenderPool(), sender="sim@example.com")
     (run,) = out["runs"]
     return str(run["keyValue"])
 

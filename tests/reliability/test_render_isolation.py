@@ -24,9 +24,9 @@ HOSTILE: dict[str, tuple[str, dict[str, Any], str]] = {
                  {}, "number wider than 4096 bits"),
     # 10^8 comparisons in one method call, where no cooperative check runs: the render
     # process is killed at the time limit.
-    "cpu": ("#set($row = [1..10000])#set($a = [])#set($b = [])"
-            "#foreach($i in [1..10000])#set($d = $a.add($row))#set($d = $b.add($row))#end"
-            "$a.equals($b)", {}, "render took too long"),
+    "cpu": (("#set($row = [1..10000])#set($a = [])#set($b = [])"
+             "#foreach($i in [1..10000])#set($d = $a.add($row))#set($d = $b.add($row))#end"
+             "$a.equals($b)"), {}, "render took too long"),
 }
 
 
