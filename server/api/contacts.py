@@ -1,13 +1,12 @@
 """ContactService: field definitions and contacts, thin methods over ``server.contacts``.
 
 Bodies arrive as ``Struct`` in the eSputnik API form and are validated by the contacts
-domain; its ``ContactValidationError`` becomes ``InvalidArgument`` here, at the boundary.
+domain; its ``ContactValidationError`` goes to the interceptor like every domain error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -20,14 +19,13 @@ from server.api.errors import current_account
 from server.contacts import (
     ContactValidationError,
     FieldDefinition,
-    InvalidValue,
     normalise_email,
     normalise_phone,
     parse_api_form,
     parse_field_definition,
 )
 from server.contacts.bulk import MAX_BULK, BulkResult, bulk_upsert, dedupe_column
-from server.contacts.events import as_violations
+from server.contacts.errors import ViolationCollector
 from server.contacts.fields_store import (
     create_field,
     delete_field,
@@ -49,15 +47,6 @@ from server.errors import InvalidArgument, NotFound, Violation
 __all__ = ["ContactService"]
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-
-
-@contextmanager
-def _validation() -> Iterator[None]:
-    """Map the contacts domain's rejection to the transport's ``InvalidArgument``."""
-    try:
-        yield
-    except ContactValidationError as error:
-        raise InvalidArgument.from_violations(as_violations(error)) from None
 
 
 def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -92,14 +81,10 @@ def _positive(value: int, name: str = "id") -> int:
     return value
 
 
-def _criterion(name: str, text: str, reader: Any) -> str | None:
-    if not text:
-        return None
-    try:
-        return str(reader(text))
-    except InvalidValue as error:
-        raise InvalidArgument.from_violations([Violation(name, f"{text!r}: {error.reason}")]) \
-            from None
+def _criterion(check: ViolationCollector, name: str, text: str,
+               reader: Callable[[object], object]) -> str | None:
+    found = check.read(path=name, value=text, reader=reader) if text else None
+    return None if found is None else str(found)
 
 
 def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
@@ -125,8 +110,7 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
 
     async def CreateField(self, request: contacts_pb2.CreateFieldRequest, context: Ctx
                           ) -> contacts_pb2.FieldDefinition:
-        with _validation():
-            definition = parse_field_definition(_dict(request.definition))
+        definition = parse_field_definition(_dict(request.definition))
         async with self._engine.begin() as conn:
             return _field(await create_field(conn, account_id=current_account.get(),
                                              definition=definition))
@@ -134,8 +118,7 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
     async def UpdateField(self, request: contacts_pb2.UpdateFieldRequest, context: Ctx
                           ) -> contacts_pb2.FieldDefinition:
         body = {**_dict(request.definition), "id": None}  # the id is the path's
-        with _validation():
-            definition = parse_field_definition(body)
+        definition = parse_field_definition(body)
         async with self._engine.begin() as conn:
             return _field(await replace_field(conn, account_id=current_account.get(),
                                               field_id=_positive(request.id),
@@ -153,10 +136,9 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         account_id = current_account.get()
         async with self._engine.begin() as conn:
             fields = await load_field_definitions(conn, account_id=account_id)
-            with _validation():
-                data = parse_api_form(_dict(request.contact), fields=fields)
-                contact_id = await upsert_contact(conn, account_id=account_id, data=data,
-                                                  source="api", fields=fields)
+            data = parse_api_form(_dict(request.contact), fields=fields)
+            contact_id = await upsert_contact(conn, account_id=account_id, data=data,
+                                              source="api", fields=fields)
         return contacts_pb2.UpsertContactResponse(id=contact_id)
 
     async def GetContact(self, request: contacts_pb2.GetContactRequest, context: Ctx
@@ -173,9 +155,7 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         account_id, contact_id = current_account.get(), _positive(request.id)
         async with self._engine.begin() as conn:
             fields = await load_field_definitions(conn, account_id=account_id)
-            with _validation():
-                body = {**_dict(request.contact), "id": contact_id}
-                data = parse_api_form(body, fields=fields)
+            data = parse_api_form({**_dict(request.contact), "id": contact_id}, fields=fields)
             if await update_contact(conn, account_id=account_id, data=data) is None:
                 raise NotFound(f"no contact with id {contact_id} in this account")
             record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
@@ -191,8 +171,10 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
 
     async def SearchContacts(self, request: contacts_pb2.SearchContactsRequest, context: Ctx
                              ) -> contacts_pb2.SearchContactsResponse:
-        email = _criterion("email", request.email, normalise_email)
-        phone = _criterion("phone", request.phone, normalise_phone)
+        check = ViolationCollector()
+        email = _criterion(check, "email", request.email, normalise_email)
+        phone = _criterion(check, "phone", request.phone, normalise_phone)
+        check.raise_if_any()
         limit = min(request.limit or SEARCH_LIMIT, SEARCH_LIMIT)
         async with self._engine.connect() as conn:
             records = await search_contacts(
@@ -220,8 +202,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                 try:
                     items.append((index, parse_api_form(_dict(struct), fields=fields)))
                 except ContactValidationError as error:
-                    results.append(BulkResult(index=index, status="INVALID", errors=tuple(
-                        v.message for v in error.violations)))
+                    results.append(BulkResult(index=index, status="INVALID",
+                                              errors=tuple(map(str, error.violations))))
             results += await bulk_upsert(conn, account_id=account_id, items=items,
                                          dedupe_on=dedupe_on, fields=fields)
         results.sort(key=lambda result: result.index)

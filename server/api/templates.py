@@ -12,13 +12,7 @@ from server.api.convert import dt_to_ts, request_to_input, value_to_py
 from server.api.errors import current_account
 from server.errors import InvalidArgument, Violation
 from server.ingest.jsonform import event_from_json
-from server.templating import (
-    RenderLimitExceeded,
-    TemplateError,
-    WrongFormat,
-    build_context,
-    compile_template,
-)
+from server.templating import TemplateError, WrongFormat, build_context, compile_template
 from server.templating.context import parse_json
 from server.templating.pool import RenderPart, RenderPool
 from server.templating.store import StoredTemplate, create_template, get_template, list_templates
@@ -48,14 +42,6 @@ def _context_from(request: templates_pb2.RenderTemplateRequest) -> dict[str, Any
     return {}
 
 
-def _kind(exc: TemplateError) -> str:
-    if isinstance(exc, WrongFormat):
-        return "wrong_format"
-    if isinstance(exc, RenderLimitExceeded):
-        return "limit"
-    return "syntax" if exc.reason.startswith("syntax error") else "render"
-
-
 async def _preview(request: templates_pb2.RenderTemplateRequest, *, renderer: RenderPool,
                    account_id: int) -> templates_pb2.RenderTemplateResponse:
     try:
@@ -63,8 +49,9 @@ async def _preview(request: templates_pb2.RenderTemplateRequest, *, renderer: Re
         (rendered,) = await renderer.render([RenderPart(request.template)],
                                             _context_from(request), account_id=account_id)
     except TemplateError as exc:
+        # A preview's failure is its answer (the proto's contract), not a failed call.
         return templates_pb2.RenderTemplateResponse(error=templates_pb2.TemplateError(
-            message=str(exc), line=exc.line or 0, column=exc.column or 0, kind=_kind(exc)))
+            message=exc.message, line=exc.line or 0, column=exc.column or 0, kind=exc.kind))
     return templates_pb2.RenderTemplateResponse(rendered=rendered)
 
 

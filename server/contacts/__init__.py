@@ -1,7 +1,8 @@
 """Contacts as plain Python: the model, validation, both wire forms and event identity.
 
 No storage and no transport here; the database layer and the gRPC/HTTP boundary call these
-functions and map ``ContactValidationError`` to ``400`` / ``INVALID_ARGUMENT``.
+functions. Their rejection, ``ContactValidationError``, is part of the one error tree
+(``server.errors``), mapped at the boundaries like every other.
 """
 
 from server.contacts.definitions import (
@@ -11,7 +12,7 @@ from server.contacts.definitions import (
     parse_field_definition,
     parse_field_type,
 )
-from server.contacts.errors import ContactValidationError, InvalidValue, Violation
+from server.contacts.errors import InvalidValue
 from server.contacts.field_values import FieldValue, normalise_field_value, render_field_value
 from server.contacts.forms import parse_api_form, parse_event_form
 from server.contacts.identity import (
@@ -37,6 +38,7 @@ from server.contacts.validation import (
     normalise_phone,
     normalise_time_zone,
 )
+from server.errors import ContactValidationError, Violation
 
 __all__ = [
     "ALL_ATTRIBUTES",

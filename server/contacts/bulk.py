@@ -17,13 +17,13 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.errors import ContactValidationError
 from server.contacts.model import ContactData
 from server.contacts.record import check_required_fields, contact_columns
 from server.contacts.sql import UNIQUE_COLUMNS, chunked, write_field_values, write_push_tokens
 from server.contacts.tables import CONTACTS
 from server.contacts.validation import email_key
 from server.db.models import utcnow
+from server.errors import ContactValidationError
 
 __all__ = ["DEDUPE_ON", "MAX_BULK", "BulkResult", "bulk_upsert", "dedupe_column"]
 
@@ -216,7 +216,7 @@ def _with_required_fields(
             if group.target is None:
                 check_required_fields(group.data, fields=fields)
         except ContactValidationError as exc:
-            _fail(results, group, "INVALID", *(v.message for v in exc.violations))
+            _fail(results, group, "INVALID", *map(str, exc.violations))
             continue
         kept.append(group)
     return kept

@@ -1,12 +1,8 @@
-"""Errors of the contacts domain; they know nothing of gRPC or HTTP.
+"""How the contacts domain collects what is wrong with a contact, to report it all at once.
 
-    ValueError
-    └── InvalidValue            one value broke one rule; carries ``reason`` (building block)
-    Exception
-    └── ContactValidationError  a contact or field definition was rejected; carries every
-                                ``Violation`` found, never only the first
-
-The transport boundary maps ``ContactValidationError`` to ``400`` / ``INVALID_ARGUMENT``.
+``InvalidValue`` (a ``ValueError``) is the building block: one value broke one rule. It never
+leaves the domain; a ``ViolationCollector`` turns each into a ``Violation`` and raises
+``server.errors.ContactValidationError`` (part of the one error tree) with every one found.
 """
 
 from __future__ import annotations
@@ -14,15 +10,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
+from server.errors import ContactValidationError, Violation
+
 __all__ = [
-    "ContactValidationError",
     "InvalidValue",
-    "Violation",
     "ViolationCollector",
     "describe_value",
+    "value_violation",
 ]
 
 T = TypeVar("T")
@@ -32,32 +28,12 @@ _SHOWN_CHARS = 80
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One reason a contact is rejected: ``field`` is a path such as ``channels[1].value``."""
-
-    field: str
-    value: object
-    message: str
-
-
 class InvalidValue(ValueError):
     """A single value broke a rule; ``reason`` says what is wrong and how to fix it."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class ContactValidationError(Exception):
-    """A contact change was rejected as a whole; ``violations`` lists every problem."""
-
-    def __init__(self, violations: list[Violation]) -> None:
-        self.violations = list(violations)
-        count = len(self.violations)
-        summary = "; ".join(violation.message for violation in self.violations[:3])
-        more = f" (and {count - 3} more)" if count > 3 else ""
-        super().__init__(f"{count} invalid contact value(s): {summary}{more}")
 
 
 def describe_value(value: object) -> str:
@@ -75,6 +51,11 @@ def describe_value(value: object) -> str:
     return text
 
 
+def value_violation(*, path: str, value: object, reason: str) -> Violation:
+    """The violation of ``value`` at ``path``: its message shows the value and the reason."""
+    return Violation(field=path, message=f"{describe_value(value)}: {reason}", value=value)
+
+
 class ViolationCollector:
     """Runs readers over many values and keeps every failure, so callers report all at once."""
 
@@ -83,8 +64,7 @@ class ViolationCollector:
 
     def add(self, *, path: str, value: object, reason: str) -> None:
         """Record that ``value`` at ``path`` is wrong for ``reason``."""
-        message = f"{path} {describe_value(value)}: {reason}"
-        self.violations.append(Violation(field=path, value=value, message=message))
+        self.violations.append(value_violation(path=path, value=value, reason=reason))
 
     def read(self, *, path: str, value: object, reader: Callable[[object], T]) -> T | None:
         """Return ``reader(value)``, or record its violation and return ``None``."""

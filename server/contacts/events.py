@@ -16,19 +16,17 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.errors import ContactValidationError
 from server.contacts.fields_store import load_field_definitions
 from server.contacts.forms import parse_event_form
 from server.contacts.identity import identifiers_from_params
 from server.contacts.model import ContactData
 from server.contacts.store import find_contact_id, upsert_contact
 from server.db.models import Event, table_of
-from server.errors import Conflict, InvalidArgument, Violation
+from server.errors import Conflict, ContactValidationError, InvalidArgument, Violation
 
 __all__ = [
     "ContactJsonCheck",
     "LinkableEvent",
-    "as_violations",
     "link_event_contact",
     "validate_contact_json",
 ]
@@ -36,11 +34,6 @@ __all__ = [
 CONTACT_JSON = "contactjson"
 T = TypeVar("T")
 _events = table_of(Event)
-
-
-def as_violations(error: ContactValidationError) -> list[Violation]:
-    """The transport's violations: the field path, and the message naming value and reason."""
-    return [Violation(v.field, v.message.removeprefix(f"{v.field} ")) for v in error.violations]
 
 
 def validate_contact_json(
@@ -52,7 +45,7 @@ def validate_contact_json(
             try:
                 parse_event_form(value, fields=fields, field_prefix=name, creating=True)
             except ContactValidationError as error:
-                return as_violations(error)
+                return error.violations
             return []
     return []
 

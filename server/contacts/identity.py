@@ -33,9 +33,10 @@ from typing import Final, Literal
 
 from server.contacts import validation
 from server.contacts.builder import read_positive_id
-from server.contacts.errors import InvalidValue, Violation, describe_value
+from server.contacts.errors import InvalidValue, describe_value, value_violation
 from server.contacts.scalars import read_identifier
 from server.contacts.validation import email_key, is_blank_external_id
+from server.errors import Violation
 
 __all__ = [
     "ALIASES",
@@ -210,9 +211,8 @@ def identifiers_from_params(params: Sequence[tuple[str, object]]) -> Identifiers
         try:
             normalised = _READERS[kind](value)
         except InvalidValue as error:
-            path = f"params[{index}].value"
-            message = f"{path} {describe_value(value)}: {error.reason}"
-            invalid.append(Violation(field=path, value=value, message=message))
+            invalid.append(value_violation(path=f"params[{index}].value", value=value,
+                                           reason=error.reason))
             continue
         if normalised is not None:
             values[kind] = normalised

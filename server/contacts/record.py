@@ -12,12 +12,12 @@ from typing import Any, Final
 import orjson
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.errors import ContactValidationError, Violation
 from server.contacts.field_values import FieldValue, render_field_value
 from server.contacts.identity import Identifiers
 from server.contacts.model import ALL_ATTRIBUTES, Address, Channel, ContactData
 from server.contacts.validation import email_key
 from server.db.models import as_utc
+from server.errors import ContactValidationError, Violation
 
 __all__ = [
     "CONTACT_STATUSES",
@@ -183,9 +183,8 @@ def _iso(moment: datetime) -> str:
 def check_required_fields(data: ContactData, *, fields: Mapping[int, FieldDefinition]) -> None:
     """A new contact must carry every required field; else ``ContactValidationError``."""
     missing = [
-        Violation(field="fields", value=None,
-                  message=f'fields: lacks required field {field_id} "{definition.name}"; '
-                          "a new contact must have it")
+        Violation(field="fields", message=f'lacks required field {field_id} '
+                  f'"{definition.name}"; a new contact must have it')
         for field_id, definition in sorted(fields.items())
         if definition.required and data.fields.get(field_id) is None
     ]

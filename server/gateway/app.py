@@ -15,8 +15,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from server.config import Settings
+from server.errors import MethodNotAllowed, NotFound
 from server.gateway import events
-from server.gateway.http import HttpError, error_response, json_response
+from server.gateway.http import error_response, json_response
 from server.gateway.state import GatewayState
 
 
@@ -53,9 +54,10 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            return error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}"))
-        return error_response(HttpError(exc.status_code, f"no route {request.method} "
-                                        f"{request.url.path}; see the README for the API"))
+            return error_response(MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}"))
+        return error_response(NotFound(f"no route {request.method} {request.url.path}; "
+                                       "see the README for the API"))
 
     from server.gateway.extra import extra_routes
 

@@ -16,15 +16,13 @@ from starlette.types import Receive, Scope, Send
 
 from eventflow.v1 import events_pb2
 from server.api.convert import input_to_request
-from server.errors import InvalidArgument, Violation
+from server.errors import EventflowError, InvalidArgument, OccurredError, TooLarge, Violation
 from server.gateway.http import (
-    HttpError,
     auth_metadata,
     check_json_headers,
     credentials,
     endpoint,
     error_response,
-    http_error,
     json_response,
     over_limit,
     parse_json,
@@ -32,7 +30,7 @@ from server.gateway.http import (
 )
 from server.gateway.state import GatewayState
 from server.gateway.wire import event_bytes
-from server.ingest.jsonform import OccurredError, event_from_json, few_containers
+from server.ingest.jsonform import event_from_json, few_containers
 
 MAX_PAST_EVENTS = 500
 
@@ -55,14 +53,14 @@ def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> Non
     out.FromDatetime(dt)
 
 
-def _rejected(result: events_pb2.EventResult) -> HttpError:
-    """The HTTP answer for an event the server refused inside a coalesced call."""
+def _rejected(result: events_pb2.EventResult) -> EventflowError:
+    """The domain error of an event the server refused inside a coalesced call."""
     violations = [Violation(v.field, v.description) for v in result.violations]
     if result.status == "TOO_LARGE":
-        return HttpError(413, violations[0].message if violations else "the event is too large")
+        return TooLarge(violations[0].message if violations else "the event is too large")
     if not violations:
-        return HttpError(400, f"the event was refused ({result.status})")
-    return HttpError(400, InvalidArgument.from_violations(violations).message, violations)
+        return InvalidArgument(f"the event was refused ({result.status})")
+    return InvalidArgument.from_violations(violations)
 
 
 async def _ingest(state: GatewayState, meta: tuple[tuple[str, str], ...], doc: Any,
@@ -126,10 +124,8 @@ def fast_handler(state: GatewayState) -> FastHandler:
                 body = b"".join(chunks)
             event_id = await _ingest(state, meta, parse_json(body), legacy,
                                      check_depth=not few_containers(body))
-        except (HttpError, InvalidArgument, grpc.aio.AioRpcError) as exc:
-            error = http_error(exc)
-            assert error is not None
-            response = error_response(error)
+        except (EventflowError, grpc.aio.AioRpcError) as exc:
+            response = error_response(exc)
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response.raw_headers})
             await send({"type": "http.response.body", "body": response.body})
@@ -166,11 +162,11 @@ def routes(state: GatewayState) -> list[Route]:
         doc = await read_json(request, limit=state.settings.max_event_bytes * MAX_PAST_EVENTS)
         items = doc.get("events") if isinstance(doc, dict) else doc
         if not isinstance(items, list):
-            raise HttpError(400, "the body must be an array of events (or {\"events\": [...]})",
-                            [Violation("events", "must be an array")])
+            raise InvalidArgument("the body must be an array of events (or {\"events\": [...]})",
+                                  [Violation("events", "must be an array")])
         if len(items) > MAX_PAST_EVENTS:
-            raise HttpError(400, f"{len(items)} events; send at most {MAX_PAST_EVENTS} per call",
-                            [Violation("events", f"holds more than {MAX_PAST_EVENTS} events")])
+            raise InvalidArgument(f"{len(items)} events; send at most {MAX_PAST_EVENTS} per call",
+                                  [Violation("events", f"holds more than {MAX_PAST_EVENTS} events")])
         results: list[dict[str, Any]] = [{} for _ in items]
         batch = events_pb2.GenerateEventsRequest()
         positions: list[int] = []

@@ -1,42 +1,90 @@
-"""Shared gateway plumbing: auth pass-through, body reading, gRPC-to-HTTP error mapping."""
+"""Shared gateway plumbing: auth pass-through, body reading, and the HTTP boundary of the
+error tree (``error_response``: a failed gRPC call or a domain error to its HTTP answer)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import orjson
-from google.rpc import code_pb2, error_details_pb2, status_pb2
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.errors import InvalidArgument, Violation
+from server.api.errors import ErrorReport
+from server.errors import (
+    EventflowError,
+    InvalidArgument,
+    TooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+    Violation,
+)
 
-_HTTP_FOR_CODE = {
-    code_pb2.INVALID_ARGUMENT: 400,
-    code_pb2.UNAUTHENTICATED: 401,
-    code_pb2.PERMISSION_DENIED: 403,
-    code_pb2.NOT_FOUND: 404,
-    code_pb2.FAILED_PRECONDITION: 409,
-    code_pb2.ALREADY_EXISTS: 409,
-    code_pb2.RESOURCE_EXHAUSTED: 429,
-    code_pb2.UNAVAILABLE: 503,
-    code_pb2.DEADLINE_EXCEEDED: 504,
-    code_pb2.UNIMPLEMENTED: 501,
+
+@dataclass(frozen=True, slots=True)
+class HttpRule:
+    """How one ErrorInfo reason is answered over HTTP: status, extra body keys, headers."""
+
+    status: int
+    extras: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
+    headers: Callable[[Mapping[str, str]], dict[str, str]] | None = None
+    violations: bool = True  # whether the body carries a "violations" list
+
+
+def _saved_template(meta: Mapping[str, str]) -> dict[str, Any]:
+    return {"field": meta.get("field"), "line": int(meta.get("line", 0)),
+            "column": int(meta.get("column", 0))}
+
+
+def _template_failure(meta: Mapping[str, str]) -> dict[str, Any]:
+    # The preview's own answer (no violations): positions are null when unknown.
+    return {"line": int(meta.get("line", 0)) or None, "column": int(meta.get("column", 0)) or None,
+            "kind": meta.get("kind", "render")}
+
+
+def _retry_after(meta: Mapping[str, str]) -> dict[str, str]:
+    return {"Retry-After": meta.get("retry_after", "1")}
+
+
+def _www_authenticate(meta: Mapping[str, str]) -> dict[str, str]:
+    return {"WWW-Authenticate": 'Basic realm="eventflow"'}
+
+
+_BAD_REQUEST = HttpRule(400)
+_UNAUTHENTICATED = HttpRule(401, headers=_www_authenticate)
+_CONFLICT = HttpRule(409)
+# The one HTTP mapping, by the ErrorInfo reasons of ``server.api.errors.GRPC_MAP``.
+HTTP_MAP: dict[str, HttpRule] = {
+    "INVALID_ARGUMENT": _BAD_REQUEST,
+    "INVALID_OCCURRED": _BAD_REQUEST,
+    "UNSUPPORTED_MEDIA_TYPE": HttpRule(415),
+    "TEMPLATE_SYNTAX": HttpRule(422, extras=_saved_template),
+    "TEMPLATE_ERROR": HttpRule(422, extras=_template_failure, violations=False),
+    "UNAUTHENTICATED": _UNAUTHENTICATED,
+    "PERMISSION_DENIED": HttpRule(403),
+    "NOT_FOUND": HttpRule(404),
+    "METHOD_NOT_ALLOWED": HttpRule(405),
+    "CONFLICT": _CONFLICT,
+    "TOO_LARGE": HttpRule(413),
+    "RATE_LIMITED": HttpRule(429, headers=_retry_after),
+    "UNAVAILABLE": HttpRule(503),
 }
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, error: str, violations: list[Violation] | None = None,
-                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
-                 ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.violations = violations or []
-        self.headers = headers or {}
-        self.extra = extra or {}
+# Statuses without an eventflow reason: failures of gRPC itself (server down, deadline,
+# a message over gRPC's size limit). None of them gets a retry hint: the cause is unknown.
+_BARE_CODES: dict[grpc.StatusCode, HttpRule] = {
+    grpc.StatusCode.INVALID_ARGUMENT: _BAD_REQUEST,
+    grpc.StatusCode.UNAUTHENTICATED: _UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED: HttpRule(403),
+    grpc.StatusCode.NOT_FOUND: HttpRule(404),
+    grpc.StatusCode.FAILED_PRECONDITION: _CONFLICT,
+    grpc.StatusCode.ALREADY_EXISTS: _CONFLICT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HttpRule(429),
+    grpc.StatusCode.UNAVAILABLE: HttpRule(503),
+    grpc.StatusCode.DEADLINE_EXCEEDED: HttpRule(504),
+    grpc.StatusCode.UNIMPLEMENTED: HttpRule(501),
+}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -44,10 +92,27 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                     media_type="application/json")
 
 
-def error_response(exc: HttpError) -> Response:
-    body: dict[str, Any] = {"error": exc.error, **exc.extra}
-    body["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]
-    return json_response(body, exc.status, exc.headers)
+def error_response(error: EventflowError | grpc.aio.AioRpcError | ErrorReport) -> Response:
+    """The one HTTP answer to a failure: a domain error the gateway raised itself, a failed
+    gRPC call, or a report read from a reply; ``{"error", ...extras, "violations"}``."""
+    if isinstance(error, EventflowError):
+        report = ErrorReport.of(error)
+    elif isinstance(error, grpc.aio.AioRpcError):
+        report = ErrorReport.from_rpc(error)
+    else:
+        report = error
+    rule = HTTP_MAP.get(report.reason) or _BARE_CODES.get(report.code)
+    message = report.message
+    if rule is None:
+        rule = HttpRule(502)
+        message = f"the eventflow server failed ({report.code.name}): {message}"
+    body: dict[str, Any] = {"error": message}
+    if rule.extras is not None:
+        body.update(rule.extras(report.metadata))
+    if rule.violations:
+        body["violations"] = [{"field": v.field, "message": v.message} for v in report.violations]
+    headers = rule.headers(report.metadata) if rule.headers is not None else None
+    return json_response(body, rule.status, headers)
 
 
 def credentials(authorization: str | None, api_key: str | None) -> tuple[tuple[str, str], ...]:
@@ -56,8 +121,8 @@ def credentials(authorization: str | None, api_key: str | None) -> tuple[tuple[s
         return (("authorization", authorization),)
     if api_key:
         return (("x-api-key", api_key),)
-    raise HttpError(401, "authentication required: use HTTP Basic auth with any user name "
-                    "and the API key as password", headers={"WWW-Authenticate": 'Basic realm="eventflow"'})
+    raise Unauthenticated("authentication required: use HTTP Basic auth with any user name "
+                          "and the API key as password")
 
 
 def auth_metadata(request: Request) -> tuple[tuple[str, str], ...]:
@@ -70,17 +135,16 @@ def check_json_headers(content_type: str | None, content_length: str | None, lim
     """Refuse a body that is not JSON, or declared longer than ``limit``."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
-        raise HttpError(415, f"the body must be JSON: send Content-Type: application/json "
-                        f"(got {ctype or 'none'})")
+        raise UnsupportedMediaType("the body must be JSON: send Content-Type: "
+                                   f"application/json (got {ctype or 'none'})")
     if content_length and content_length.isdigit() and int(content_length) > limit:
-        raise HttpError(413, f"the body is {content_length} bytes; the limit is {limit} "
-                        "(EVENTFLOW_MAX_EVENT_BYTES)")
+        raise TooLarge(f"the body is {content_length} bytes; the limit is {limit} "
+                       "(EVENTFLOW_MAX_EVENT_BYTES)")
 
 
-def over_limit(limit: int) -> HttpError:
-    """The answer to a body that grew past ``limit`` bytes while being read."""
-    return HttpError(413, f"the body is over the limit of {limit} bytes "
-                     "(EVENTFLOW_MAX_EVENT_BYTES)")
+def over_limit(limit: int) -> TooLarge:
+    """The error for a body that grew past ``limit`` bytes while being read."""
+    return TooLarge(f"the body is over the limit of {limit} bytes (EVENTFLOW_MAX_EVENT_BYTES)")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -88,9 +152,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"the body is not valid JSON: {exc}",
-                        [Violation("body", "is not valid JSON (check quotes, commas and "
-                                   "that the text is UTF-8)")]) from None
+        raise InvalidArgument(f"the body is not valid JSON: {exc}",
+                              [Violation("body", "is not valid JSON (check quotes, commas and "
+                                         "that the text is UTF-8)")]) from None
 
 
 async def read_json(request: Request, *, limit: int) -> Any:
@@ -106,68 +170,17 @@ async def read_json(request: Request, *, limit: int) -> Any:
     return parse_json(b"".join(chunks))
 
 
-def from_grpc(exc: grpc.aio.AioRpcError) -> HttpError:
-    code = exc.code().value[0]
-    message = exc.details() or exc.code().name
-    violations: list[Violation] = []
-    reason = ""
-    info_meta: dict[str, str] = {}
-    for key, value in exc.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    violations += [Violation(v.field, v.description) for v in bad.field_violations]
-                elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    reason = info.reason
-                    info_meta = dict(info.metadata)
-    status_code = _HTTP_FOR_CODE.get(code, 502)
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    if reason == "TOO_LARGE":
-        status_code = 413
-    elif reason == "TEMPLATE_SYNTAX":
-        # A template that does not compile: 422 with where, like the preview's answer.
-        status_code = 422
-        extra = {"field": info_meta.get("field"), "line": int(info_meta.get("line", 0)),
-                 "column": int(info_meta.get("column", 0))}
-    elif code == code_pb2.RESOURCE_EXHAUSTED:
-        headers["Retry-After"] = "1"
-    elif code == code_pb2.UNAUTHENTICATED:
-        headers["WWW-Authenticate"] = 'Basic realm="eventflow"'
-    elif status_code == 502:
-        message = f"the eventflow server failed ({exc.code().name}): {message}"
-    return HttpError(status_code, message, violations, headers, extra)
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def http_error(exc: Exception) -> HttpError | None:
-    """The JSON answer to an exception of a handler, None for an unexpected one."""
-    if isinstance(exc, HttpError):
-        return exc
-    if isinstance(exc, InvalidArgument):
-        return HttpError(400, exc.message, exc.violations)
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return from_grpc(exc)
-    return None
-
-
 def endpoint(fn: Endpoint) -> Endpoint:
-    """Turn HttpError, domain validation and gRPC errors into JSON answers."""
+    """Answer the domain errors and failed gRPC calls of a handler through ``error_response``."""
 
     async def wrapped(request: Request) -> Response:
         try:
             return await fn(request)
-        except (HttpError, InvalidArgument, grpc.aio.AioRpcError) as exc:
-            error = http_error(exc)
-            assert error is not None
-            return error_response(error)
+        except (EventflowError, grpc.aio.AioRpcError) as exc:
+            return error_response(exc)
 
     wrapped.__name__ = fn.__name__
     return wrapped

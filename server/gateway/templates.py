@@ -10,8 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import templates_pb2, templates_pb2_grpc
-from server.errors import InvalidArgument, Violation
-from server.gateway.http import HttpError, auth_metadata, endpoint, json_response, read_json
+from server.api.errors import GRPC_MAP, ErrorReport
+from server.errors import InvalidArgument, TemplateError, Violation
+from server.gateway.http import auth_metadata, endpoint, error_response, json_response, read_json
 from server.gateway.state import GatewayState
 
 MAX_TEMPLATE_BODY = 1024 * 1024
@@ -59,6 +60,13 @@ def _preview_request(doc: Any) -> templates_pb2.RenderTemplateRequest:
     return req
 
 
+def _failure(error: templates_pb2.TemplateError) -> ErrorReport:
+    """A preview's render error (data in the gRPC answer) as the report of a TemplateError."""
+    code, reason = GRPC_MAP[TemplateError]
+    return ErrorReport(code, reason, error.message, metadata={
+        "line": str(error.line), "column": str(error.column), "kind": error.kind})
+
+
 def routes(state: GatewayState) -> list[Route]:
     def stub() -> templates_pb2_grpc.TemplateServiceStub:
         return state.stub(templates_pb2_grpc.TemplateServiceStub)
@@ -69,9 +77,7 @@ def routes(state: GatewayState) -> list[Route]:
         doc = await read_json(request, limit=MAX_TEMPLATE_BODY)
         reply = await stub().RenderTemplate(_preview_request(doc), metadata=meta)
         if reply.HasField("error"):
-            e = reply.error
-            return json_response({"error": e.message, "line": e.line or None,
-                                  "column": e.column or None, "kind": e.kind}, 422)
+            return error_response(_failure(reply.error))
         return json_response({"rendered": reply.rendered})
 
     @endpoint
@@ -79,7 +85,7 @@ def routes(state: GatewayState) -> list[Route]:
         meta = auth_metadata(request)
         doc = await read_json(request, limit=MAX_TEMPLATE_BODY)
         if not isinstance(doc, dict):
-            raise HttpError(400, "the body must be a JSON object", [Violation("body", "not an object")])
+            raise InvalidArgument("the body must be a JSON object", [Violation("body", "not an object")])
         out: list[Violation] = []
         req = templates_pb2.CreateTemplateRequest(
             name=_text(doc, "name", out), subject=_text(doc, "subject", out),

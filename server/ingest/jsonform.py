@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from server.errors import InvalidArgument, Violation
+from server.errors import InvalidArgument, OccurredError, Violation
 from server.ingest.model import JSON, MISSING, EventInput
 from server.ingest.validation import MAX_DEPTH, depth_exceeds
 
@@ -96,12 +96,6 @@ def few_containers(raw: bytes) -> bool:
     return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
 
 
-class OccurredError(ValueError):
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
-
-
 def parse_occurred(value: JSON) -> datetime:
     """eSputnik's past-event time: ``YYYY-MM-DDTHH:mm`` or ``YYYY-MM-DD`` (UTC)."""
     if value is None or value == "":
@@ -116,4 +110,4 @@ def parse_occurred(value: JSON) -> datetime:
     raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
 
 
-__all__ = ["OccurredError", "event_from_json", "few_containers", "parse_occurred"]
+__all__ = ["event_from_json", "few_containers", "parse_occurred"]

@@ -6,6 +6,7 @@ share, which keeps the hot path free of a Redis round trip (documented in docs/)
 
 from __future__ import annotations
 
+import math
 import time
 
 from server.errors import RateLimited
@@ -27,6 +28,7 @@ class RateLimiter:
             self._buckets[account_id] = (tokens, now)
             raise RateLimited(
                 f"more than {int(self._rate)} events per second for this account; "
-                "slow down and retry, or raise EVENTFLOW_RATE_LIMIT"
+                "slow down and retry, or raise EVENTFLOW_RATE_LIMIT",
+                retry_after=max(1, math.ceil((n - tokens) / self._rate)),
             )
         self._buckets[account_id] = (tokens - n, now)

@@ -5,9 +5,9 @@ messages use (see docs/templates.md), against JSON-like data only, with bounded
 output, time and nesting, and no access to Python objects or the file system.
 """
 
+from server.errors import RenderLimitExceeded, TemplateError, WrongFormat
 from server.templating.context import build_context
 from server.templating.engine import CompiledTemplate, compile_template, render
-from server.templating.errors import RenderLimitExceeded, TemplateError, WrongFormat
 
 __all__ = [
     "CompiledTemplate",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from server.templating.errors import WrongFormat
+from server.errors import WrongFormat
 from server.templating.values import freeze
 
 

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from server.errors import ReadOnlyError, RenderLimitExceeded
 from server.templating import limits, values
 from server.templating._airspeed import engine as _as
-from server.templating.errors import ReadOnlyError, RenderLimitExceeded
 from server.templating.methods import get_property
 from server.templating.nodes import IDENTIFIER, NoMatch, syntax_error
 from server.templating.scopes import BreakLoop, ForeachScope, StopRender

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from server.errors import RenderLimitExceeded, TemplateError
 from server.templating import dialect, limits
-from server.templating.errors import RenderLimitExceeded, TemplateError
 from server.templating.methods import InvocationError
 from server.templating.nodes import position
 from server.templating.scopes import BreakLoop, StopRender

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from io import StringIO
 
-from server.templating.errors import RenderLimitExceeded
+from server.errors import RenderLimitExceeded
 
 DEFAULT_MAX_OUTPUT = 1_000_000
 DEFAULT_TIMEOUT = 2.0

@@ -13,8 +13,8 @@ from typing import Any
 
 import re2
 
+from server.errors import ReadOnlyError
 from server.templating import limits
-from server.templating.errors import ReadOnlyError
 from server.templating.values import (
     MAX_STRING,
     FrozenList,

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from server.errors import TemplateError
 from server.templating import limits, values
 from server.templating._airspeed import engine as _as
-from server.templating.errors import TemplateError
 from server.templating.methods import (
     InvocationError,
     NoSuchMethod,

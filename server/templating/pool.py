@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from server.templating.errors import RenderLimitExceeded, TemplateError, WrongFormat
+from server.errors import RenderLimitExceeded, TemplateError, WrongFormat
 from server.templating.limits import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
 from server.templating.renderproc import HEADER
 

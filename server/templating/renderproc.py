@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from server.errors import RenderLimitExceeded, TemplateError, WrongFormat
 from server.templating.engine import compile_template
-from server.templating.errors import RenderLimitExceeded, TemplateError, WrongFormat
 
 HEADER = struct.Struct(">I")
 # Renders yield the CPU to the serving processes that started them.

@@ -9,9 +9,8 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import as_utc, table_of, utcnow
-from server.errors import InvalidArgument, NotFound, Violation
+from server.errors import InvalidArgument, NotFound, TemplateError, TemplateSyntaxInvalid, Violation
 from server.templating.engine import compile_template
-from server.templating.errors import TemplateError
 from server.templating.models import MessageTemplateRow
 
 _t = table_of(MessageTemplateRow)
@@ -27,17 +26,6 @@ class StoredTemplate:
     html: str
     text: str
     created_at: datetime
-
-
-class TemplateSyntaxInvalid(InvalidArgument):
-    """A part of a template does not compile; carries where (ErrorInfo metadata)."""
-
-    reason = "TEMPLATE_SYNTAX"
-
-    def __init__(self, *, part: str, error: TemplateError) -> None:
-        super().__init__(f"{part}: {error}", [Violation(part, str(error))])
-        self.details = {"field": part, "line": str(error.line or 0),
-                        "column": str(error.column or 0)}
 
 
 def check_template(*, name: str, subject: str, html: str, text: str) -> None:
@@ -58,7 +46,7 @@ def check_template(*, name: str, subject: str, html: str, text: str) -> None:
         try:
             compile_template(source)
         except TemplateError as exc:
-            raise TemplateSyntaxInvalid(part=part, error=exc) from None
+            raise TemplateSyntaxInvalid(field=part, error=exc) from None
 
 
 def _row(r: object) -> StoredTemplate:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from server.templating.errors import ReadOnlyError, RenderLimitExceeded
+from server.errors import ReadOnlyError, RenderLimitExceeded
 
 # Longest string a template may build by concatenation, printing or string methods.
 MAX_STRING = 1_000_000

@@ -105,7 +105,7 @@ def test_contact_json_with_five_invalid_fields_reports_all_five() -> None:
         "contactJson.timeZone",
     ]
     assert found["contactJson.sms"] == (
-        'contactJson.sms "12ab": not a phone number in international format such as +380501234567'
+        '"12ab": not a phone number in international format such as +380501234567'
     )
     assert '"31.02.2020"' in found["contactJson.profileInputs[0].value"]
 
