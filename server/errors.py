@@ -23,11 +23,12 @@
     ├── RateLimited                 the account is over its rate limit; ``retry_after`` s
     └── Unavailable                 a dependency is down; retry later
 
-Two boundaries translate them, each in one place: ``server.api.errors`` maps an error to
+Two boundaries translate them, each in one place: ``server.api.status`` maps an error to
 a gRPC status (code, ``google.rpc.ErrorInfo`` reason and metadata, ``BadRequest`` field
-violations), and ``server.gateway.http.error_response`` maps that status, or an error the
-gateway raised itself, to the HTTP answer. ``tests/core/test_error_map.py`` fails for a
-class of this tree that either boundary does not map.
+violations), which the interceptor (``server.api.errors``) answers; the gateway's
+``server.gateway.http.error_response`` maps that status, or an error the gateway raised
+itself, to the HTTP answer. ``tests/core/test_error_map.py`` fails for a class of this
+tree that either boundary does not map (``docs/errors.md`` has the table).
 """
 
 from __future__ import annotations

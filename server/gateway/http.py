@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api.errors import ErrorReport
+from server.api.status import ErrorReport
 from server.errors import (
     EventflowError,
     InvalidArgument,
@@ -55,7 +55,7 @@ def _www_authenticate(meta: Mapping[str, str]) -> dict[str, str]:
 _BAD_REQUEST = HttpRule(400)
 _UNAUTHENTICATED = HttpRule(401, headers=_www_authenticate)
 _CONFLICT = HttpRule(409)
-# The one HTTP mapping, by the ErrorInfo reasons of ``server.api.errors.GRPC_MAP``.
+# The one HTTP mapping, by the ErrorInfo reasons of ``server.api.status.GRPC_MAP``.
 HTTP_MAP: dict[str, HttpRule] = {
     "INVALID_ARGUMENT": _BAD_REQUEST,
     "INVALID_OCCURRED": _BAD_REQUEST,

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import templates_pb2, templates_pb2_grpc
-from server.api.errors import GRPC_MAP, ErrorReport
+from server.api.status import GRPC_MAP, ErrorReport
 from server.errors import InvalidArgument, TemplateError, Violation
 from server.gateway.http import auth_metadata, endpoint, error_response, json_response, read_json
 from server.gateway.state import GatewayState

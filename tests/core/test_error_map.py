@@ -18,7 +18,8 @@ import pytest
 import server
 import server.errors
 from server.accounts import KeyResolver
-from server.api.errors import GRPC_MAP, AuthErrorInterceptor, ErrorReport
+from server.api.errors import AuthErrorInterceptor
+from server.api.status import GRPC_MAP, ErrorReport
 from server.contacts.errors import value_violation
 from server.errors import (
     Conflict,
