@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from server.errors import RenderLimitExceeded, TemplateError, WrongFormat
+from server.errors import RenderLimitExceeded, TemplateError
 from server.templating.engine import compile_template
 
 HEADER = struct.Struct(">I")
@@ -41,9 +41,7 @@ def write_frame(stream: BinaryIO, payload: bytes) -> None:
 
 
 def error_reply(exc: TemplateError) -> dict[str, Any]:
-    kind = ("wrong_format" if isinstance(exc, WrongFormat)
-            else "limit" if isinstance(exc, RenderLimitExceeded) else "error")
-    return {"error": {"kind": kind, "reason": exc.reason, "line": exc.line,
+    return {"error": {"kind": exc.kind, "reason": exc.reason, "line": exc.line,
                       "column": exc.column}}
 
 
