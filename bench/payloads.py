@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from eventflow.v1 import events_pb2
-from server.api.convert import input_to_request
-from server.ingest.jsonform import event_from_json
+from server.codec.jsonbody import event_from_json
+from server.codec.proto import input_to_request
 
 
 def small_body(i: int = 0) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.accounts import KeyResolver
 from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
+from server.codec import values
 from server.config import Settings
 from server.db.engine import create_engine
 from server.ingest.dispatch import Dispatcher
@@ -119,6 +120,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     """Start serving on settings.grpc_addr (port 0 picks a free port). Migrations must have run."""
     if settings.redis_url is None:
         raise SystemExit("REDIS_URL is not set; `make run` starts an embedded Valkey for you")
+    values.configure(settings)
     engine = create_engine(settings)
     # A lazy pool: the server starts and accepts events while Redis is down;
     # the sweeper dispatches them once it is back.

@@ -60,6 +60,8 @@ class Settings:
     sweep_interval: float = 5.0
     # Template render processes per serving process (and per worker); see docs/templates.md.
     render_processes: int = 2
+    # Convert protobuf Values in pure Python, not with the C codec (server.codec.values).
+    pure_python: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -91,6 +93,7 @@ class Settings:
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
             sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
             render_processes=_int(env, "EVENTFLOW_RENDER_PROCESSES", 2),
+            pure_python=env.get("EVENTFLOW_PURE_PYTHON", "").strip() not in ("", "0"),
         )
 
     def with_(self, **changes: object) -> Settings:

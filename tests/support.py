@@ -13,6 +13,7 @@ import base64
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,31 @@ from server.services import register_all
 from workers.settings import build_worker
 
 
+def _details(err: grpc.aio.AioRpcError) -> Iterator[Any]:
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            yield from status_pb2.Status.FromString(value).details
+
+
 def grpc_violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     """The (field, description) pairs of a gRPC error's google.rpc.BadRequest detail."""
     out = []
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    out += [(v.field, v.description) for v in bad.field_violations]
+    for detail in _details(err):
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out += [(v.field, v.description) for v in bad.field_violations]
     return out
+
+
+def grpc_reason(err: grpc.aio.AioRpcError) -> str:
+    """The reason of a gRPC error's google.rpc.ErrorInfo detail ("" without one)."""
+    for detail in _details(err):
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
 
 
 def basic(key: str, user: str = "any") -> str:

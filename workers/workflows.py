@@ -16,7 +16,9 @@ import httpx
 from arq.worker import Retry, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import utcnow
+from server.ingest.accept import Acceptance
 from server.ingest.dispatch import Dispatcher
 from server.mail import SmtpConfig
 from server.templating.pool import RenderPool
@@ -104,7 +106,10 @@ async def install(ctx: dict[str, Any]) -> None:
     ctx["workflow_deps"] = EngineDeps(engine=ctx["engine"], settings=settings, smtp=smtp,
                                       http=httpx.AsyncClient(timeout=10),
                                       worker=ctx["worker_name"],
-                                      renderer=RenderPool(processes=settings.render_processes))
+                                      renderer=RenderPool(processes=settings.render_processes),
+                                      acceptance=Acceptance(
+                                          max_bytes=settings.max_event_bytes,
+                                          contact_json=ContactJsonCheck(ctx["engine"])))
     ctx["processors"].append(workflow_processor)
     ctx["workflow_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="workflow-sweeper")
 

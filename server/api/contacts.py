@@ -14,8 +14,8 @@ from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
-from server.api.convert import value_to_py
 from server.api.errors import current_account
+from server.codec.values import value_to_py
 from server.contacts import (
     ContactValidationError,
     FieldDefinition,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -13,22 +12,21 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
-from server.api.convert import dt_to_ts, py_to_value, request_to_input, ts_to_dt
 from server.api.errors import current_account
+from server.codec import results
+from server.codec.proto import request_to_input
+from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
-from server.contacts.events import CONTACT_JSON, ContactJsonCheck
-from server.db.models import utcnow
-from server.errors import InvalidArgument, TooLarge, Violation
+from server.contacts.contact_json import ContactJsonCheck
+from server.errors import InvalidArgument, Violation
 from server.ingest import history
+from server.ingest.accept import Acceptance, accept
 from server.ingest.model import ValidEvent
 from server.ingest.ratelimit import RateLimiter
-from server.ingest.validation import validate_event
 from server.ingest.writer import EventWriter
 
 MAX_BATCH = 500
 MAX_IN_FLIGHT = 1000
-PAST_LIMIT = timedelta(days=365 * 2)
-FUTURE_SLACK = timedelta(minutes=5)
 
 
 @dataclass(slots=True)
@@ -39,104 +37,89 @@ class IngestDeps:
     engine: AsyncEngine
 
 
-def _past_status(event: ValidEvent) -> str | None:
-    """Past-event statuses of eSputnik's import, for events that carry ``occurred``."""
-    if event.occurred is None:
-        return None
-    now = utcnow()
-    if event.occurred > now + FUTURE_SLACK:
-        return "OCCURRED_TIME_IN_FUTURE"
-    if event.occurred < now - PAST_LIMIT:
-        return "OCCURRED_TIME_TOO_DEPTH"
-    return None
-
-
 class EventService(events_pb2_grpc.EventServiceServicer):
+    """Each event method decodes, charges the rate limit (``_admit``), accepts through
+    ``server.ingest.accept`` and writes; it only maps the outcome to its answer."""
+
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
-        self._contact_json = ContactJsonCheck(deps.engine)
+        self._acceptance = Acceptance(max_bytes=deps.settings.max_event_bytes,
+                                      contact_json=ContactJsonCheck(deps.engine))
 
-    async def _validate(self, request: events_pb2.GenerateEventRequest) -> ValidEvent:
-        event, account_id = request_to_input(request), current_account.get()
-        max_bytes = self._d.settings.max_event_bytes
-        # Only events with a contactJson param pay for the contact check (issue 4); the
-        # others skip its coroutine (this runs per event of a 500-event batch).
-        for name, _value in event.params:
-            if len(name) == len(CONTACT_JSON) and name.lower() == CONTACT_JSON:
-                return await self._contact_json.checked(
-                    event.params, account_id=account_id,
-                    run=lambda: validate_event(event, account_id=account_id,
-                                               max_bytes=max_bytes))
-        return validate_event(event, account_id=account_id, max_bytes=max_bytes)
+    def _admit(self, account_id: int, events: int, *, per_event: bool) -> int:
+        """The one rate-limit charge of the event methods: how many of ``events`` go on.
+
+        A call counted per event (a stream's event, a gateway batch) goes on as far as
+        the account's bucket allows and the rest are refused one by one; a call counted
+        once (unary, a client's batch) goes on whole or is refused whole (RateLimited).
+        """
+        if per_event:
+            return self._d.limiter.admit(account_id, events)
+        self._d.limiter.take(account_id)
+        return events
+
+    async def _judge(self, request: events_pb2.GenerateEventRequest, *, account_id: int,
+                     admitted: bool, result: events_pb2.EventResult) -> ValidEvent | None:
+        """The accepted event, or None with ``result`` filled with why it was refused."""
+        try:
+            if not admitted:
+                raise self._d.limiter.refused(account_id)
+            return await accept(request_to_input(request), account_id=account_id,
+                                using=self._acceptance)
+        except results.REFUSALS as exc:
+            results.refuse(result, exc)
+            return None
 
     async def GenerateEvent(self, request: events_pb2.GenerateEventRequest,
                             context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventResponse:
-        self._d.limiter.take(current_account.get())
-        event = await self._validate(request)
-        status = _past_status(event)
-        if status is not None:
-            raise InvalidArgument.from_violations([Violation("occurred", status)])
-        (result,) = await self._d.writer.write([event])
-        return events_pb2.GenerateEventResponse(event_id=result.event_id,
-                                                duplicate=result.duplicate)
+        account_id = current_account.get()
+        self._admit(account_id, 1, per_event=False)
+        event = await accept(request_to_input(request), account_id=account_id,
+                             using=self._acceptance)
+        (written,) = await self._d.writer.write([event])
+        return events_pb2.GenerateEventResponse(event_id=written.event_id,
+                                                duplicate=written.duplicate)
 
     async def GenerateEvents(self, request: events_pb2.GenerateEventsRequest,
                              context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventsResponse:
         if len(request.events) > MAX_BATCH:
             raise InvalidArgument.from_violations([Violation(
                 "events", f"holds {len(request.events)} events; send at most {MAX_BATCH} per call")])
-        self._d.limiter.take(current_account.get(),
-                             len(request.events) if request.count_each_event else 1)
-        results = [events_pb2.EventResult() for _ in request.events]
-        valid: list[tuple[int, ValidEvent]] = []
+        account_id = current_account.get()
+        admitted = self._admit(account_id, len(request.events),
+                               per_event=request.count_each_event)
+        answer = events_pb2.GenerateEventsResponse()
+        valid: list[tuple[events_pb2.EventResult, ValidEvent]] = []
         for i, req in enumerate(request.events):
-            try:
-                event = await self._validate(req)
-            except InvalidArgument as exc:
-                _reject(results[i], exc.violations, "INVALID")
-                continue
-            except TooLarge as exc:
-                _reject(results[i], [Violation("event", exc.message)], "TOO_LARGE")
-                continue
-            status = _past_status(event)
-            if status is not None:
-                _reject(results[i], [Violation("occurred", status)], status)
-                continue
-            valid.append((i, event))
+            result = answer.results.add()
+            event = await self._judge(req, account_id=account_id, admitted=i < admitted,
+                                      result=result)
+            if event is not None:
+                valid.append((result, event))
         if valid:
-            written = await self._d.writer.write([ev for _, ev in valid])
-            for (i, _), w in zip(valid, written):
-                results[i].event_id = w.event_id
-                results[i].duplicate = w.duplicate
-                results[i].status = "ACCEPTED"
-        ok = sum(1 for r in results if r.status == "ACCEPTED")
-        return events_pb2.GenerateEventsResponse(results=results, success_count=ok,
-                                                 error_count=len(results) - ok)
+            written = await self._d.writer.write([event for _, event in valid])
+            for (result, _), w in zip(valid, written):
+                results.accept(result, w)
+        answer.success_count = len(valid)
+        answer.error_count = len(request.events) - len(valid)
+        return answer
 
     async def StreamEvents(self, request_iterator: AsyncIterator[events_pb2.StreamEventsRequest],
                            context: grpc.aio.ServicerContext[Any, Any]
                            ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
-        account = current_account.get()
+        account_id = current_account.get()
         acks: asyncio.Queue[tuple[str, asyncio.Future[events_pb2.EventResult]] | None] = \
             asyncio.Queue(MAX_IN_FLIGHT)
 
         async def one(req: events_pb2.StreamEventsRequest) -> events_pb2.EventResult:
-            current_account.set(account)
+            current_account.set(account_id)
             result = events_pb2.EventResult()
-            try:
-                self._d.limiter.take(account)
-                event = await self._validate(req.event)
-            except InvalidArgument as exc:
-                _reject(result, exc.violations, "INVALID")
-                return result
-            except TooLarge as exc:
-                _reject(result, [Violation("event", exc.message)], "TOO_LARGE")
-                return result
-            except Exception as exc:  # noqa: BLE001 - rate limit and the like, per event
-                _reject(result, [Violation("event", str(exc))], type(exc).__name__.upper())
-                return result
-            (w,) = await self._d.writer.write([event])
-            result.event_id, result.duplicate, result.status = w.event_id, w.duplicate, "ACCEPTED"
+            admitted = self._admit(account_id, 1, per_event=True) == 1
+            event = await self._judge(req.event, account_id=account_id, admitted=admitted,
+                                      result=result)
+            if event is not None:
+                (written,) = await self._d.writer.write([event])
+                results.accept(result, written)
             return result
 
         async def read() -> None:
@@ -183,12 +166,6 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         out = events_pb2.StoredEvent()
         _fill_stored(out, row)
         return out
-
-
-def _reject(result: events_pb2.EventResult, violations: list[Violation], status: str) -> None:
-    result.status = status
-    for v in violations:
-        result.violations.add(field=v.field, description=v.message)
 
 
 def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow) -> None:

@@ -8,10 +8,11 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import templates_pb2, templates_pb2_grpc
-from server.api.convert import dt_to_ts, request_to_input, value_to_py
 from server.api.errors import current_account
+from server.codec.jsonbody import event_from_json
+from server.codec.proto import request_to_input
+from server.codec.values import dt_to_ts, value_to_py
 from server.errors import InvalidArgument, Violation
-from server.ingest.jsonform import event_from_json
 from server.templating import TemplateError, WrongFormat, build_context, compile_template
 from server.templating.context import parse_json
 from server.templating.pool import RenderPart, RenderPool

@@ -8,11 +8,13 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
-from server.api.convert import dt_to_ts
 from server.api.errors import current_account
+from server.codec.values import dt_to_ts
 from server.config import Settings
+from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import as_utc
 from server.errors import InvalidArgument, NotFound, Violation
+from server.ingest.accept import Acceptance
 from server.templating.pool import RenderPool
 from server.templating.store import get_template
 from server.workflows import queries, store
@@ -72,6 +74,8 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
         self._engine = engine
         self._settings = settings
         self._renderer = renderer
+        self._acceptance = Acceptance(max_bytes=settings.max_event_bytes,
+                                      contact_json=ContactJsonCheck(engine))
 
     async def CreateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         doc = _json(request.definition_json, "definition")
@@ -122,7 +126,8 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
 
         result = await simulate(definition=definition, events=events, contacts=contacts,
                                 templates=templates, renderer=self._renderer,
-                                sender=self._settings.mail_from)
+                                sender=self._settings.mail_from, account_id=account,
+                                acceptance=self._acceptance)
         return workflows_pb2.SimulateWorkflowResponse(result_json=orjson.dumps(result).decode())
 
     async def ListRuns(self, request: Any, context: Any) -> Any:

@@ -12,8 +12,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.codec import values
 from server.config import Settings
 from server.errors import MethodNotAllowed, NotFound
 from server.gateway import events
@@ -22,25 +23,28 @@ from server.gateway.state import GatewayState
 
 
 class GatewayApp(Starlette):
-    """The Starlette app, with ``POST`` of one event served by ``events.fast_handler``
-    before Starlette's middleware and router (the gateway's hot path); every other
-    request, and anything under a root path, goes through Starlette as usual."""
+    """The Starlette app, with ``POST`` of one event handed to its ``events.EventPost``
+    before Starlette's middleware and router (the gateway's hot path; the router mounts
+    the same apps); every other request, and anything under a root path, goes through
+    Starlette as usual."""
 
-    def __init__(self, fast_events: events.FastHandler, **kwargs: Any) -> None:
+    def __init__(self, posts: dict[str, ASGIApp], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._fast_events = fast_events
+        self._posts = posts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            legacy = events.EVENT_PATHS.get(scope["path"])
-            if legacy is not None:
-                await self._fast_events(scope, receive, send, legacy)
+            post = self._posts.get(scope["path"])
+            if post is not None:
+                await post(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
 
 def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlette:
+    values.configure(settings)
     state = GatewayState(settings, grpc_target)
+    posts = events.event_posts(state)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -62,7 +66,7 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
     from server.gateway.extra import extra_routes
 
     route_list: list[Any] = [Route("/healthz", healthz, methods=["GET"])]
-    route_list += events.routes(state)
+    route_list += events.routes(state, posts)
     route_list += extra_routes(state)
 
     @contextlib.asynccontextmanager
@@ -71,7 +75,7 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
         yield
         await state.close()
 
-    app = GatewayApp(events.fast_handler(state), routes=route_list,
+    app = GatewayApp(posts, routes=route_list,
                      exception_handlers={HTTPException: not_found}, lifespan=lifespan)
     app.state.gateway = state
     return app

@@ -5,7 +5,7 @@ event, so each caller's request joins the next ``GenerateEvents`` call of its cr
 and is answered from its own result. Nothing waits on a timer: a lone request goes out
 at once; requests that arrive while calls are in flight leave together when one returns.
 
-Events arrive already serialized (``server.gateway.wire.event_bytes``); a call's request
+Events arrive already serialized (``server.codec.wire.event_bytes``); a call's request
 is their concatenation (``wire.batch_bytes``), sent through a method without a request
 serializer, so no protobuf message is built or copied on the way.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from eventflow.v1 import events_pb2
-from server.gateway.wire import batch_bytes
+from server.codec.wire import batch_bytes
 
 GENERATE_EVENTS = "/eventflow.v1.EventService/GenerateEvents"
 MAX_EVENTS_PER_CALL = 500

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import grpc
 import orjson
 from google.protobuf import timestamp_pb2
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventflow.v1 import events_pb2
-from server.api.convert import input_to_request
-from server.errors import EventflowError, InvalidArgument, OccurredError, TooLarge, Violation
+from server.codec import results
+from server.codec.jsonbody import event_from_json
+from server.codec.wire import batch_bytes, event_bytes
+from server.errors import EventflowError, InvalidArgument, Violation
 from server.gateway.http import (
     auth_metadata,
-    check_json_headers,
     credentials,
     endpoint,
     error_response,
     json_response,
-    over_limit,
     parse_json,
+    read_body,
     read_json,
 )
 from server.gateway.state import GatewayState
-from server.gateway.wire import event_bytes
-from server.ingest.jsonform import event_from_json, few_containers
 
 MAX_PAST_EVENTS = 500
 
@@ -53,77 +51,42 @@ def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> Non
     out.FromDatetime(dt)
 
 
-def _rejected(result: events_pb2.EventResult) -> EventflowError:
-    """The domain error of an event the server refused inside a coalesced call."""
-    violations = [Violation(v.field, v.description) for v in result.violations]
-    if result.status == "TOO_LARGE":
-        return TooLarge(violations[0].message if violations else "the event is too large")
-    if not violations:
-        return InvalidArgument(f"the event was refused ({result.status})")
-    return InvalidArgument.from_violations(violations)
+def _latin1(raw: bytes | None) -> str | None:
+    return raw.decode("latin-1") if raw is not None else None
 
 
-async def _ingest(state: GatewayState, meta: tuple[tuple[str, str], ...], doc: Any,
-                  legacy: bool, *, check_depth: bool = True) -> int:
-    """Store one event body (through the coalescer); its id, or the error to answer."""
-    event = event_from_json(doc, legacy_v1=legacy, check_depth=check_depth)
-    result = await state.coalescer.submit(meta, event_bytes(event))
-    if result.status != "ACCEPTED":
-        raise _rejected(result)
-    event_id: int = result.event_id
-    return event_id
-
-
-# The single-event routes the fast path serves, and whether each is the v1 (legacy) body.
-EVENT_PATHS = {"/api/v2/event": False, "/api/v2/event/": False,
-               "/api/v1/event": True, "/api/v1/event/": True}
-FastHandler = Callable[[Scope, Receive, Send, bool], Awaitable[None]]
-
-
-def fast_handler(state: GatewayState) -> FastHandler:
-    """``POST`` of one event as a bare ASGI handler, answering exactly as the routes do.
+class EventPost:
+    """``POST`` of one event (``/api/v2/event``, ``/api/v1/event``) as a bare ASGI app.
 
     Starlette's middleware, routing, Request and Response objects cost the gateway about
-    as much CPU as storing the event; this handler reads the scope's headers and the body
-    messages itself and reuses the routes' checks and error answers (http.py), so status
-    codes, messages and headers stay the same.
+    as much CPU as storing the event, so ``GatewayApp`` hands these paths straight to this
+    app; Starlette's router mounts the same app (under a root path, say), so both answer
+    alike. It reads the scope's headers and the body itself; the checks and the error
+    answers are the other routes' (http.py). The event joins the coalescer's next
+    ``GenerateEvents`` call and is answered from its own result.
     """
 
-    async def handle(scope: Scope, receive: Receive, send: Send, legacy: bool) -> None:
+    def __init__(self, state: GatewayState, *, legacy: bool) -> None:
+        self._state = state
+        self._legacy = legacy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self._state
         try:
             # The first occurrence of each header wins, as with Starlette's Headers.get.
             headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
-            auth = headers.get(b"authorization")
-            key = headers.get(b"x-api-key")
-            meta = credentials(auth.decode("latin-1") if auth is not None else None,
-                               key.decode("latin-1") if key is not None else None)
-            ctype = headers.get(b"content-type")
-            length = headers.get(b"content-length")
-            limit = state.settings.max_event_bytes
-            check_json_headers(ctype.decode("latin-1") if ctype is not None else None,
-                               length.decode("latin-1") if length is not None else None, limit)
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body: bytes = message.get("body", b"")
-            if len(body) > limit:
-                raise over_limit(limit)
-            if message.get("more_body", False):
-                chunks, size = [body], len(body)
-                while True:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        raise over_limit(limit)
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-                body = b"".join(chunks)
-            event_id = await _ingest(state, meta, parse_json(body), legacy,
-                                     check_depth=not few_containers(body))
+            meta = credentials(_latin1(headers.get(b"authorization")),
+                               _latin1(headers.get(b"x-api-key")))
+            body = await read_body(receive, content_type=_latin1(headers.get(b"content-type")),
+                                   content_length=_latin1(headers.get(b"content-length")),
+                                   limit=state.settings.max_event_bytes)
+            event = event_from_json(parse_json(body), legacy_v1=self._legacy, source=body)
+            result = await state.coalescer.submit(meta, event_bytes(event))
+            refused = results.refusal(result)
+            if refused is not None:
+                raise refused
+        except ClientDisconnect:
+            return  # the client went away
         except (EventflowError, grpc.aio.AioRpcError) as exc:
             response = error_response(exc)
             await send({"type": "http.response.start", "status": response.status_code,
@@ -135,27 +98,30 @@ def fast_handler(state: GatewayState) -> FastHandler:
             await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
             raise
         await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"x-event-id", str(event_id).encode()), (b"content-length", b"0")]})
+            (b"x-event-id", str(result.event_id).encode()), (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
-    return handle
+
+def event_posts(state: GatewayState) -> dict[str, ASGIApp]:
+    """The single-event paths (trailing slash too) and the app that serves each."""
+    v2, v1 = EventPost(state, legacy=False), EventPost(state, legacy=True)
+    return {"/api/v2/event": v2, "/api/v2/event/": v2, "/api/v1/event": v1, "/api/v1/event/": v1}
 
 
-def routes(state: GatewayState) -> list[Route]:
-    async def generate(request: Request, legacy: bool) -> Response:
-        meta = auth_metadata(request)
-        doc = await read_json(request, limit=state.settings.max_event_bytes)
-        event_id = await _ingest(state, meta, doc, legacy)
-        return Response(status_code=200, headers={"X-Event-Id": str(event_id)})
+def _past_result(result: events_pb2.EventResult, index: int) -> dict[str, Any]:
+    """One event's entry in the past_events answer; fields as paths into the body."""
+    out: dict[str, Any] = {"status": result.status}
+    if result.event_id:
+        out["eventId"] = result.event_id
+    if result.violations:
+        # "body" names the event itself (it is not an object).
+        out["violations"] = [
+            {"field": f"events[{index}]" if v.field == "body" else f"events[{index}].{v.field}",
+             "message": v.description} for v in result.violations]
+    return out
 
-    @endpoint
-    async def event_v2(request: Request) -> Response:
-        return await generate(request, legacy=False)
 
-    @endpoint
-    async def event_v1(request: Request) -> Response:
-        return await generate(request, legacy=True)
-
+def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
     @endpoint
     async def past_events(request: Request) -> Response:
         meta = auth_metadata(request)
@@ -167,36 +133,26 @@ def routes(state: GatewayState) -> list[Route]:
         if len(items) > MAX_PAST_EVENTS:
             raise InvalidArgument(f"{len(items)} events; send at most {MAX_PAST_EVENTS} per call",
                                   [Violation("events", f"holds more than {MAX_PAST_EVENTS} events")])
-        results: list[dict[str, Any]] = [{} for _ in items]
-        batch = events_pb2.GenerateEventsRequest()
+        answers = [events_pb2.EventResult() for _ in items]
+        encoded: list[bytes] = []
         positions: list[int] = []
         for i, item in enumerate(items):
             try:
-                if not isinstance(item, dict) or "occurred" not in item:
-                    raise OccurredError("OCCURRED_DATE_IS_REQUIRED")
-                event = event_from_json(item, allow_occurred=True, where=f"events[{i}].")
-            except OccurredError as exc:
-                results[i] = {"status": exc.status}
+                event = event_from_json(item, past_event=True)
+            except InvalidArgument as exc:  # OccurredError too: its own status
+                results.refuse(answers[i], exc)
                 continue
-            except InvalidArgument as exc:
-                results[i] = {"status": "INVALID", "violations": [
-                    {"field": v.field, "message": v.message} for v in exc.violations]}
-                continue
-            input_to_request(event, batch.events.add())
+            encoded.append(event_bytes(event))
             positions.append(i)
-        if positions:
-            reply = await state.events.GenerateEvents(batch, metadata=meta)
+        if encoded:
+            # One call, counted as one request against the rate limit.
+            reply = await state.generate_events(batch_bytes(encoded, count_each_event=False),
+                                                metadata=meta)
             for i, r in zip(positions, reply.results):
-                results[i] = {"status": r.status}
-                if r.event_id:
-                    results[i]["eventId"] = r.event_id
-                if r.violations:
-                    results[i]["violations"] = [
-                        {"field": f"events[{i}].{v.field}", "message": v.description}
-                        for v in r.violations]
-        ok = sum(1 for r in results if r["status"] == "ACCEPTED")
-        return json_response({"results": results, "successCount": ok,
-                              "errorCount": len(results) - ok})
+                answers[i] = r
+        out = [_past_result(r, i) for i, r in enumerate(answers)]
+        ok = sum(1 for r in answers if r.status == results.ACCEPTED)
+        return json_response({"results": out, "successCount": ok, "errorCount": len(out) - ok})
 
     @endpoint
     async def event_types(request: Request) -> Response:
@@ -233,10 +189,7 @@ def routes(state: GatewayState) -> list[Route]:
         return json_response(_stored(reply))
 
     return [
-        Route("/api/v2/event", event_v2, methods=["POST"]),
-        Route("/api/v2/event/", event_v2, methods=["POST"]),
-        Route("/api/v1/event", event_v1, methods=["POST"]),
-        Route("/api/v1/event/", event_v1, methods=["POST"]),
+        *(Route(path, post, methods=["POST"]) for path, post in posts.items()),
         Route("/api/v2/past_events", past_events, methods=["POST"]),
         Route("/api/v2/past_events/", past_events, methods=["POST"]),
         Route("/api/v1/event-types", event_types, methods=["GET"]),

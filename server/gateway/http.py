@@ -9,8 +9,9 @@ from typing import Any
 
 import grpc
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from server.api.status import ErrorReport
 from server.errors import (
@@ -157,17 +158,31 @@ def parse_json(raw: bytes) -> Any:
                                          "that the text is UTF-8)")]) from None
 
 
-async def read_json(request: Request, *, limit: int) -> Any:
-    """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
-    headers = request.headers
-    check_json_headers(headers.get("content-type"), headers.get("content-length"), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
+async def read_body(receive: Receive, *, content_type: str | None, content_length: str | None,
+                    limit: int) -> bytes:
+    """A JSON request's body from its ASGI messages, refusing wrong content types and
+    bodies over ``limit``; ``ClientDisconnect`` when the client goes away first."""
+    check_json_headers(content_type, content_length, limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise over_limit(limit)
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def read_json(request: Request, *, limit: int) -> Any:
+    """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
+    headers = request.headers
+    return parse_json(await read_body(request.receive, content_type=headers.get("content-type"),
+                                      content_length=headers.get("content-length"), limit=limit))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

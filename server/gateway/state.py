@@ -37,6 +37,8 @@ class GatewayState:
                 *CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
             for _ in range(EVENT_CONNECTIONS)]
         self.coalescer = EventCoalescer([raw_generate_events(c) for c in self._event_channels])
+        # GenerateEvents taking a serialized request (``codec.wire.batch_bytes``).
+        self.generate_events = raw_generate_events(self._channel)
 
     def stub(self, cls: Callable[[grpc.aio.Channel], StubT]) -> StubT:
         """The stub of a service on the gateway's channel, made once."""

@@ -11,7 +11,8 @@ JSON = Any  # a decoded JSON value: str, int, float, bool, None, list or dict
 
 @dataclass(slots=True)
 class EventInput:
-    """An event as the caller sent it, before validation."""
+    """An event as the caller sent it, decoded (``server.codec``: shape and nesting depth
+    checked), before acceptance (``server.ingest.accept``)."""
 
     event_type_key: str
     key_value: str = ""
@@ -20,9 +21,6 @@ class EventInput:
     message_id: str = ""
     occurred: datetime | None = None
     legacy_v1: bool = False
-    # True when every param value is known to nest at most MAX_DEPTH levels
-    # (checked while converting from protobuf), so validation need not walk them again.
-    depth_checked: bool = False
 
 
 class _Missing:

@@ -3,30 +3,23 @@
 Rules: ``eventTypeKey`` required, at most 100 characters, none of the forbidden
 characters; ``keyValue`` at most 300 and the same characters, else taken from the
 params by ``server.contacts.identity.derive_key_value``; params need a name and a value,
-names unique and at most 100 characters; values of any JSON type, nested at most
-``MAX_DEPTH`` levels.
+names unique and at most 100 characters; values of any JSON type (their nesting depth is
+checked when a body is decoded, ``server.codec.depth``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any
-
-import orjson
 
 from server.contacts.identity import derive_key_value
-from server.errors import InvalidArgument, TooLarge, Violation
-from server.ingest.model import JSON, MISSING, EventInput, ValidEvent
+from server.errors import Violation
+from server.ingest.model import MISSING, EventInput
 
 FORBIDDEN = frozenset("<;’\\/|\"`'^?!,>")
 FORBIDDEN_SHOWN = "< ; ’ \\ / | \" ` ' ^ ? ! , >"
 MAX_TYPE_KEY = 100
 MAX_KEY_VALUE = 300
 MAX_PARAM_NAME = 100
-# A JSON object level costs three protobuf message levels (Value, Struct, map entry) and
-# protobuf refuses messages nested over 100 deep, so 24 keeps every accepted event decodable.
-MAX_DEPTH = 24
 MAX_MESSAGE_ID = 200
 
 _FORBIDDEN_RE = re.compile("[" + re.escape("".join(sorted(FORBIDDEN))) + "]")
@@ -50,24 +43,9 @@ def _check_key(field: str, text: str, limit: int, out: list[Violation]) -> None:
         )
 
 
-def depth_exceeds(value: JSON, limit: int = MAX_DEPTH) -> bool:
-    """True when objects/arrays nest more than ``limit`` levels (stops at the limit)."""
-    if isinstance(value, dict):
-        items: Iterable[JSON] = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return False
-    if limit <= 0:
-        return True
-    for item in items:
-        if isinstance(item, (dict, list)) and depth_exceeds(item, limit - 1):
-            return True
-    return False
-
-
-def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> ValidEvent:
-    """Check every rule; raise InvalidArgument listing all violations, or TooLarge."""
+def check_fields(event: EventInput) -> tuple[str, list[Violation]]:
+    """Every field rule: the keyValue the event is stored under (as sent, else derived from
+    its params) and every violation found, none when the event passes."""
     out: list[Violation] = []
     type_key = event.event_type_key
     if not type_key.strip():
@@ -90,8 +68,6 @@ def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> Val
             seen[name] = index
         if value is MISSING:
             out.append(Violation(f"{where}.value", "is required: every param needs a value (null is allowed)"))
-        elif not event.depth_checked and depth_exceeds(value, MAX_DEPTH):
-            out.append(Violation(f"{where}.value", f"is nested deeper than {MAX_DEPTH} levels"))
 
     key_value = event.key_value
     if key_value:
@@ -112,29 +88,4 @@ def validate_event(event: EventInput, *, account_id: int, max_bytes: int) -> Val
 
     if len(event.message_id) > MAX_MESSAGE_ID:
         out.append(Violation("messageId", f"is longer than {MAX_MESSAGE_ID} characters"))
-    if out:
-        raise InvalidArgument.from_violations(out)
-
-    body = encode_body(event)
-    if len(body) > max_bytes:
-        raise TooLarge(
-            f"the event is {len(body)} bytes; the limit is {max_bytes} "
-            "(raise EVENTFLOW_MAX_EVENT_BYTES to allow more)"
-        )
-    return ValidEvent(
-        account_id=account_id,
-        event_type_key=type_key,
-        key_value=key_value,
-        body=body,
-        message_id=event.message_id or None,
-        occurred=event.occurred,
-    )
-
-
-def encode_body(event: EventInput) -> str:
-    """The stored body: the event as received, in eSputnik's JSON shape."""
-    doc: dict[str, Any] = {"eventTypeKey": event.event_type_key}
-    if event.key_value:
-        doc["keyValue"] = event.key_value
-    doc["params"] = [{"name": n, "value": v} for n, v in event.params]
-    return orjson.dumps(doc).decode()
+    return key_value, out

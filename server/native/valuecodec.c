@@ -1,6 +1,6 @@
 /* server._valuecodec: google.protobuf.Value wire bytes <-> plain JSON values.
  *
- * The pure-Python twins live in server/api/convert.py (_param_value, py_to_value); this
+ * The pure-Python twins live in server/codec/values.py (value_within, build_value); this
  * module must return exactly what they do.  It reads the serialized message instead of
  * walking upb objects, because every attribute access on a upb message makes a Python
  * object and that was the largest cost of our own code on the ingest path.
@@ -1064,7 +1064,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "server._valuecodec",
-    .m_doc = "google.protobuf.Value wire bytes <-> JSON values (see server/api/convert.py).",
+    .m_doc = "google.protobuf.Value wire bytes <-> JSON values (see server/codec/values.py).",
     .m_size = -1,
     .m_methods = methods,
 };

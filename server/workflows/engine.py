@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.config import Settings
 from server.db.models import utcnow
 from server.errors import NotFound
+from server.ingest.accept import Acceptance
 from server.mail import MailDeferred, MailRejected, SmtpConfig, compose, send_letter
 from server.mail.compose import Letter
 from server.templating.pool import RenderPool
@@ -44,6 +45,8 @@ class EngineDeps:
     http: httpx.AsyncClient
     worker: str
     renderer: RenderPool
+    # The ingest pipeline's needs, for the events Launch event blocks write.
+    acceptance: Acceptance
 
 
 @dataclass(slots=True)
@@ -156,8 +159,7 @@ class EngineRuntime:
                            params: list[dict[str, Any]]) -> int:
         event_id = await insert_event(self._in_txn(), account_id=run.account_id,
                                       event_type_key=event_type_key, key_value=key_value,
-                                      params=params,
-                                      max_bytes=self._d.settings.max_event_bytes)
+                                      params=params, using=self._d.acceptance)
         self.launched.append(event_id)
         return event_id
 

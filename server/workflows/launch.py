@@ -1,4 +1,5 @@
-"""The Launch event block's write: a new event through the ingest rules (validation, event
+"""The Launch event block's event: accepted through the ingest pipeline
+(``server.ingest.accept``, for the engine and the simulator alike), then written (event
 type, the events table) inside the step's transaction, so it is stored exactly once with
 the step record. Dispatch to the workers follows after commit (and the sweeper covers it).
 """
@@ -11,25 +12,31 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.codec.jsonbody import event_from_json
 from server.db.models import Event, EventType, table_of, utcnow
 from server.errors import InvalidArgument, TooLarge
-from server.ingest.model import EventInput
-from server.ingest.validation import validate_event
+from server.ingest.accept import Acceptance, accept
+from server.ingest.model import ValidEvent
 from server.workflows.runtime import StepFailed
 
 _events = table_of(Event)
 _types = table_of(EventType)
 
 
-async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key: str,
-                       key_value: str, params: list[dict[str, Any]], max_bytes: int) -> int:
+async def accept_launched(*, account_id: int, event_type_key: str, key_value: str,
+                          params: list[dict[str, Any]], using: Acceptance) -> ValidEvent:
+    """The block's event decoded and accepted as ingest would; StepFailed when refused."""
+    doc = {"eventTypeKey": event_type_key, "keyValue": key_value, "params": params}
     try:
-        event = validate_event(EventInput(event_type_key=event_type_key, key_value=key_value,
-                                          params=[(str(p["name"]), p.get("value"))
-                                                  for p in params]),
-                               account_id=account_id, max_bytes=max_bytes)
+        return await accept(event_from_json(doc), account_id=account_id, using=using)
     except (InvalidArgument, TooLarge) as exc:
         raise StepFailed(f"launch_event: the event is not valid: {exc.message}") from None
+
+
+async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key: str,
+                       key_value: str, params: list[dict[str, Any]], using: Acceptance) -> int:
+    event = await accept_launched(account_id=account_id, event_type_key=event_type_key,
+                                  key_value=key_value, params=params, using=using)
     now = utcnow()
     ins = postgresql.insert(_types) if conn.dialect.name == "postgresql" else sqlite.insert(_types)
     await conn.execute(ins.values(account_id=account_id, key=event.event_type_key,

@@ -15,12 +15,14 @@ from typing import Any
 
 from server.contacts import identifiers_from_params
 from server.errors import InvalidArgument, Violation
+from server.ingest.accept import Acceptance
 from server.mail.compose import Letter
 from server.templating.pool import RenderPool
 from server.workflows.blocks import execute
 from server.workflows.conditions import holds
 from server.workflows.definition import Definition, parse_definition
 from server.workflows.durations import parse_duration
+from server.workflows.launch import accept_launched
 from server.workflows.policy import PriorRun, needs_history, refusal
 from server.workflows.runtime import ContactInfo, Delivery, RunView, StepOutcome
 
@@ -125,14 +127,22 @@ class SimRuntime:
 
     async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
                            params: list[dict[str, Any]]) -> int:
-        return self._sim.add_event({"eventTypeKey": event_type_key, "keyValue": key_value,
-                                    "params": params}, self._sim.clock)
+        # Refused as ingest would refuse it; simulated with the key ingest would store.
+        event = await accept_launched(account_id=self._sim.account_id,
+                                      event_type_key=event_type_key, key_value=key_value,
+                                      params=params, using=self._sim.acceptance)
+        return self._sim.add_event({"eventTypeKey": event_type_key,
+                                    "keyValue": event.key_value, "params": params},
+                                   self._sim.clock)
 
 
 class Simulation:
     def __init__(self, d: Definition, *, templates: Templates, renderer: RenderPool,
-                 sender: str, start: datetime, contacts: list[dict[str, Any]]) -> None:
+                 sender: str, start: datetime, contacts: list[dict[str, Any]], account_id: int,
+                 acceptance: Acceptance) -> None:
         self.d = d
+        self.account_id = account_id
+        self.acceptance = acceptance
         self.templates = templates
         self.renderer = renderer
         self.sender = sender
@@ -261,16 +271,18 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
 
 
 async def simulate(*, definition: Any, events: Any, contacts: Any = None, templates: Templates,
-                   renderer: RenderPool, sender: str, start: datetime | None = None
-                   ) -> dict[str, Any]:
-    """Run ``definition`` over ``events``; the result lists runs, steps and messages."""
+                   renderer: RenderPool, sender: str, account_id: int, acceptance: Acceptance,
+                   start: datetime | None = None) -> dict[str, Any]:
+    """Run ``definition`` over ``events`` for ``account_id``; the result lists runs, steps
+    and messages. Launched events are accepted through ``acceptance`` as ingest would."""
     d = parse_definition(definition)
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
             "events", f"must be a list of at most {MAX_EVENTS} events")])
     begin = start or datetime.now(UTC).replace(microsecond=0)
     sim = Simulation(d, templates=templates, renderer=renderer, sender=sender, start=begin,
-                     contacts=contacts if isinstance(contacts, list) else [])
+                     contacts=contacts if isinstance(contacts, list) else [],
+                     account_id=account_id, acceptance=acceptance)
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or not isinstance(ev.get("eventTypeKey"), str):
             raise InvalidArgument.from_violations([Violation(

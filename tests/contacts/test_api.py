@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc, events_pb2_grpc
-from server.api.convert import input_to_request
+from server.codec.proto import input_to_request
 from server.contacts import parse_event_form
 from server.contacts.fields_store import load_field_definitions
 from server.contacts.store import upsert_contact

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from server.ingest.jsonform import event_from_json
-from server.ingest.validation import validate_event
+from server.codec.jsonbody import event_from_json
+from server.errors import Violation
+from server.ingest.accept import Acceptance, accept
 from server.templating.pool import RenderPool
 from server.workflows.simulator import simulate
 
@@ -19,17 +20,26 @@ async def _no_templates(template_id: int) -> tuple[str, str, str]:
     raise AssertionError("the key tests use no template")
 
 
-def ingest_key(doc: dict[str, Any]) -> str:
+class _NoContactJson:
+    async def violations(self, name: str, value: Any, *, account_id: int) -> list[Violation]:
+        raise AssertionError("the key tests send no contactJson")
+
+
+ACCEPTANCE = Acceptance(max_bytes=1 << 20, contact_json=_NoContactJson())
+
+
+async def ingest_key(doc: dict[str, Any]) -> str:
     """The keyValue real ingestion stores for a JSON event body."""
-    event = event_from_json(doc)
-    return validate_event(event, account_id=1, max_bytes=1 << 20).key_value
+    event = await accept(event_from_json(doc), account_id=1, using=ACCEPTANCE)
+    return event.key_value
 
 
 async def simulated_key(doc: dict[str, Any]) -> str:
     """The ``${key}`` a simulated run of the same body sees."""
     # No template is rendered, so the pool never starts a process.
     out = await simulate(definition=FLOW, events=[doc], templates=_no_templates,
-                         renderer=RenderPool(), sender="sim@example.com")
+                         renderer=RenderPool(), sender="sim@example.com", account_id=1,
+                         acceptance=ACCEPTANCE)
     (run,) = out["runs"]
     return str(run["keyValue"])
 
@@ -48,5 +58,5 @@ async def test_ingest_and_simulator_derive_the_issue_examples_alike(
         params: list[dict[str, Any]], key: str) -> None:
     """The examples of issue 10: the key is the first identifier as sent, trimmed, in both."""
     doc = {"eventTypeKey": "seen", "params": params}
-    assert ingest_key(doc) == key
+    assert await ingest_key(doc) == key
     assert await simulated_key(doc) == key

@@ -1,4 +1,5 @@
-"""The gateway's hand-encoded event bytes parse to exactly the message the old path built."""
+"""The one encoder (``server.codec.wire``) writes bytes that parse to exactly the message
+built field by field from the proto's definitions, on both codec paths."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from hypothesis import strategies as st
 
 from bench.payloads import kb_body, small_body
 from eventflow.v1 import events_pb2
-from server.api.convert import input_to_request
+from server.codec import values, wire
+from server.codec.depth import few_containers
+from server.codec.jsonbody import event_from_json
+from server.codec.proto import input_to_request
 from server.errors import InvalidArgument
-from server.gateway import wire
-from server.ingest.jsonform import event_from_json, few_containers
 from server.ingest.model import MISSING, EventInput
 from tests.core.seed import CONTACT_JSON, SEED_BODIES
 
@@ -24,18 +26,37 @@ from tests.core.seed import CONTACT_JSON, SEED_BODIES
 @pytest.fixture(params=["native", "pure"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "native":
-        assert wire._py_to_value_bytes is not None, "server._valuecodec is not built"
-    monkeypatch.setattr(wire, "NATIVE", request.param == "native")
+        assert values.AVAILABLE, "server._valuecodec is not built"
+    monkeypatch.setattr(values, "NATIVE", request.param == "native")
     yield request.param
 
 
+def _reference(event: EventInput) -> events_pb2.GenerateEventRequest:
+    """The message built field by field, with protobuf's own setters."""
+    req = events_pb2.GenerateEventRequest(event_type_key=event.event_type_key,
+                                          key_value=event.key_value,
+                                          message_id=event.message_id,
+                                          legacy_v1=event.legacy_v1)
+    for name, value in event.params:
+        param = req.params.add(name=name)
+        if value is not MISSING:
+            values.build_value(value, param.value)
+    if event.occurred is not None:
+        req.occurred.FromDatetime(event.occurred)
+    return req
+
+
 def _same(event: EventInput) -> None:
-    expected = input_to_request(event)
+    expected = _reference(event)
     raw = wire.event_bytes(event)
     assert events_pb2.GenerateEventRequest.FromString(raw) == expected
+    assert input_to_request(event) == expected
     batch = events_pb2.GenerateEventsRequest.FromString(wire.batch_bytes([raw, raw]))
     assert batch == events_pb2.GenerateEventsRequest(events=[expected, expected],
                                                      count_each_event=True)
+    once = events_pb2.GenerateEventsRequest.FromString(
+        wire.batch_bytes([raw], count_each_event=False))
+    assert once == events_pb2.GenerateEventsRequest(events=[expected])
 
 
 BODIES: list[Any] = [*SEED_BODIES.values(), CONTACT_JSON, kb_body(7), small_body(3),
@@ -57,9 +78,21 @@ def test_bodies_encode_as_the_message(mode: str, index: int, legacy: bool) -> No
 def test_inputs_outside_the_json_shape(mode: str) -> None:
     """What the JSON check never makes still encodes (or falls back to) the same."""
     _same(EventInput("t", "k", [("a", MISSING), ("", MISSING)]))
-    _same(EventInput("t", "k", [("n", 2**70)]))  # too large for the codec: message path
+    _same(EventInput("t", "k", [("n", 2**70)]))
+    # Past the C codec's 200 levels (and past what protobuf parses): the Python encoder
+    deep = EventInput("deep", "k", [("d", _nested(230))])
+    assert wire.event_bytes(deep) == _reference(deep).SerializeToString()
     _same(EventInput("past", "k", [("a", 1)], occurred=datetime(2024, 5, 1, tzinfo=UTC)))
+    _same(EventInput("old", "k", occurred=datetime(1961, 4, 12, 6, 7, 8, 9000, tzinfo=UTC)))
     assert wire.batch_bytes([]) == b"\x10\x01"
+    assert wire.batch_bytes([], count_each_event=False) == b""
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def test_varint() -> None:
@@ -108,7 +141,7 @@ def test_few_containers_skips_only_walks_that_would_pass(value: Any, extra: str)
                         "params": [{"name": "v", "value": value}]})
     doc = orjson.loads(raw)
     if few_containers(raw):
-        assert event_from_json(doc, check_depth=False) == event_from_json(doc)
+        assert event_from_json(doc, source=raw) == event_from_json(doc)
 
 
 def test_few_containers_bound() -> None:
@@ -121,4 +154,7 @@ def test_few_containers_bound() -> None:
         except InvalidArgument:
             deep = True
         assert not (deep and few_containers(raw)), depth
+        if deep:  # the text given as source does not skip a walk that would refuse
+            with pytest.raises(InvalidArgument):
+                event_from_json(orjson.loads(raw), source=raw)
     assert few_containers(orjson.dumps(kb_body()))

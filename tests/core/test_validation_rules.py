@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
-from server.api.convert import input_to_request
+from server.codec.proto import input_to_request
 from server.ingest.model import MISSING, EventInput
 from tests.support import Stack, grpc_violations
 

@@ -1,6 +1,6 @@
 """The native google.protobuf.Value codec (server._valuecodec) against the pure-Python code.
 
-The C codec must return exactly what ``server/api/convert.py`` returns, accept exactly the
+The C codec must return exactly what the pure-Python code of ``server/codec`` returns, accept exactly the
 bytes protobuf accepts, and never crash on any input.
 """
 
@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 
 from bench.payloads import kb_body, small_body
 from eventflow.v1 import events_pb2
-from server.api import convert
-from server.ingest.jsonform import event_from_json
+from server.codec import proto, values
+from server.codec.depth import MAX_DEPTH
+from server.codec.jsonbody import event_from_json
+from server.config import Settings
+from server.errors import InvalidArgument
 from server.ingest.model import MISSING, EventInput
-from server.ingest.validation import MAX_DEPTH
 
 # Not importorskip: CI machines have a C compiler, so a missing extension is a build bug.
 vc = importlib.import_module("server._valuecodec")
@@ -37,25 +39,36 @@ EXACT = 2**53
 
 
 def test_native_codec_is_built_and_used() -> None:
-    """``make install`` built the extension and convert.py uses it unless told not to."""
+    """``make install`` built the extension, and a process uses it unless its settings
+    say ``pure_python``."""
     assert callable(vc.value_to_py) and issubclass(vc.TooDeep, Exception)
-    forced = os.environ.get("EVENTFLOW_PURE_PYTHON", "").strip() not in ("", "0")
-    assert convert.NATIVE is not forced
+    assert values.AVAILABLE
+    try:
+        values.configure(Settings(pure_python=True))
+        assert values.NATIVE is False
+        values.configure(Settings())
+        assert values.NATIVE is True
+    finally:
+        values.configure(Settings())
 
 
-def test_pure_python_variable_turns_it_off() -> None:
-    code = "from server.api import convert; print(convert.NATIVE)"
-    for setting, expected in (("1", "False"), ("0", "True")):
-        env = {**os.environ, "EVENTFLOW_PURE_PYTHON": setting}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
-        assert out.stdout.strip() == expected
+def test_pure_python_is_read_once_into_settings() -> None:
+    """EVENTFLOW_PURE_PYTHON is read by Settings.from_env, never by importing the codec."""
+    assert Settings.from_env({"EVENTFLOW_PURE_PYTHON": "1"}).pure_python is True
+    for off in ("", "0", " 0 "):
+        assert Settings.from_env({"EVENTFLOW_PURE_PYTHON": off}).pure_python is False
+    assert Settings.from_env({}).pure_python is False
+    code = "from server.codec import values; print(values.NATIVE)"
+    env = {**os.environ, "EVENTFLOW_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "True"
 
 
 @pytest.fixture(params=["native", "pure"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Runs a test with convert.py on each path."""
-    monkeypatch.setattr(convert, "NATIVE", request.param == "native")
+    """Runs a test with the codec on each path."""
+    monkeypatch.setattr(values, "NATIVE", request.param == "native")
     yield request.param
 
 
@@ -79,13 +92,13 @@ def same(a: Any, b: Any) -> bool:
 def python_value(data: bytes, budget: int = UNBOUNDED) -> Any:
     """What the pure-Python path makes of serialized Value bytes (DecodeError if protobuf
     refuses them; the private _TooDeep when over budget)."""
-    return convert._param_value(struct_pb2.Value.FromString(data), budget)
+    return values.value_within(struct_pb2.Value.FromString(data), budget)
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return "ok", fn()
-    except (vc.TooDeep, convert._TooDeep):
+    except (vc.TooDeep, values.TooDeep):
         return "too deep", None
 
 
@@ -161,10 +174,10 @@ def expected_json(value: Any) -> Any:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_value_to_py_agrees_with_python(value: Any) -> None:
-    message = convert.build_value(value)
+    message = values.build_value(value)
     data = message.SerializeToString()
     native = vc.value_to_py(data, UNBOUNDED, MISSING)
-    assert same(native, convert._param_value(message, UNBOUNDED))
+    assert same(native, values.value_within(message, UNBOUNDED))
     assert same(native, expected_json(value))
 
 
@@ -173,7 +186,7 @@ def test_value_to_py_agrees_with_python(value: Any) -> None:
 def test_py_to_value_bytes_agrees_with_python(value: Any) -> None:
     data = vc.py_to_value_bytes(value)
     parsed = struct_pb2.Value.FromString(data)
-    assert wire_bytes(parsed) == wire_bytes(convert.build_value(value))
+    assert wire_bytes(parsed) == wire_bytes(values.build_value(value))
     assert same(vc.value_to_py(data, UNBOUNDED, MISSING), expected_json(value))
 
 
@@ -194,7 +207,7 @@ depth_shapes = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(depth_shapes, st.integers(min_value=-2, max_value=8))
 def test_depth_budget_runs_out_where_python_does(value: Any, budget: int) -> None:
-    data = convert.build_value(value).SerializeToString()
+    data = values.build_value(value).SerializeToString()
     native = outcome(lambda: vc.value_to_py(data, budget, MISSING))
     python = outcome(lambda: python_value(data, budget))
     assert native[0] == python[0]
@@ -204,7 +217,7 @@ def test_depth_budget_runs_out_where_python_does(value: Any, budget: int) -> Non
 @pytest.mark.parametrize("kind", ["list", "dict", "mixed"])
 def test_depth_budget_at_max_depth(kind: str) -> None:
     for depth in range(MAX_DEPTH - 2, MAX_DEPTH + 3):
-        data = convert.build_value(nested(depth, kind=kind)).SerializeToString()
+        data = values.build_value(nested(depth, kind=kind)).SerializeToString()
         native = outcome(lambda data=data: vc.value_to_py(data, MAX_DEPTH, MISSING))
         python = outcome(lambda data=data: python_value(data, MAX_DEPTH))
         assert native[0] == python[0] == ("ok" if depth <= MAX_DEPTH else "too deep")
@@ -219,9 +232,9 @@ def test_huge_budget_and_hard_nesting_limit() -> None:
             vc.value_to_py(vc.py_to_value_bytes(nested(101)), budget, MISSING)
     with pytest.raises(vc.TooDeep):
         vc.value_to_py(vc.py_to_value_bytes([]), -(2**200), MISSING)
-    # convert.value_to_py falls back to Python for a deep message built in memory
-    deep = convert.build_value(nested(150, kind="mixed"))
-    assert convert.value_to_py(deep) == nested(150, kind="mixed")
+    # values.value_to_py falls back to Python for a deep message built in memory
+    deep = values.build_value(nested(150, kind="mixed"))
+    assert values.value_to_py(deep) == nested(150, kind="mixed")
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,7 +309,7 @@ WIRE_CASES = {
 
 
 def check_against_protobuf(data: bytes, budget: int = UNBOUNDED) -> None:
-    """The codec agrees with protobuf + convert._param_value on any bytes."""
+    """The codec agrees with protobuf + values.value_within on any bytes."""
     try:
         message = struct_pb2.Value.FromString(data)
     except DecodeError:
@@ -306,7 +319,7 @@ def check_against_protobuf(data: bytes, budget: int = UNBOUNDED) -> None:
         with pytest.raises(ValueError if budget == UNBOUNDED else (ValueError, vc.TooDeep)):
             vc.value_to_py(data, budget, MISSING)
         return
-    python = outcome(lambda: convert._param_value(message, budget))
+    python = outcome(lambda: values.value_within(message, budget))
     native = outcome(lambda: vc.value_to_py(data, budget, MISSING))
     assert native[0] == python[0], data
     assert same(native[1], python[1]), (data, native, python)
@@ -391,7 +404,7 @@ def test_garbled_bytes_agree_with_protobuf_and_never_crash() -> None:
 
 def test_request_params_agree_with_python() -> None:
     """request_params_to_py walks GenerateEventRequest like the per-param code."""
-    req = convert.input_to_request(event_from_json(kb_body()))
+    req = proto.input_to_request(event_from_json(kb_body()))
     req.message_id = "m1"
     req.occurred.seconds = 1_700_000_000
     req.legacy_v1 = True
@@ -399,15 +412,15 @@ def test_request_params_agree_with_python() -> None:
     assert not extra.HasField("value")
     req.params.add(name="empty value").value.SetInParent()
     native = vc.request_params_to_py(req.SerializeToString(), MAX_DEPTH, MISSING)
-    python, depth_checked = convert._request_params(req)
-    assert depth_checked and same(native, python)
+    python = proto._request_params(req)
+    assert same(native, python)
     assert native[-2:] == [("no value", MISSING), ("empty value", MISSING)]
     # EventParam corners: a repeated name (last wins), repeated values (merged), unknowns
     param = (field(1, b"a") + field(1, b"b") + field(2, field(5, entry(b"x", TRUE)))
              + field(2, field(5, entry(b"y", NULL))) + b"\x18\x07")
     data = field(3, param) + b"\x30\x01" + field(1, b"type")
     assert vc.request_params_to_py(data, MAX_DEPTH, MISSING) == [("b", {"x": True, "y": None})]
-    assert convert._request_params(events_pb2.GenerateEventRequest.FromString(data))[0] == \
+    assert proto._request_params(events_pb2.GenerateEventRequest.FromString(data)) == \
         [("b", {"x": True, "y": None})]
     with pytest.raises(vc.TooDeep):
         vc.request_params_to_py(field(3, field(2, field(6, b""))), 0, MISSING)
@@ -429,7 +442,7 @@ def test_py_to_value_bytes_refuses_what_python_refuses(bad: Any, error: type[Exc
     with pytest.raises(error):
         vc.py_to_value_bytes(bad)
     with pytest.raises(error):
-        convert.build_value(bad)
+        values.build_value(bad)
 
 
 def test_py_to_value_bytes_messages_and_depth() -> None:
@@ -453,64 +466,67 @@ def test_py_to_value_bytes_subclasses_and_big_payloads() -> None:
 
     value = Dict(a=Str("x"), b=[True, 3], c="я" * 70_000, d=[{"k": "v" * 200}] * 300)
     data = vc.py_to_value_bytes(value)
-    assert wire_bytes(struct_pb2.Value.FromString(data)) == wire_bytes(convert.build_value(value))
+    assert wire_bytes(struct_pb2.Value.FromString(data)) == wire_bytes(values.build_value(value))
     assert vc.value_to_py(data, UNBOUNDED, MISSING) == value
 
 
 # ---------------------------------------------------------------------------------------
-# convert.py on both paths
+# proto.py and values.py on both paths
 
 
 def deep_request(depth: int) -> events_pb2.GenerateEventRequest:
-    return convert.input_to_request(EventInput("t", "k", [
-        ("ok", {"a": [1, 2]}), ("deep", nested(depth)), ("none", MISSING), ("n", 7.0)]))
+    """Built in memory, field by field: protobuf parses no message this deep."""
+    req = events_pb2.GenerateEventRequest(event_type_key="t", key_value="k")
+    for name, value in (("ok", {"a": [1, 2]}), ("deep", nested(depth)), ("none", MISSING),
+                        ("n", 7.0)):
+        param = req.params.add(name=name)
+        if value is not MISSING:
+            values.build_value(value, param.value)
+    return req
 
 
 @pytest.mark.usefixtures("mode")
 def test_request_to_input_both_paths() -> None:
+    """Both paths decode alike, and refuse a param nested past MAX_DEPTH by its index."""
     for body in (kb_body(3), small_body(2)):
-        req = convert.input_to_request(event_from_json(body))
-        event = convert.request_to_input(req)
-        assert event.depth_checked
+        req = proto.input_to_request(event_from_json(body))
+        event = proto.request_to_input(req)
         assert same(event.params, [(p["name"], expected_json(p["value"])) for p in body["params"]])
-    event = convert.request_to_input(deep_request(MAX_DEPTH))
-    assert event.depth_checked and same(event.params[3], ("n", 7))
-    # Past MAX_DEPTH: every param still converted, and validation told to look again
-    for depth in (MAX_DEPTH + 1, 45):
-        event = convert.request_to_input(deep_request(depth))
-        assert not event.depth_checked
-        assert same(event.params, [("ok", {"a": [1, 2]}), ("deep", nested(depth)),
-                                   ("none", MISSING), ("n", 7)])
-    # Deeper than protobuf decodes (only a message built in memory): still converted
-    event = convert.request_to_input(deep_request(120))
-    assert not event.depth_checked and event.params[1] == ("deep", nested(120))
+    event = proto.request_to_input(deep_request(MAX_DEPTH))
+    assert same(event.params[1], ("deep", nested(MAX_DEPTH))) and same(event.params[3], ("n", 7))
+    # Past MAX_DEPTH, and deeper than protobuf decodes (only a message built in memory)
+    for depth in (MAX_DEPTH + 1, 45, 120):
+        with pytest.raises(InvalidArgument) as refused:
+            proto.request_to_input(deep_request(depth))
+        assert [(v.field, v.message) for v in refused.value.violations] == [
+            ("params[1].value", f"is nested deeper than {MAX_DEPTH} levels")]
 
 
 def test_input_to_request_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     events = [event_from_json(kb_body(1)), event_from_json(small_body(1)),
               EventInput("t", "k", [("a", MISSING), ("b", None), ("c", ""), ("d", {}),
-                                    ("e", []), ("f", nested(70, kind="mixed"))],
+                                    ("e", []), ("f", nested(MAX_DEPTH, kind="mixed"))],
                          message_id="m", legacy_v1=True)]
     made = {}
     for native in (True, False):
-        monkeypatch.setattr(convert, "NATIVE", native)
-        made[native] = [wire_bytes(convert.input_to_request(e)) for e in events]
+        monkeypatch.setattr(values, "NATIVE", native)
+        made[native] = [wire_bytes(proto.input_to_request(e)) for e in events]
         batch = events_pb2.GenerateEventsRequest()
         for e in events:
-            convert.input_to_request(e, batch.events.add())
+            proto.input_to_request(e, batch.events.add())
         made[native].append(wire_bytes(batch))
-        made[native].append(wire_bytes(convert.py_to_value(nested(300))))
-        made[native].append(wire_bytes(convert.py_to_value({"a": [1.5, None]})))
+        made[native].append(wire_bytes(values.py_to_value(nested(300))))
+        made[native].append(wire_bytes(values.py_to_value({"a": [1.5, None]})))
     assert made[True] == made[False]
 
 
 @pytest.mark.usefixtures("mode")
 def test_value_to_py_both_paths() -> None:
     for value in ({"a": [1, 2.5, None, True, "x"]}, "s", 3, [], {}):
-        assert same(convert.value_to_py(convert.py_to_value(value)), value)
-    assert convert.value_to_py(struct_pb2.Value()) is MISSING
+        assert same(values.value_to_py(values.py_to_value(value)), value)
+    assert values.value_to_py(struct_pb2.Value()) is MISSING
     with pytest.raises(TypeError, match="not a JSON value: set"):
-        convert.py_to_value({"a": {1}})
+        values.py_to_value({"a": {1}})
 
 
 # ---------------------------------------------------------------------------------------

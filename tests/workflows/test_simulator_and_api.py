@@ -95,3 +95,41 @@ async def test_create_contact_task_writes_the_contact(wf: Stack) -> None:
 
     (c,) = await eventually(contact)
     assert {"type": "email", "value": email} in c["channels"]
+
+
+def launch_flow(event_type_key: str, key_value: str, params: Any) -> dict[str, Any]:
+    return {"name": "launch", "active": True, "trigger": {"eventTypeKey": "signup"},
+            "start": "go", "blocks": [
+                {"id": "go", "type": "launch_event", "eventTypeKey": event_type_key,
+                 "keyValue": key_value, "params": params}]}
+
+
+async def test_simulated_launch_event_goes_through_ingest_acceptance(wf: Stack) -> None:
+    """A simulated Launch event block refuses what ingest refuses, with ingest's message,
+    and simulates an accepted event under the key ingest stores it with."""
+    signup = {"eventTypeKey": "signup", "keyValue": "s1", "params": []}
+    deep: Any = 1
+    for _ in range(30):
+        deep = [deep]
+    for params, field in (([{"name": "a", "value": 1}, {"name": "a", "value": 2}],
+                           "params[1].name"),
+                          ([{"name": "d", "value": deep}], "params[0].value")):
+        bad = {"eventTypeKey": "launched", "keyValue": "k", "params": params}
+        answer = (await wf.post_event(bad)).json()
+        assert answer["violations"][0]["field"] == field
+        out = await simulate(wf, {"definition": launch_flow("launched", "k", params),
+                                  "events": [signup]})
+        (step,) = out["steps"]
+        assert step["status"] == "failed"
+        assert step["detail"]["reason"] == \
+            f"launch_event: the event is not valid: {answer['error']}"
+        assert [e["eventTypeKey"] for e in out["events"]] == ["signup"]
+    params = [{"name": "email", "value": "launched@example.com"}, {"name": "n", "value": 1}]
+    stored = await wf.post_event({"eventTypeKey": "launched", "params": params})
+    read = await wf.http.get(f"/api/v1/events/{stored.headers['X-Event-Id']}",
+                             headers=wf.auth())
+    out = await simulate(wf, {"definition": launch_flow("launched", "", params),
+                              "events": [signup]})
+    assert [s["status"] for s in out["steps"]] == ["done"]
+    assert out["events"][1]["eventTypeKey"] == "launched"
+    assert out["events"][1]["keyValue"] == read.json()["keyValue"] == "launched@example.com"

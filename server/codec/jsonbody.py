@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from server.codec.depth import depth_exceeds, few_containers, too_deep
 from server.errors import InvalidArgument, OccurredError, Violation
 from server.ingest.model import JSON, MISSING, EventInput
-from server.ingest.validation import MAX_DEPTH, depth_exceeds
 
 
 def _type_name(value: JSON) -> str:
@@ -22,13 +22,17 @@ def _type_name(value: JSON) -> str:
 
 
 def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
-                    allow_occurred: bool = False, check_depth: bool = True) -> EventInput:
-    """Check JSON types of one event body; raise InvalidArgument naming each wrong field.
+                    past_event: bool = False, source: bytes | None = None) -> EventInput:
+    """Check JSON types and the nesting rule of one event body; raise InvalidArgument
+    naming each wrong field.
 
-    ``check_depth=False`` skips the walk of param values for the nesting rule: only for a
-    caller that knows none can nest past ``MAX_DEPTH`` (the gateway, when the body's text
-    holds at most ``MAX_DEPTH`` ``[`` and ``{`` characters in all; see ``few_containers``).
+    ``past_event``: an event of eSputnik's past-events import, whose ``occurred`` is
+    required (``OccurredError`` when it is missing or malformed).
+
+    ``source``, the text ``doc`` was parsed from, lets the nesting walk be skipped when
+    the text cannot hold a value nested too deep (``depth.few_containers``).
     """
+    check_depth = source is None or not few_containers(source)
     out: list[Violation] = []
     if not isinstance(doc, dict):
         raise InvalidArgument.from_violations(
@@ -69,7 +73,7 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         value = entry.get("value", MISSING)
         if check_depth and isinstance(value, (dict, list)) and depth_exceeds(value):
             # Refused here: a value this deep cannot be carried as a protobuf Value.
-            out.append(Violation(f"{at}.value", f"is nested deeper than {MAX_DEPTH} levels"))
+            out.append(too_deep(at))
             continue
         params.append((name, value))
     message_id = doc.get("messageId") or ""
@@ -77,23 +81,12 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         out.append(Violation(f"{where}messageId", f"must be a string, not {_type_name(message_id)}"))
         message_id = ""
     occurred = None
-    if allow_occurred and "occurred" in doc:
-        occurred = parse_occurred(doc["occurred"])
+    if past_event:
+        occurred = parse_occurred(doc.get("occurred"))
     if out:
         raise InvalidArgument.from_violations(out)
     return EventInput(event_type_key=type_key, key_value=key_value, params=params,
                       message_id=message_id, occurred=occurred, legacy_v1=legacy_v1)
-
-
-def few_containers(raw: bytes) -> bool:
-    """True when JSON text ``raw`` cannot hold a value nested past ``MAX_DEPTH``.
-
-    Every object or array of the parsed document starts at a ``{`` or ``[`` of the text
-    (those inside strings only add to the count), and a param value nested past
-    ``MAX_DEPTH`` needs more than ``MAX_DEPTH`` of them, so counting the two bytes, far
-    cheaper than walking the values, is enough for nearly every real body.
-    """
-    return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
 
 
 def parse_occurred(value: JSON) -> datetime:
@@ -110,4 +103,4 @@ def parse_occurred(value: JSON) -> datetime:
     raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
 
 
-__all__ = ["event_from_json", "few_containers", "parse_occurred"]
+__all__ = ["event_from_json", "parse_occurred"]

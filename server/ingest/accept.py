@@ -1,0 +1,100 @@
+"""Whether an event is accepted: the one pipeline behind every event entry point.
+
+A decoded event (``server.codec``: JSON types and nesting depth checked) is accepted for
+an account, or refused by a domain error, in these steps, in order:
+
+1. field rules (``validation.check_fields``): every violation of the event's own fields;
+2. ``contactJson`` (``contacts.contact_json``): the contact the event carries must be
+   one the account would accept; its violations and the field rules' are refused
+   together, in one ``InvalidArgument``;
+3. the past window (``check_occurred``): ``occurred`` more than ``FUTURE_SLACK`` ahead or
+   ``PAST_LIMIT`` back is refused (``OccurredError`` with eSputnik's status);
+4. size (``stored_body``): the stored JSON within ``max_bytes`` (``TooLarge``).
+
+Callers: ``EventService``'s ``GenerateEvent``, ``GenerateEvents`` and ``StreamEvents``
+(the gateway's event routes call those), and the Launch event block in the workflow
+engine and in the simulator. Rate limits are charged before, by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from server.contacts.contact_json import contact_json_param
+from server.db.models import utcnow
+from server.errors import InvalidArgument, OccurredError, TooLarge, Violation
+from server.ingest.model import EventInput, ValidEvent
+from server.ingest.validation import check_fields
+
+__all__ = ["FUTURE_SLACK", "PAST_LIMIT", "Acceptance", "accept", "check_occurred",
+           "stored_body"]
+
+PAST_LIMIT = timedelta(days=365 * 2)
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+class ContactJsonRule(Protocol):
+    """Step 2's rule: ``contacts.contact_json.ContactJsonCheck`` (the account's field
+    definitions, cached per process)."""
+
+    async def violations(self, name: str, value: Any, *, account_id: int
+                         ) -> list[Violation]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What accepting an event needs besides the event (one per process, or simulation)."""
+
+    max_bytes: int
+    contact_json: ContactJsonRule
+    clock: Callable[[], datetime] = utcnow
+
+
+def check_occurred(occurred: datetime, *, now: datetime) -> None:
+    """Step 3, the past window of eSputnik's import, for an event that carries ``occurred``."""
+    if occurred > now + FUTURE_SLACK:
+        raise OccurredError("OCCURRED_TIME_IN_FUTURE")
+    if occurred < now - PAST_LIMIT:
+        raise OccurredError("OCCURRED_TIME_TOO_DEPTH")
+
+
+def stored_body(event: EventInput, *, max_bytes: int) -> str:
+    """Step 4: the body as stored (the event as received, in eSputnik's JSON shape),
+    refused with ``TooLarge`` over ``max_bytes``."""
+    doc: dict[str, Any] = {"eventTypeKey": event.event_type_key}
+    if event.key_value:
+        doc["keyValue"] = event.key_value
+    doc["params"] = [{"name": n, "value": v} for n, v in event.params]
+    body = orjson.dumps(doc).decode()
+    if len(body) > max_bytes:
+        raise TooLarge(
+            f"the event is {len(body)} bytes; the limit is {max_bytes} "
+            "(raise EVENTFLOW_MAX_EVENT_BYTES to allow more)"
+        )
+    return body
+
+
+async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> ValidEvent:
+    """The event as it will be stored for ``account_id``; raises InvalidArgument (or its
+    OccurredError) or TooLarge."""
+    key_value, violations = check_fields(event)
+    found = contact_json_param(event.params)
+    if found is not None:  # only events that carry one pay for the check's coroutine
+        violations += await using.contact_json.violations(*found, account_id=account_id)
+    if violations:
+        raise InvalidArgument.from_violations(violations)
+    if event.occurred is not None:
+        check_occurred(event.occurred, now=using.clock())
+    return ValidEvent(
+        account_id=account_id,
+        event_type_key=event.event_type_key,
+        key_value=key_value,
+        body=stored_body(event, max_bytes=using.max_bytes),
+        message_id=event.message_id or None,
+        occurred=event.occurred,
+    )
