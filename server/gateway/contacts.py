@@ -15,7 +15,16 @@ from starlette.routing import Route
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.codec.values import value_to_py
 from server.errors import InvalidArgument, Violation
-from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.http import (
+    INT32_MAX,
+    auth_metadata,
+    endpoint,
+    json_object,
+    json_response,
+    path_id,
+    query_number,
+    read_json,
+)
 from server.gateway.state import GatewayState
 
 MAX_CONTACT_BODY = 1024 * 1024
@@ -23,18 +32,9 @@ MAX_BULK_BODY = 32 * 1024 * 1024 - 64 * 1024  # under the gRPC message limit
 
 
 def _object(doc: Any, name: str = "body") -> struct_pb2.Struct:
-    if not isinstance(doc, dict):
-        raise InvalidArgument.from_violations([Violation(name, "must be a JSON object")])
     out = struct_pb2.Struct()
-    out.update(doc)
+    out.update(json_object(doc, name))
     return out
-
-
-def _path_id(request: Request) -> int:
-    raw = request.path_params["item_id"]
-    if not raw.isdigit() or int(raw) == 0 or len(raw) > 18:
-        raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a positive number")])
-    return int(raw)
 
 
 def _plain(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def get_field(request: Request) -> Response:
-        reply = await stub().GetField(contacts_pb2.GetFieldRequest(id=_path_id(request)),
+        reply = await stub().GetField(contacts_pb2.GetFieldRequest(id=path_id(request, "item_id")),
                                       metadata=auth_metadata(request))
         return json_response(_field(reply))
 
@@ -99,12 +99,12 @@ def routes(state: GatewayState) -> list[Route]:
         meta = auth_metadata(request)
         body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateField(
-            contacts_pb2.UpdateFieldRequest(id=_path_id(request), definition=body), metadata=meta)
+            contacts_pb2.UpdateFieldRequest(id=path_id(request, "item_id"), definition=body), metadata=meta)
         return json_response(_field(reply))
 
     @endpoint
     async def delete_field(request: Request) -> Response:
-        await stub().DeleteField(contacts_pb2.DeleteFieldRequest(id=_path_id(request)),
+        await stub().DeleteField(contacts_pb2.DeleteFieldRequest(id=path_id(request, "item_id")),
                                  metadata=auth_metadata(request))
         return Response(status_code=200)
 
@@ -118,7 +118,7 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def get_contact(request: Request) -> Response:
-        reply = await stub().GetContact(contacts_pb2.GetContactRequest(id=_path_id(request)),
+        reply = await stub().GetContact(contacts_pb2.GetContactRequest(id=path_id(request, "item_id")),
                                         metadata=auth_metadata(request))
         return json_response(_plain(reply.body))
 
@@ -127,24 +127,22 @@ def routes(state: GatewayState) -> list[Route]:
         meta = auth_metadata(request)
         body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateContact(
-            contacts_pb2.UpdateContactRequest(id=_path_id(request), contact=body), metadata=meta)
+            contacts_pb2.UpdateContactRequest(id=path_id(request, "item_id"), contact=body), metadata=meta)
         return json_response(_plain(reply.body))
 
     @endpoint
     async def delete_contact(request: Request) -> Response:
-        await stub().DeleteContact(contacts_pb2.DeleteContactRequest(id=_path_id(request)),
+        await stub().DeleteContact(contacts_pb2.DeleteContactRequest(id=path_id(request, "item_id")),
                                    metadata=auth_metadata(request))
         return Response(status_code=200)
 
     @endpoint
     async def search(request: Request) -> Response:
         query = request.query_params
-        limit = query.get("maxrows") or query.get("limit") or "0"
-        if not limit.isdigit():
-            raise InvalidArgument.from_violations([Violation("maxrows", "must be a number")])
+        limit = query_number(request, "maxrows", "limit", most=INT32_MAX)
         reply = await stub().SearchContacts(contacts_pb2.SearchContactsRequest(
             email=query.get("email", ""), phone=query.get("phone") or query.get("sms", ""),
-            external_customer_id=query.get("externalCustomerId", ""), limit=int(limit[:6])),
+            external_customer_id=query.get("externalCustomerId", ""), limit=limit),
             metadata=auth_metadata(request))
         return json_response([_plain(c.body) for c in reply.contacts])
 

@@ -19,6 +19,7 @@ from server.codec.jsonbody import event_from_json
 from server.codec.wire import batch_bytes, event_bytes
 from server.errors import EventflowError, InvalidArgument, Violation
 from server.gateway.http import (
+    INT32_MAX,
     auth_metadata,
     credentials,
     endpoint,
@@ -26,6 +27,8 @@ from server.gateway.http import (
     json_response,
     parse_json,
     read_body,
+    path_id,
+    query_number,
     read_json,
 )
 from server.gateway.state import GatewayState
@@ -168,11 +171,7 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
         req = events_pb2.ListEventsRequest(event_type_key=q.get("eventTypeKey", ""),
                                            key_value=q.get("keyValue", ""),
                                            page_token=q.get("pageToken", ""))
-        size = q.get("pageSize", "")
-        if size:
-            if not size.isdigit():
-                raise InvalidArgument.from_violations([Violation("pageSize", "must be a number")])
-            req.page_size = int(size)
+        req.page_size = query_number(request, "pageSize", most=INT32_MAX)
         _parse_time("since", q.get("since"), req.since)
         _parse_time("until", q.get("until"), req.until)
         reply = await state.events.ListEvents(req, metadata=meta)
@@ -181,10 +180,8 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
 
     @endpoint
     async def get_event(request: Request) -> Response:
-        raw_id = request.path_params["event_id"]
-        if not raw_id.isdigit():
-            raise InvalidArgument.from_violations([Violation("id", "must be a number")])
-        reply = await state.events.GetEvent(events_pb2.GetEventRequest(id=int(raw_id)),
+        reply = await state.events.GetEvent(
+            events_pb2.GetEventRequest(id=path_id(request, "event_id")),
                                             metadata=auth_metadata(request))
         return json_response(_stored(reply))
 

@@ -132,13 +132,49 @@ def auth_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     return credentials(headers.get("authorization"), headers.get("x-api-key"))
 
 
+INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
+
+
+def _digits(raw: str) -> bool:
+    # str.isdigit also accepts "²" and other digits int() refuses, or reads unexpectedly.
+    return raw.isascii() and raw.isdigit()
+
+
+def path_id(request: Request, name: str) -> int:
+    """The id in path parameter ``name``: a positive whole number that fits int64."""
+    raw = request.path_params[name]
+    if not _digits(raw) or int(raw) == 0 or int(raw) > INT64_MAX:
+        raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a positive number")])
+    return int(raw)
+
+
+def query_number(request: Request, *names: str, most: int = INT64_MAX) -> int:
+    """The first of query parameters ``names`` that is set, as a whole number (0 when none
+    is), cut to ``most`` (an int32 field passes ``most=INT32_MAX``): a count or id over it
+    finds nothing more than ``most`` does."""
+    name = next((n for n in names if request.query_params.get(n)), None)
+    if name is None:
+        return 0
+    raw = request.query_params[name]
+    if not _digits(raw):
+        raise InvalidArgument.from_violations([Violation(name, "must be a number")])
+    return min(int(raw), most)
+
+
+def json_object(doc: Any, name: str = "body") -> dict[str, Any]:
+    """``doc`` when it is a JSON object; else 400 naming ``name``."""
+    if not isinstance(doc, dict):
+        raise InvalidArgument.from_violations([Violation(name, "must be a JSON object")])
+    return doc
+
+
 def check_json_headers(content_type: str | None, content_length: str | None, limit: int) -> None:
     """Refuse a body that is not JSON, or declared longer than ``limit``."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType("the body must be JSON: send Content-Type: "
                                    f"application/json (got {ctype or 'none'})")
-    if content_length and content_length.isdigit() and int(content_length) > limit:
+    if content_length and _digits(content_length) and int(content_length) > limit:
         raise TooLarge(f"the body is {content_length} bytes; the limit is {limit} "
                        "(EVENTFLOW_MAX_EVENT_BYTES)")
 

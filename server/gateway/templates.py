@@ -12,7 +12,15 @@ from starlette.routing import Route
 from eventflow.v1 import templates_pb2, templates_pb2_grpc
 from server.api.status import GRPC_MAP, ErrorReport
 from server.errors import InvalidArgument, TemplateError, Violation
-from server.gateway.http import auth_metadata, endpoint, error_response, json_response, read_json
+from server.gateway.http import (
+    auth_metadata,
+    endpoint,
+    error_response,
+    json_object,
+    json_response,
+    path_id,
+    read_json,
+)
 from server.gateway.state import GatewayState
 
 MAX_TEMPLATE_BODY = 1024 * 1024
@@ -37,8 +45,7 @@ def _template(t: templates_pb2.MessageTemplate) -> dict[str, Any]:
 
 
 def _preview_request(doc: Any) -> templates_pb2.RenderTemplateRequest:
-    if not isinstance(doc, dict):
-        raise InvalidArgument.from_violations([Violation("body", "must be a JSON object")])
+    doc = json_object(doc)
     out: list[Violation] = []
     req = templates_pb2.RenderTemplateRequest(template=_text(doc, "template", out, required=True))
     json_param = doc.get("jsonParam")
@@ -83,9 +90,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def create(request: Request) -> Response:
         meta = auth_metadata(request)
-        doc = await read_json(request, limit=MAX_TEMPLATE_BODY)
-        if not isinstance(doc, dict):
-            raise InvalidArgument("the body must be a JSON object", [Violation("body", "not an object")])
+        doc = json_object(await read_json(request, limit=MAX_TEMPLATE_BODY))
         out: list[Violation] = []
         req = templates_pb2.CreateTemplateRequest(
             name=_text(doc, "name", out), subject=_text(doc, "subject", out),
@@ -103,10 +108,8 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def get_one(request: Request) -> Response:
-        raw = request.path_params["template_id"]
-        if not raw.isdigit():
-            raise InvalidArgument.from_violations([Violation("id", "must be a number")])
-        reply = await stub().GetTemplate(templates_pb2.GetTemplateRequest(id=int(raw)),
+        reply = await stub().GetTemplate(
+            templates_pb2.GetTemplateRequest(id=path_id(request, "template_id")),
                                          metadata=auth_metadata(request))
         return json_response(_template(reply))
 

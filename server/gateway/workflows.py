@@ -11,8 +11,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
-from server.errors import InvalidArgument, Violation
-from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.http import (
+    INT32_MAX,
+    auth_metadata,
+    endpoint,
+    json_object,
+    json_response,
+    path_id,
+    query_number,
+    read_json,
+)
 from server.gateway.state import GatewayState
 
 MAX_DEFINITION_BODY = 1024 * 1024
@@ -47,13 +55,11 @@ def _message(m: workflows_pb2.Message) -> dict[str, Any]:
             "createdAt": _iso(m.created_at), "sentAt": _iso(m.sent_at)}
 
 
-def _int(request: Request, name: str, *, path: bool = False) -> int:
-    raw = (request.path_params if path else request.query_params).get(name, "")
-    if raw in ("", None):
-        return 0
-    if not str(raw).isdigit():
-        raise InvalidArgument.from_violations([Violation(name, "must be a number")])
-    return int(raw)
+def _scope(request: Request, path: str, query: str) -> int:
+    """The id a listing is scoped to: the path's (``/workflows/{id}/runs``) or the query's."""
+    if path in request.path_params:
+        return path_id(request, path)
+    return query_number(request, query)
 
 
 async def _definition(request: Request) -> str:
@@ -83,14 +89,14 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def get_one(request: Request) -> Response:
         reply = await stub().GetWorkflow(workflows_pb2.GetWorkflowRequest(
-            id=_int(request, "workflow_id", path=True)), metadata=auth_metadata(request))
+            id=path_id(request, "workflow_id")), metadata=auth_metadata(request))
         return json_response(_workflow(reply))
 
     @endpoint
     async def replace(request: Request) -> Response:
         meta = auth_metadata(request)
         reply = await stub().UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
-            id=_int(request, "workflow_id", path=True),
+            id=path_id(request, "workflow_id"),
             definition_json=await _definition(request)), metadata=meta)
         return json_response({"id": reply.id, "version": reply.version})
 
@@ -99,15 +105,14 @@ def routes(state: GatewayState) -> list[Route]:
         method = (stub().ActivateWorkflow if request.url.path.endswith("/activate")
                   else stub().DeactivateWorkflow)
         reply = await method(workflows_pb2.GetWorkflowRequest(
-            id=_int(request, "workflow_id", path=True)), metadata=auth_metadata(request))
+            id=path_id(request, "workflow_id")), metadata=auth_metadata(request))
         return json_response(_workflow(reply))
 
     @endpoint
     async def simulate(request: Request) -> Response:
         meta = auth_metadata(request)
         doc = await read_json(request, limit=MAX_DEFINITION_BODY * 4)
-        if not isinstance(doc, dict):
-            raise InvalidArgument.from_violations([Violation("body", "must be a JSON object")])
+        doc = json_object(doc)
         req = workflows_pb2.SimulateWorkflowRequest(
             definition_json=orjson.dumps(doc.get("definition")).decode(),
             events_json=orjson.dumps(doc.get("events")).decode(),
@@ -118,16 +123,17 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def runs(request: Request) -> Response:
         reply = await stub().ListRuns(workflows_pb2.ListRunsRequest(
-            workflow_id=_int(request, "workflow_id", path=True) or _int(request, "workflowId"),
-            contact_id=_int(request, "contactId"), status=request.query_params.get("status", ""),
-            page_size=_int(request, "pageSize"), before_id=_int(request, "beforeId")),
-            metadata=auth_metadata(request))
+            workflow_id=_scope(request, "workflow_id", "workflowId"),
+            contact_id=query_number(request, "contactId"),
+            status=request.query_params.get("status", ""),
+            page_size=query_number(request, "pageSize", most=INT32_MAX),
+            before_id=query_number(request, "beforeId")), metadata=auth_metadata(request))
         return json_response({"runs": [_run(r) for r in reply.runs]})
 
     @endpoint
     async def run_steps(request: Request) -> Response:
         reply = await stub().ListRunSteps(workflows_pb2.ListRunStepsRequest(
-            run_id=_int(request, "run_id", path=True)), metadata=auth_metadata(request))
+            run_id=path_id(request, "run_id")), metadata=auth_metadata(request))
         steps = [{"seq": s.seq, "blockId": s.block_id, "type": s.block_type, "status": s.status,
                   "next": s.next_block or None, "detail": orjson.loads(s.detail_json or "{}"),
                   "worker": s.worker, "finishedAt": _iso(s.finished_at)} for s in reply.steps]
@@ -136,10 +142,11 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def messages(request: Request) -> Response:
         reply = await stub().ListMessages(workflows_pb2.ListMessagesRequest(
-            run_id=_int(request, "run_id", path=True) or _int(request, "runId"),
-            contact_id=_int(request, "contactId"), workflow_id=_int(request, "workflowId"),
-            page_size=_int(request, "pageSize"), before_id=_int(request, "beforeId")),
-            metadata=auth_metadata(request))
+            run_id=_scope(request, "run_id", "runId"),
+            contact_id=query_number(request, "contactId"),
+            workflow_id=query_number(request, "workflowId"),
+            page_size=query_number(request, "pageSize", most=INT32_MAX),
+            before_id=query_number(request, "beforeId")), metadata=auth_metadata(request))
         return json_response({"messages": [_message(m) for m in reply.messages]})
 
     return [

@@ -1,0 +1,63 @@
+"""Ids in paths and numbers in queries are read by one rule in the gateway: anything but
+ASCII digits is a 400 naming the parameter, never a 500, and a number too large for its
+protobuf field is an id that finds nothing or a count cut to the field's limit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import Stack
+
+BAD_IDS = ["abc", "0", "-1", "1.5", "²", "١٢", "99999999999999999999", "9223372036854775808"]
+ID_PATHS = ["/api/v1/contact/{}", "/api/v1/fields/{}", "/api/v1/messages/{}",
+            "/api/v1/events/{}", "/api/v1/workflows/{}", "/api/v1/workflow-runs/{}",
+            "/api/v1/workflows/{}/runs", "/api/v1/workflow-runs/{}/messages"]
+
+
+@pytest.mark.parametrize("path", ID_PATHS)
+@pytest.mark.parametrize("raw", BAD_IDS)
+async def test_a_bad_path_id_is_a_400_naming_it(stack: Stack, path: str, raw: str) -> None:
+    """Every route with an id in its path answers 400 {"id": "... is not a positive number"}."""
+    r = await stack.http.get(path.format(raw), headers=stack.auth())
+    assert r.status_code == 400, r.text
+    (violation,) = r.json()["violations"]
+    assert violation == {"field": "id", "message": f"{raw!r} is not a positive number"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/messages/{}", "/api/v1/events/{}",
+                                  "/api/v1/workflows/{}", "/api/v1/contact/{}"])
+async def test_the_largest_id_is_looked_up(stack: Stack, path: str) -> None:
+    """An id at the int64 limit reaches the server, which does not know it: 404."""
+    r = await stack.http.get(path.format(2**63 - 1), headers=stack.auth())
+    assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("url,name", [
+    ("/api/v1/events?pageSize=ten", "pageSize"), ("/api/v1/events?pageSize=²", "pageSize"),
+    ("/api/v1/contacts?maxrows=-5", "maxrows"), ("/api/v1/contacts?limit=1e3", "limit"),
+    ("/api/v1/workflow-runs?contactId=x", "contactId"),
+    ("/api/v1/workflow-messages?beforeId=%EF%BC%91", "beforeId")])
+async def test_a_bad_query_number_is_a_400_naming_it(stack: Stack, url: str, name: str) -> None:
+    """A query number that is not ASCII digits answers 400 naming that parameter."""
+    r = await stack.http.get(url, headers=stack.auth())
+    assert r.status_code == 400, r.text
+    assert r.json()["violations"] == [{"field": name, "message": "must be a number"}]
+
+
+async def test_a_huge_page_size_is_the_servers_range_error(stack: Stack) -> None:
+    """pageSize past int32 reaches the server as its largest value: the server's 400."""
+    r = await stack.http.get("/api/v1/events?pageSize=99999999999", headers=stack.auth())
+    assert r.status_code == 400, r.text
+    assert [v["field"] for v in r.json()["violations"]] == ["pageSize"]
+
+
+@pytest.mark.parametrize("url,key", [
+    ("/api/v1/contacts?maxrows=99999999999&email=nobody@example.com", None),
+    ("/api/v1/workflow-runs?contactId=99999999999999999999999", "runs"),
+    ("/api/v1/workflow-messages?workflowId=99999999999999999999999", "messages")])
+async def test_huge_query_numbers_find_nothing(stack: Stack, url: str, key: str | None) -> None:
+    """A count or id past its field's limit is cut to it, and answers an empty list."""
+    r = await stack.http.get(url, headers=stack.auth())
+    assert r.status_code == 200, r.text
+    assert (r.json() if key is None else r.json()[key]) == []
