@@ -29,6 +29,11 @@ violations), which the interceptor (``server.api.errors``) answers; the gateway'
 ``server.gateway.http.error_response`` maps that status, or an error the gateway raised
 itself, to the HTTP answer. ``tests/core/test_error_map.py`` fails for a class of this
 tree that either boundary does not map (``docs/errors.md`` has the table).
+
+Outside the tree, on purpose: signals that never reach a caller. ``InvalidValue``
+(``server.contacts.errors``) is one value's fault, always gathered into a
+``ContactValidationError``; ``StepFailed`` and ``RetryLater`` (``server.workflows.runtime``)
+are how a workflow step ends, recorded on the run.
 """
 
 from __future__ import annotations

@@ -13,12 +13,11 @@ from server.codec.values import dt_to_ts
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import as_utc
-from server.errors import InvalidArgument, NotFound, Violation
+from server.errors import InvalidArgument, Violation
 from server.ingest.accept import Acceptance
 from server.templating.pool import RenderPool
-from server.templating.store import get_template
 from server.workflows import queries, store
-from server.workflows.runtime import StepFailed
+from server.workflows.runtime import stored_template
 from server.workflows.simulator import simulate
 from server.workflows.store import StoredWorkflow
 
@@ -118,11 +117,7 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
 
         async def templates(template_id: int) -> tuple[str, str, str]:
             async with self._engine.connect() as conn:
-                try:
-                    t = await get_template(conn, account_id=account, template_id=template_id)
-                except NotFound as exc:
-                    raise StepFailed(exc.message) from None
-            return t.subject, t.html, t.text
+                return await stored_template(conn, account_id=account, template_id=template_id)
 
         result = await simulate(definition=definition, events=events, contacts=contacts,
                                 templates=templates, renderer=self._renderer,

@@ -26,9 +26,9 @@ from server.gateway.http import (
     error_response,
     json_response,
     parse_json,
-    read_body,
     path_id,
     query_number,
+    read_body,
     read_json,
 )
 from server.gateway.state import GatewayState

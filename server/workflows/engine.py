@@ -18,12 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.config import Settings
 from server.db.models import utcnow
-from server.errors import NotFound
 from server.ingest.accept import Acceptance
 from server.mail import MailDeferred, MailRejected, SmtpConfig, compose, send_letter
 from server.mail.compose import Letter
 from server.templating.pool import RenderPool
-from server.templating.store import get_template
 from server.workflows import contacts, deliveries, runs, store
 from server.workflows.blocks import EXTERNAL, execute
 from server.workflows.launch import insert_event
@@ -32,8 +30,8 @@ from server.workflows.runtime import (
     Delivery,
     RetryLater,
     RunView,
-    StepFailed,
     StepOutcome,
+    stored_template,
 )
 
 
@@ -101,11 +99,7 @@ class EngineRuntime:
 
     async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:
         async with self._read() as conn:
-            try:
-                t = await get_template(conn, account_id=run.account_id, template_id=template_id)
-            except NotFound as exc:
-                raise StepFailed(exc.message) from None
-        return t.subject, t.html, t.text
+            return await stored_template(conn, account_id=run.account_id, template_id=template_id)
 
     async def deliver_email(self, run: RunView, block: dict[str, Any], letter: Letter,
                             contact_id: int | None, refused: str | None) -> Delivery:

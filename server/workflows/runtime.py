@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.errors import NotFound
 from server.mail.compose import Letter
 from server.templating.pool import RenderPool
+from server.templating.store import get_template
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,16 @@ class StepFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+async def stored_template(conn: AsyncConnection, *, account_id: int, template_id: int
+                          ) -> tuple[str, str, str]:
+    """Subject, HTML and text of a stored template; one that is gone fails the step."""
+    try:
+        t = await get_template(conn, account_id=account_id, template_id=template_id)
+    except NotFound as exc:
+        raise StepFailed(exc.message) from None
+    return t.subject, t.html, t.text
 
 
 class BlockRuntime(Protocol):
