@@ -182,7 +182,7 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
     async def get_event(request: Request) -> Response:
         reply = await state.events.GetEvent(
             events_pb2.GetEventRequest(id=path_id(request, "event_id")),
-                                            metadata=auth_metadata(request))
+            metadata=auth_metadata(request))
         return json_response(_stored(reply))
 
     return [
