@@ -31,13 +31,23 @@ class DefaultKey:
     source: str  # "environment", "data dir" or "generated"
 
 
-async def create_account(engine: AsyncEngine, *, name: str, api_key: str | None = None
-                         ) -> tuple[int, str]:
+@dataclass(frozen=True, slots=True)
+class AccountProfile:
+    """What account info shows of an account: its id, name and owner's address."""
+
+    account_id: int
+    name: str
+    email: str | None
+
+
+async def create_account(engine: AsyncEngine, *, name: str, api_key: str | None = None,
+                         email: str | None = None) -> tuple[int, str]:
     """A new account with one API key; returns (account id, key)."""
     key = api_key or secrets.token_urlsafe(24)
     async with engine.begin() as conn:
         result = await conn.execute(
-            insert(_accounts).values(name=name, created_at=utcnow()).returning(_accounts.c.id)
+            insert(_accounts).values(name=name, email=email, created_at=utcnow())
+            .returning(_accounts.c.id)
         )
         account_id = int(result.scalar_one())
         await conn.execute(
@@ -76,6 +86,16 @@ async def ensure_default_account(engine: AsyncEngine, *, settings: Settings) -> 
     if source == "generated":
         _write_secret(key_file, key)
     return DefaultKey(account_id=int(account_id), api_key=key, source=source)
+
+
+async def account_profile(engine: AsyncEngine, *, account_id: int) -> AccountProfile:
+    """The caller's account; it exists, since its key was just resolved."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(_accounts.c.id, _accounts.c.name, _accounts.c.email)
+            .where(_accounts.c.id == account_id)
+        )).one()
+    return AccountProfile(account_id=int(row.id), name=row.name, email=row.email)
 
 
 def _write_secret(path: Path, value: str) -> None:

@@ -39,4 +39,11 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
     workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(
         WorkflowService(deps.engine, deps.settings, renderer), server)
     names.append(workflows_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name)
+
+    from eventflow.v1 import account_pb2, account_pb2_grpc
+    from server.api.account import AccountService
+
+    account_pb2_grpc.add_AccountServiceServicer_to_server(
+        AccountService(deps.engine, deps.settings), server)
+    names.append(account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name)
     return closers, names

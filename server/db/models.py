@@ -40,6 +40,8 @@ class Account(SQLModel, table=True):
     __tablename__ = "accounts"
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
+    # The owner's address, as eSputnik's account info shows it (userEmail); optional.
+    email: str | None = Field(default=None, max_length=320)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

@@ -22,11 +22,20 @@ from server.gateway.http import error_response, json_response
 from server.gateway.state import GatewayState
 
 
+def without_trailing_slash(scope: Scope) -> Scope:
+    """The request with one trailing ``/`` of its path dropped: clients in the wild send
+    ``/api/v1/contact/`` and expect the answer at once, not Starlette's 307 redirect."""
+    path = scope["path"]
+    if len(path) > 1 and path.endswith("/"):
+        return {**scope, "path": path[:-1]}
+    return scope
+
+
 class GatewayApp(Starlette):
     """The Starlette app, with ``POST`` of one event handed to its ``events.EventPost``
     before Starlette's middleware and router (the gateway's hot path; the router mounts
     the same apps); every other request, and anything under a root path, goes through
-    Starlette as usual."""
+    Starlette as usual, its path without a trailing slash."""
 
     def __init__(self, posts: dict[str, ASGIApp], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -38,6 +47,8 @@ class GatewayApp(Starlette):
             if post is not None:
                 await post(scope, receive, send)
                 return
+        if scope["type"] == "http":
+            scope = without_trailing_slash(scope)
         await super().__call__(scope, receive, send)
 
 

@@ -18,4 +18,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import contacts
 
     routes += contacts.routes(state)
+    from server.gateway import account
+
+    routes += account.routes(state)
     return routes
