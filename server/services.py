@@ -46,4 +46,10 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
     account_pb2_grpc.add_AccountServiceServicer_to_server(
         AccountService(deps.engine, deps.settings), server)
     names.append(account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name)
+
+    from eventflow.v1 import consent_pb2, consent_pb2_grpc
+    from server.api.consent import ConsentService
+
+    consent_pb2_grpc.add_ConsentServiceServicer_to_server(ConsentService(deps), server)
+    names.append(consent_pb2.DESCRIPTOR.services_by_name["ConsentService"].full_name)
     return closers, names

@@ -21,4 +21,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import account
 
     routes += account.routes(state)
+    from server.gateway import consent
+
+    routes += consent.routes(state)
     return routes

@@ -1,0 +1,86 @@
+"""Deleting a contact found by id or external customer id, and erasing it.
+
+``erase`` is the right to be forgotten: besides the contact row (with its field values,
+push tokens and group memberships) the contact's personal data held elsewhere goes
+(each feature holding some lists an eraser in ``ERASERS``), and every record that
+pointed at the contact (events, workflow runs and messages, orders) points at nobody.
+Events keep their bodies as received: they are the account's history, and their
+identifiers are what the caller sent; see docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.contacts.groups import forget_memberships
+from server.contacts.store import delete_contact, get_contact
+from server.contacts.tables import CONTACTS
+from server.db.models import Event, table_of
+from server.errors import NotFound
+from server.workflows.models import WorkflowMessageRow, WorkflowRunRow
+
+__all__ = ["ERASED", "ERASERS", "Eraser", "delete_contact_by", "erase_contact"]
+
+# What an erased address or name is replaced with where a record must keep the column.
+ERASED: Final = "(erased)"
+# (connection, account id, contact id, the contact's email or None) -> None
+Eraser = Callable[[AsyncConnection, int, int, "str | None"], Awaitable[None]]
+_events = table_of(Event)
+_runs = table_of(WorkflowRunRow)
+_messages = table_of(WorkflowMessageRow)
+
+
+async def _unlink_events(conn: AsyncConnection, account_id: int, contact_id: int,
+                         email: str | None) -> None:
+    await conn.execute(update(_events).where(and_(
+        _events.c.account_id == account_id, _events.c.contact_id == contact_id))
+        .values(contact_id=None))
+
+
+async def _unlink_workflows(conn: AsyncConnection, account_id: int, contact_id: int,
+                            email: str | None) -> None:
+    await conn.execute(update(_runs).where(and_(
+        _runs.c.account_id == account_id, _runs.c.contact_id == contact_id))
+        .values(contact_id=None))
+    mine = _messages.c.contact_id == contact_id
+    if email is not None:
+        mine = or_(mine, and_(_messages.c.channel == "email", _messages.c.recipient == email))
+    await conn.execute(update(_messages).where(and_(_messages.c.account_id == account_id, mine))
+                       .values(contact_id=None, recipient=ERASED))
+
+
+ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows]
+
+
+async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
+    """Delete the contact and its personal data everywhere; ``NotFound`` if there is none."""
+    record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
+    if record is None:
+        raise NotFound(f"no contact with id {contact_id} in this account")
+    for eraser in ERASERS:
+        await eraser(conn, account_id, contact_id, record.email)
+    await forget_memberships(conn, account_id=account_id, contact_id=contact_id)
+    await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+
+
+async def delete_contact_by(conn: AsyncConnection, *, account_id: int, contact_id: int | None,
+                            external_customer_id: str | None, erase: bool) -> int:
+    """Delete (or erase) the contact with this id or external customer id; its id."""
+    if contact_id is None:
+        found = (await conn.execute(select(CONTACTS.c.id).where(and_(
+            CONTACTS.c.account_id == account_id,
+            CONTACTS.c.external_customer_id == external_customer_id)))).scalar()
+        if found is None:
+            raise NotFound(f"no contact with externalCustomerId {external_customer_id!r} "
+                           "in this account")
+        contact_id = int(found)
+    if erase:
+        await erase_contact(conn, account_id=account_id, contact_id=contact_id)
+    else:
+        await forget_memberships(conn, account_id=account_id, contact_id=contact_id)
+        await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+    return contact_id

@@ -1,0 +1,125 @@
+"""Static groups: named lists of contacts that callers add contacts to by name.
+
+eSputnik's subscription form and bulk import take ``groups`` / ``groupNames``: segment
+names a contact joins, created when missing. Condition-based segments live elsewhere;
+these are the "Static" kind: membership changes only when a caller says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Table, UniqueConstraint, and_, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
+
+from server.contacts.sql import chunked, upsert_statement
+from server.db.models import _ts, table_of, utcnow
+from server.errors import InvalidArgument, Violation
+
+__all__ = [
+    "GROUPS",
+    "GROUP_MEMBERS",
+    "MAX_GROUP_NAME",
+    "add_to_groups",
+    "forget_memberships",
+    "groups_of",
+    "parse_group_names",
+]
+
+MAX_GROUP_NAME: Final = 255
+MAX_GROUPS: Final = 100
+
+
+class ContactGroupRow(SQLModel, table=True):
+    __tablename__ = "contact_groups"
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_contact_groups_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    name: str = Field(max_length=MAX_GROUP_NAME)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ContactGroupMemberRow(SQLModel, table=True):
+    __tablename__ = "contact_group_members"
+    group_id: int = Field(foreign_key="contact_groups.id", primary_key=True)
+    contact_id: int = Field(sa_column=Column(
+        BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True))
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    added_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+GROUPS: Table = table_of(ContactGroupRow)
+GROUP_MEMBERS: Table = table_of(ContactGroupMemberRow)
+_g, _m = GROUPS, GROUP_MEMBERS
+
+
+def parse_group_names(value: object, *, name: str) -> list[str]:
+    """Group names from a request: a list of names (or of ``{"name": ...}`` objects, as
+    some clients echo groups back); null means none. Duplicates collapse."""
+    if value is None:
+        return []
+    entries = value if isinstance(value, list) else [value]
+    if len(entries) > MAX_GROUPS:
+        raise InvalidArgument.from_violations([Violation(
+            name, f"holds {len(entries)} groups; at most {MAX_GROUPS}")])
+    out: list[str] = []
+    problems: list[Violation] = []
+    for index, entry in enumerate(entries):
+        text = entry.get("name") if isinstance(entry, dict) else entry
+        where = f"{name}[{index}]" if isinstance(value, list) else name
+        if not isinstance(text, str) or not text.strip():
+            problems.append(Violation(where, "must be a group name (a non-empty string)"))
+        elif len(text.strip()) > MAX_GROUP_NAME:
+            problems.append(Violation(where, f"is longer than {MAX_GROUP_NAME} characters"))
+        elif text.strip() not in out:
+            out.append(text.strip())
+    if problems:
+        raise InvalidArgument.from_violations(problems)
+    return out
+
+
+async def _group_ids(conn: AsyncConnection, *, account_id: int, names: Sequence[str]
+                     ) -> dict[str, int]:
+    """The ids of the named groups, creating the missing ones."""
+    if not names:
+        return {}
+    now = utcnow()
+    await conn.execute(upsert_statement(conn, _g).values(
+        [{"account_id": account_id, "name": n, "created_at": now} for n in names])
+        .on_conflict_do_nothing())
+    rows = await conn.execute(select(_g.c.name, _g.c.id).where(
+        and_(_g.c.account_id == account_id, _g.c.name.in_(list(names)))))
+    return {row.name: int(row.id) for row in rows}
+
+
+async def add_to_groups(conn: AsyncConnection, *, account_id: int, contact_ids: Iterable[int],
+                        names: Sequence[str]) -> None:
+    """Make each contact a member of each named group (created when missing)."""
+    ids = await _group_ids(conn, account_id=account_id, names=names)
+    rows = [{"group_id": gid, "contact_id": cid, "account_id": account_id, "added_at": utcnow()}
+            for cid in sorted(set(contact_ids)) for gid in ids.values()]
+    for part in chunked(rows):
+        await conn.execute(upsert_statement(conn, _m).values(list(part)).on_conflict_do_nothing())
+
+
+async def groups_of(conn: AsyncConnection, *, account_id: int, contact_ids: Sequence[int]
+                    ) -> dict[int, list[tuple[int, str]]]:
+    """Each contact's static groups as (id, name), by group id."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    for part in chunked(sorted(set(contact_ids))):
+        rows = await conn.execute(
+            select(_m.c.contact_id, _g.c.id, _g.c.name).join(_g, _g.c.id == _m.c.group_id)
+            .where(and_(_m.c.account_id == account_id, _m.c.contact_id.in_(part)))
+            .order_by(_g.c.id))
+        for row in rows:
+            out.setdefault(int(row.contact_id), []).append((int(row.id), row.name))
+    return out
+
+
+async def forget_memberships(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
+    """Remove the contact from every group (its deletion or erasure)."""
+    await conn.execute(delete(_m).where(and_(_m.c.account_id == account_id,
+                                             _m.c.contact_id == contact_id)))
