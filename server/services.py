@@ -52,4 +52,10 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
 
     consent_pb2_grpc.add_ConsentServiceServicer_to_server(ConsentService(deps), server)
     names.append(consent_pb2.DESCRIPTOR.services_by_name["ConsentService"].full_name)
+
+    from eventflow.v1 import orders_pb2, orders_pb2_grpc
+    from server.api.orders import OrderService
+
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderService(deps), server)
+    names.append(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name)
     return closers, names

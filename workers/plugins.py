@@ -14,6 +14,10 @@ async def install(ctx: dict[str, Any]) -> None:
 
     # First: later processors (workflows) read the event's contact.
     ctx.setdefault("processors", []).insert(0, link_event_contact)
+    from server.orders.processor import record_order_event
+
+    # After the contact linking: an order belongs to its event's contact.
+    ctx["processors"].insert(1, record_order_event)
     from workers import workflows
 
     await workflows.install(ctx)

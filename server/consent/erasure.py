@@ -17,43 +17,51 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.groups import forget_memberships
+from server.contacts.record import ContactRecord
 from server.contacts.store import delete_contact, get_contact
 from server.contacts.tables import CONTACTS
 from server.db.models import Event, table_of
 from server.errors import NotFound
+from server.orders.store import erase_order_buyer
 from server.workflows.models import WorkflowMessageRow, WorkflowRunRow
 
 __all__ = ["ERASED", "ERASERS", "Eraser", "delete_contact_by", "erase_contact"]
 
 # What an erased address or name is replaced with where a record must keep the column.
 ERASED: Final = "(erased)"
-# (connection, account id, contact id, the contact's email or None) -> None
-Eraser = Callable[[AsyncConnection, int, int, "str | None"], Awaitable[None]]
+# Removes what one feature holds of the contact, in the erasing transaction.
+Eraser = Callable[[AsyncConnection, ContactRecord], Awaitable[None]]
 _events = table_of(Event)
 _runs = table_of(WorkflowRunRow)
 _messages = table_of(WorkflowMessageRow)
 
 
-async def _unlink_events(conn: AsyncConnection, account_id: int, contact_id: int,
-                         email: str | None) -> None:
+async def _unlink_events(conn: AsyncConnection, contact: ContactRecord) -> None:
     await conn.execute(update(_events).where(and_(
-        _events.c.account_id == account_id, _events.c.contact_id == contact_id))
+        _events.c.account_id == contact.account_id, _events.c.contact_id == contact.id))
         .values(contact_id=None))
 
 
-async def _unlink_workflows(conn: AsyncConnection, account_id: int, contact_id: int,
-                            email: str | None) -> None:
+async def _unlink_workflows(conn: AsyncConnection, contact: ContactRecord) -> None:
     await conn.execute(update(_runs).where(and_(
-        _runs.c.account_id == account_id, _runs.c.contact_id == contact_id))
+        _runs.c.account_id == contact.account_id, _runs.c.contact_id == contact.id))
         .values(contact_id=None))
-    mine = _messages.c.contact_id == contact_id
-    if email is not None:
-        mine = or_(mine, and_(_messages.c.channel == "email", _messages.c.recipient == email))
-    await conn.execute(update(_messages).where(and_(_messages.c.account_id == account_id, mine))
-                       .values(contact_id=None, recipient=ERASED))
+    mine = _messages.c.contact_id == contact.id
+    if contact.email is not None:
+        mine = or_(mine, and_(_messages.c.channel == "email",
+                              _messages.c.recipient == contact.email))
+    await conn.execute(update(_messages).where(and_(
+        _messages.c.account_id == contact.account_id, mine))
+        .values(contact_id=None, recipient=ERASED))
 
 
-ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows]
+async def _erase_orders(conn: AsyncConnection, contact: ContactRecord) -> None:
+    await erase_order_buyer(conn, account_id=contact.account_id, contact_id=contact.id,
+                            email=contact.email,
+                            external_customer_id=contact.external_customer_id)
+
+
+ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows, _erase_orders]
 
 
 async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
@@ -62,7 +70,7 @@ async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: i
     if record is None:
         raise NotFound(f"no contact with id {contact_id} in this account")
     for eraser in ERASERS:
-        await eraser(conn, account_id, contact_id, record.email)
+        await eraser(conn, record)
     await forget_memberships(conn, account_id=account_id, contact_id=contact_id)
     await delete_contact(conn, account_id=account_id, contact_id=contact_id)
 

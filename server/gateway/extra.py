@@ -24,4 +24,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import consent
 
     routes += consent.routes(state)
+    from server.gateway import orders
+
+    routes += orders.routes(state)
     return routes

@@ -32,7 +32,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 
 async def events_of(s: Stack, type_key: str, key_value: str | None = None,
                     key: str | None = None) -> list[dict[str, Any]]:
-    params = {"eventTypeKey": type_key}
+    params = {"eventTypeKey": type_key, "pageSize": "1000"}
     if key_value is not None:
         params["keyValue"] = key_value
     r = await s.http.get("/api/v1/events", params=params, headers=s.auth(key))

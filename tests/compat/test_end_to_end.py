@@ -1,0 +1,146 @@
+"""Orders, subscriptions and erasure end to end: HTTP as the clients send it, the worker,
+workflows and a real SMTP server (aiosmtpd). Each test has an account of its own, so its
+workflows see only its own events."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from server.accounts import create_account
+from server.mail.sink import MailSink
+from tests.compat.conftest import dumps, replay
+from tests.compat.helpers import eventually, letters_to, scalar, unique_email
+from tests.compat.test_orders import woo_order
+from tests.support import Stack
+
+
+async def fresh_key(s: Stack) -> str:
+    _, key = await create_account(s.engine, name=f"e2e-{secrets.token_hex(3)}")
+    return key
+
+
+async def template(s: Stack, key: str, **body: Any) -> int:
+    r = await replay(s, "POST", "/api/v1/messages", dumps(body), key=key)
+    assert r.status_code == 200, r.text
+    return int(r.json()["id"])
+
+
+async def workflow(s: Stack, key: str, trigger: str, block: dict[str, Any]) -> int:
+    definition = {"name": f"on {trigger}", "active": True, "trigger": {"eventTypeKey": trigger},
+                  "start": "mail", "blocks": [{"id": "mail", **block}]}
+    r = await replay(s, "POST", "/api/v1/workflows", dumps(definition), key=key)
+    assert r.status_code == 200, r.text
+    return int(r.json()["id"])
+
+
+async def one_letter(sink: MailSink, address: str, subject: str) -> Any:
+    async def found() -> Any:
+        return [m for m in letters_to(sink, address) if m.message["Subject"] == subject]
+
+    (letter,) = await eventually(found)
+    return letter.message
+
+
+async def test_order_route_starts_the_order_workflows_and_mails_the_buyer(
+        compat: Stack, sink: MailSink) -> None:
+    """POST /api/v1/orders -> orderCreated -> email "Order N received" listing the item;
+    the same order DELIVERED -> orderDelivered -> email "Order N delivered"."""
+    key = await fresh_key(compat)
+    created = await template(compat, key, name="created", subject="Order received",
+                             html="<p>$!data.get('externalOrderId'): "
+                                  "#foreach($i in $!data.get('items'))$i.get('name')#end</p>",
+                             text="")
+    delivered = await template(compat, key, name="delivered", subject="Order delivered",
+                               html="<p>$!data.get('externalOrderId') arrived</p>", text="")
+    await workflow(compat, key, "orderCreated",
+                   {"type": "email", "templateId": created, "to": "${email}"})
+    await workflow(compat, key, "orderDelivered",
+                   {"type": "email", "templateId": delivered, "to": "${email}"})
+    order_id, email = f"E2E-{secrets.token_hex(3)}", unique_email("order")
+    r = await replay(compat, "POST", "/api/v1/orders",
+                     dumps({"orders": [woo_order(order_id, email)]}), key=key)
+    assert r.status_code == 200, r.text
+    body = (await one_letter(sink, email, "Order received")).get_body(("html",)).get_content()
+    assert order_id in body and "Hair styler" in body
+    r = await replay(compat, "POST", "/api/v1/orders",
+                     dumps({"orders": [woo_order(order_id, email, status="DELIVERED")]}),
+                     key=key)
+    assert r.status_code == 200, r.text
+    body = (await one_letter(sink, email, "Order delivered")).get_body(("html",)).get_content()
+    assert f"{order_id} arrived" in body
+    assert [m.message["Subject"] for m in letters_to(sink, email)].count("Order received") == 1
+
+
+async def test_subscription_form_sends_the_double_opt_in_letter(
+        compat: Stack, sink: MailSink) -> None:
+    """POST /api/v1/contact/subscribe -> subscribeFromApi -> the confirmation letter (an
+    obligatory email: the new contact is unconfirmed)."""
+    key = await fresh_key(compat)
+    tid = await template(compat, key, name="confirm", subject="Confirm your subscription",
+                         html="<p>Form $!data.get('formType'): confirm $!data.get('email')</p>",
+                         text="")
+    await workflow(compat, key, "subscribeFromApi",
+                   {"type": "transactional_email", "templateId": tid, "to": "${email}"})
+    email = unique_email("optin")
+    body = {"contact": {"firstName": "Ivan", "channels": [{"type": "email", "value": email}]},
+            "groups": ["Subscribers"], "formType": "footer"}
+    r = await replay(compat, "POST", "/api/v1/contact/subscribe", dumps(body), key=key)
+    assert r.status_code == 200, r.text
+    html = (await one_letter(sink, email, "Confirm your subscription")
+            ).get_body(("html",)).get_content()
+    assert f"Form footer: confirm {email}" in html
+
+
+async def test_erasure_removes_personal_data_and_unlinks_history(
+        compat: Stack, sink: MailSink) -> None:
+    """A contact with events, a sent letter and an order, erased by externalCustomerId:
+    the contact is gone, its events and runs point at nobody, the letter's recipient and
+    the order's buyer details are erased; the events and the order's amounts remain."""
+    key = await fresh_key(compat)
+    tid = await template(compat, key, name="hello", subject="Hello", html="<p>hi</p>", text="")
+    await workflow(compat, key, "visited", {"type": "email", "templateId": tid, "to": "${email}"})
+    email, customer = unique_email("erase"), f"ER-{secrets.token_hex(3)}"
+    r = await replay(compat, "POST", "/api/v1/contact", dumps(
+        {"firstName": "Taras", "channels": [{"type": "email", "value": email}],
+         "externalCustomerId": customer}), key=key)
+    contact_id = r.json()["id"]
+    r = await replay(compat, "POST", "/api/v2/event", dumps(
+        {"eventTypeKey": "visited", "keyValue": email,
+         "params": [{"name": "email", "value": email}]}), key=key)
+    assert r.status_code == 200, r.text
+    event_id = int(r.headers["X-Event-Id"])
+    await one_letter(sink, email, "Hello")
+    order_id = f"ER-{secrets.token_hex(3)}"
+    r = await replay(compat, "POST", "/api/v1/orders", dumps(
+        {"orders": [woo_order(order_id, email, externalCustomerId=customer)]}), key=key)
+    assert r.status_code == 200
+
+    async def linked() -> Any:
+        return await scalar(compat, "SELECT contact_id FROM events WHERE id = :i", i=event_id)
+
+    assert await eventually(linked) == contact_id
+
+    async def order_linked() -> Any:
+        return await scalar(compat, "SELECT contact_id FROM orders WHERE external_order_id = :o",
+                            o=order_id)
+
+    assert await eventually(order_linked) == contact_id
+    r = await replay(compat, "DELETE", f"/api/v1/contact?externalCustomerId={customer}"
+                     "&erase=true", key=key)
+    assert r.status_code == 200, r.text
+    assert r.text == f"Contact with id='{contact_id}' has been deleted"
+    assert await scalar(compat, "SELECT count(*) FROM contacts WHERE id = :i", i=contact_id) == 0
+    assert await scalar(compat, "SELECT contact_id FROM events WHERE id = :i", i=event_id) is None
+    assert await scalar(compat, "SELECT count(*) FROM workflow_runs WHERE contact_id = :i",
+                        i=contact_id) == 0
+    assert await scalar(compat, "SELECT count(*) FROM workflow_messages WHERE recipient = :e",
+                        e=email) == 0
+    order = (await replay(compat, "GET", f"/api/v1/orders/{order_id}", content_type=None,
+                          key=key)).json()
+    assert order["contactId"] is None and order["order"]["totalCost"] == 2682
+    assert not {"email", "phone", "firstName", "lastName", "externalCustomerId"} & set(
+        order["order"])
+    stored = (await replay(compat, "GET", f"/api/v1/events/{event_id}", content_type=None,
+                           key=key)).json()
+    assert "contactId" not in stored and stored["eventTypeKey"] == "visited"
