@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from tests.compat.conftest import dumps, replay
-from tests.compat.helpers import eventually, events_of, scalar, unique_email
+from tests.compat.helpers import events_of, eventually, scalar, unique_email
 from tests.support import Stack
 
 
