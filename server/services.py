@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 
 from server.api.events import IngestDeps
 
@@ -58,4 +60,18 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
 
     orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderService(deps), server)
     names.append(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name)
+
+    from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
+    from server.api.messaging import MessagingService
+
+    # Its own lazy pool: sends are enqueued after their commit, and a Redis that is down
+    # leaves them to the workers' sweeper.
+    assert deps.settings.redis_url, "the server runs with REDIS_URL resolved"
+    redis = ArqRedis(connection_pool=ConnectionPool.from_url(
+        deps.settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
+        default_queue_name=deps.settings.queue_name)
+    closers.append(redis)
+    messaging_pb2_grpc.add_MessagingServiceServicer_to_server(
+        MessagingService(deps, redis), server)
+    names.append(messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name)
     return closers, names

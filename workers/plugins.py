@@ -18,21 +18,24 @@ async def install(ctx: dict[str, Any]) -> None:
 
     # After the contact linking: an order belongs to its event's contact.
     ctx["processors"].insert(1, record_order_event)
-    from workers import workflows
+    from workers import messaging, workflows
 
     await workflows.install(ctx)
+    await messaging.install(ctx)
 
 
 async def uninstall(ctx: dict[str, Any]) -> None:
     """Release what ``install`` opened."""
-    from workers import workflows
+    from workers import messaging, workflows
 
+    await messaging.uninstall(ctx)
     await workflows.uninstall(ctx)
 
 
 def job_functions() -> list[Any]:
-    from workers import workflows
+    from workers import messaging, workflows
 
     functions: list[Any] = []
     functions += workflows.job_functions()
+    functions += messaging.job_functions()
     return functions

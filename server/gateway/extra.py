@@ -27,4 +27,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import orders
 
     routes += orders.routes(state)
+    from server.gateway import messaging
+
+    routes += messaging.routes(state)
     return routes

@@ -6,11 +6,12 @@ answer a silently wider result, an ignored member would drop what the caller sen
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Final
+from typing import Final
 
 from starlette.requests import Request
 
 from server.errors import InvalidArgument, Violation
+from server.members import only_members
 
 __all__ = ["MAX_ROWS", "only_members", "only_query", "page_of", "query_bool"]
 
@@ -25,20 +26,6 @@ def only_query(request: Request, allowed: Collection[str]) -> None:
         raise InvalidArgument.from_violations([
             Violation(name, f"is not a parameter of {request.url.path}; it takes {known}")
             for name in unknown])
-
-
-def only_members(doc: Any, allowed: Collection[str], *, where: str = "body") -> dict[str, Any]:
-    """``doc`` as an object whose members are all ``allowed``; else a 400 naming each."""
-    if not isinstance(doc, dict):
-        raise InvalidArgument.from_violations([Violation(where, "must be a JSON object")])
-    unknown = [name for name in doc if name not in allowed]
-    if unknown:
-        known = ", ".join(sorted(allowed))
-        prefix = "" if where == "body" else f"{where}."
-        raise InvalidArgument.from_violations([
-            Violation(f"{prefix}{name}", f"is not a member this route knows; it takes {known}")
-            for name in unknown])
-    return doc
 
 
 def _whole(request: Request, name: str, default: int) -> int:

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.config import Settings
 from server.db.models import utcnow
 from server.ingest.accept import Acceptance
-from server.mail import MailDeferred, MailRejected, SmtpConfig, compose, send_letter
+from server.mail import MailDeferred, SmtpConfig
 from server.mail.compose import Letter
+from server.messaging.delivery import deliver_letter
 from server.templating.pool import RenderPool
 from server.workflows import contacts, deliveries, runs, store
 from server.workflows.blocks import EXTERNAL, execute
@@ -56,6 +57,20 @@ class StepResult:
     wake: datetime | None = None
     launched: list[int] = field(default_factory=list)
     reason: str | None = None
+
+
+class _StepDeliveryLog:
+    """The ``DeliveryLog`` of a workflow step's letter: its ``workflow_messages`` row."""
+
+    def __init__(self, engine: AsyncEngine, run: RunView, plan: deliveries.Planned) -> None:
+        self._engine, self._run, self._plan = engine, run, plan
+
+    async def open(self) -> tuple[str, str | None] | None:
+        earlier = await deliveries.open_delivery(self._engine, self._run, self._plan)
+        return None if earlier is None else (earlier.status, earlier.reason)
+
+    async def close(self, *, status: str, reason: str | None = None) -> None:
+        await deliveries.close_delivery(self._engine, self._run, status=status, reason=reason)
 
 
 class EngineRuntime:
@@ -106,23 +121,13 @@ class EngineRuntime:
         plan = deliveries.Planned(channel="email", block_id=block["id"], contact_id=contact_id,
                                   recipient=letter.to, subject=letter.subject,
                                   key=letter.message_id, refused=refused)
-        earlier = await deliveries.open_delivery(self._d.engine, run, plan)
-        if earlier is not None:
-            return earlier
-        if self._d.smtp is None:
-            raise RetryLater("EVENTFLOW_SMTP_URL is not set: no SMTP server to send through")
         try:
-            await send_letter(config=self._d.smtp, message=compose(letter))
-        except MailRejected as exc:
-            await deliveries.close_delivery(self._d.engine, run, status="failed",
-                                            reason=exc.reason)
-            return Delivery("failed", exc.reason)
+            status, reason = await deliver_letter(
+                log=_StepDeliveryLog(self._d.engine, run, plan), smtp=self._d.smtp,
+                letter=letter)
         except MailDeferred as exc:
-            await deliveries.close_delivery(self._d.engine, run, status="queued",
-                                            reason=exc.reason)
             raise RetryLater(exc.reason) from None
-        await deliveries.close_delivery(self._d.engine, run, status="sent")
-        return Delivery("sent")
+        return Delivery(status, reason)
 
     async def post_webhook(self, run: RunView, block: dict[str, Any], url: str,
                            payload: dict[str, Any], key: str) -> Delivery:
