@@ -20,7 +20,7 @@ from server.consent.unsubscribed import (
     parse_emails,
     remove_unsubscribed,
 )
-from server.contacts.groups import parse_group_names
+from server.contacts.group_names import parse_group_names
 from server.errors import InvalidArgument, Violation
 from server.ingest.validation import FORBIDDEN, FORBIDDEN_SHOWN, MAX_TYPE_KEY
 

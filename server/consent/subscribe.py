@@ -14,9 +14,8 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.contacts import ContactValidationError, parse_api_form
+from server.contacts import parse_api_form
 from server.contacts.bulk import dedupe_column
-from server.contacts.events import as_violations
 from server.contacts.fields_store import load_field_definitions
 from server.contacts.groups import add_to_groups
 from server.contacts.identity import Identifiers
@@ -64,10 +63,7 @@ async def subscribe(conn: AsyncConnection, *, account_id: int, form: object,
                     groups: list[str], dedupe_on: str = "") -> Subscribed:
     """Create or update the form's contact and add it to ``groups``; see the module doc."""
     fields = await load_field_definitions(conn, account_id=account_id)
-    try:
-        data = parse_api_form(form, fields=fields, field_prefix="contact")
-    except ContactValidationError as error:
-        raise InvalidArgument.from_violations(as_violations(error)) from None
+    data = parse_api_form(form, fields=fields, field_prefix="contact")
     if data.contact_id is None and not any(_has(data, a) for a in _IDENTIFYING):
         raise InvalidArgument.from_violations([Violation(
             "contact.channels", "is required: a subscriber needs an email, a phone or "
@@ -76,22 +72,19 @@ async def subscribe(conn: AsyncConnection, *, account_id: int, form: object,
                                      identifiers=_matching(data, dedupe_on))
     if data.contact_id is not None and existing is None:
         raise NotFound(f"no contact with id {data.contact_id} in this account")
-    try:
-        if existing is None:
-            if "confirmed" not in data.present:
-                data = replace(data, confirmed=False, present=data.present | {"confirmed"})
-            contact_id = await upsert_contact(conn, account_id=account_id, data=data,
-                                              source=SOURCE, fields=fields)
-            created = True
-        else:
-            current = await get_contact(conn, account_id=account_id, contact_id=existing)
-            kept = {a for a in CHANNEL_ATTRIBUTES if current is not None and _has(current.data, a)}
-            change = replace(data, contact_id=existing, present=data.present - kept)
-            contact_id = await upsert_contact(conn, account_id=account_id, data=change,
-                                              source=SOURCE, fields=fields)
-            created = False
-    except ContactValidationError as error:
-        raise InvalidArgument.from_violations(as_violations(error)) from None
+    if existing is None:
+        if "confirmed" not in data.present:
+            data = replace(data, confirmed=False, present=data.present | {"confirmed"})
+        contact_id = await upsert_contact(conn, account_id=account_id, data=data,
+                                          source=SOURCE, fields=fields)
+        created = True
+    else:
+        current = await get_contact(conn, account_id=account_id, contact_id=existing)
+        kept = {a for a in CHANNEL_ATTRIBUTES if current is not None and _has(current.data, a)}
+        change = replace(data, contact_id=existing, present=data.present - kept)
+        contact_id = await upsert_contact(conn, account_id=account_id, data=change,
+                                          source=SOURCE, fields=fields)
+        created = False
     await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id], names=groups)
     record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
     assert record is not None

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Final
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Table, UniqueConstraint, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
+from server.contacts.group_names import MAX_GROUP_NAME, parse_group_names
 from server.contacts.sql import chunked, upsert_statement
 from server.db.models import _ts, table_of, utcnow
-from server.errors import InvalidArgument, Violation
 
 __all__ = [
     "GROUPS",
@@ -29,8 +28,6 @@ __all__ = [
     "parse_group_names",
 ]
 
-MAX_GROUP_NAME: Final = 255
-MAX_GROUPS: Final = 100
 
 
 class ContactGroupRow(SQLModel, table=True):
@@ -54,31 +51,6 @@ class ContactGroupMemberRow(SQLModel, table=True):
 GROUPS: Table = table_of(ContactGroupRow)
 GROUP_MEMBERS: Table = table_of(ContactGroupMemberRow)
 _g, _m = GROUPS, GROUP_MEMBERS
-
-
-def parse_group_names(value: object, *, name: str) -> list[str]:
-    """Group names from a request: a list of names (or of ``{"name": ...}`` objects, as
-    some clients echo groups back); null means none. Duplicates collapse."""
-    if value is None:
-        return []
-    entries = value if isinstance(value, list) else [value]
-    if len(entries) > MAX_GROUPS:
-        raise InvalidArgument.from_violations([Violation(
-            name, f"holds {len(entries)} groups; at most {MAX_GROUPS}")])
-    out: list[str] = []
-    problems: list[Violation] = []
-    for index, entry in enumerate(entries):
-        text = entry.get("name") if isinstance(entry, dict) else entry
-        where = f"{name}[{index}]" if isinstance(value, list) else name
-        if not isinstance(text, str) or not text.strip():
-            problems.append(Violation(where, "must be a group name (a non-empty string)"))
-        elif len(text.strip()) > MAX_GROUP_NAME:
-            problems.append(Violation(where, f"is longer than {MAX_GROUP_NAME} characters"))
-        elif text.strip() not in out:
-            out.append(text.strip())
-    if problems:
-        raise InvalidArgument.from_violations(problems)
-    return out
 
 
 async def _group_ids(conn: AsyncConnection, *, account_id: int, names: Sequence[str]

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from eventflow.v1 import consent_pb2, consent_pb2_grpc
-from server.contacts.groups import parse_group_names
+from server.contacts.group_names import parse_group_names
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import auth_metadata, endpoint, json_response, read_json
 from server.gateway.params import only_members, only_query, page_of, query_bool
