@@ -8,10 +8,10 @@ from typing import Any, TypeAlias
 import grpc
 
 from eventflow.v1 import consent_pb2, consent_pb2_grpc
-from server.api.convert import value_to_py
-from server.api.emit import emit_events
+from server.api.emit import Emitter
 from server.api.errors import current_account
 from server.api.events import IngestDeps
+from server.codec.values import value_to_py
 from server.consent.erasure import delete_contact_by
 from server.consent.subscribe import subscribe, subscription_event
 from server.consent.unsubscribed import (
@@ -41,6 +41,7 @@ def _form_type(text: str) -> str:
 class ConsentService(consent_pb2_grpc.ConsentServiceServicer):
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
+        self._emitter = Emitter(deps)
 
     async def Subscribe(self, request: consent_pb2.SubscribeRequest, context: Ctx
                         ) -> consent_pb2.SubscribeResponse:
@@ -51,8 +52,9 @@ class ConsentService(consent_pb2_grpc.ConsentServiceServicer):
         async with self._d.engine.begin() as conn:
             done = await subscribe(conn, account_id=account_id, form=form, groups=groups,
                                    dedupe_on=request.dedupe_on.strip())
-        (event_id,) = await emit_events(self._d, account_id=account_id, events=[
-            subscription_event(done, form_type=form_type, groups=groups)])
+        (event_id,) = await self._emitter.emit(
+            [subscription_event(done, form_type=form_type, groups=groups)],
+            account_id=account_id)
         return consent_pb2.SubscribeResponse(id=done.contact_id, created=done.created,
                                              event_id=event_id)
 

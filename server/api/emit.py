@@ -1,24 +1,36 @@
-"""Events that the server emits on a caller's behalf (a subscription, an order) enter the
-store the way every event does: the acceptance rules, then the writer's group commit."""
+"""Events the server emits on a caller's behalf (a subscription, an order, an import's new
+contact) enter the store the way every event does: ``server.ingest.accept``, then the
+writer's group commit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from server.api.events import IngestDeps
-from server.ingest.model import EventInput
-from server.ingest.validation import validate_event
+from server.contacts.contact_json import ContactJsonCheck
+from server.ingest.accept import Acceptance, accept
+from server.ingest.model import EventInput, ValidEvent
 
-__all__ = ["emit_events"]
+__all__ = ["Emitter"]
 
 
-async def emit_events(deps: IngestDeps, *, account_id: int, events: Sequence[EventInput]
-                      ) -> list[int]:
-    """Accept and commit ``events``; their ids in order. A refused event raises the
-    acceptance error: the emitter built it, so refusal is a bug or a limit the caller hit."""
-    valid = [validate_event(e, account_id=account_id, max_bytes=deps.settings.max_event_bytes)
-             for e in events]
-    if not valid:
-        return []
-    written = await deps.writer.write(valid)
-    return [w.event_id for w in written]
+class Emitter:
+    """One per servicer: the acceptance rules of this process and its writer."""
+
+    def __init__(self, deps: IngestDeps) -> None:
+        self._deps = deps
+        self.acceptance = Acceptance(max_bytes=deps.settings.max_event_bytes,
+                                     contact_json=ContactJsonCheck(deps.engine))
+
+    async def check(self, event: EventInput, *, account_id: int) -> ValidEvent:
+        """Accept ``event`` without writing it (to refuse a call before it changes anything)."""
+        return await accept(event, account_id=account_id, using=self.acceptance)
+
+    async def emit(self, events: Sequence[EventInput], *, account_id: int) -> list[int]:
+        """Accept and commit ``events``; their ids in order. A refused event raises the
+        acceptance error: the emitter built it, so refusal is a bug or a limit hit."""
+        valid = [await self.check(e, account_id=account_id) for e in events]
+        if not valid:
+            return []
+        written = await self._deps.writer.write(valid)
+        return [w.event_id for w in written]

@@ -13,9 +13,9 @@ from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
-from server.api.convert import value_to_py
 from server.api.errors import current_account
 from server.api.events import IngestDeps
+from server.codec.values import value_to_py
 from server.contacts.identity import Identifiers
 from server.contacts.store import find_contact_id, get_contact
 from server.messaging.jobs import enqueue_sends

@@ -8,12 +8,11 @@ import grpc
 from google.protobuf import struct_pb2
 
 from eventflow.v1 import orders_pb2, orders_pb2_grpc
-from server.api.convert import dt_to_ts, value_to_py
-from server.api.emit import emit_events
+from server.api.emit import Emitter
 from server.api.errors import current_account
 from server.api.events import IngestDeps
+from server.codec.values import dt_to_ts, value_to_py
 from server.errors import Conflict, InvalidArgument, NotFound, TooLarge, Violation
-from server.ingest.validation import validate_event
 from server.orders.events import LONGEST_TYPE, order_event
 from server.orders.model import ORDER_STATUSES, OrderData, OrderInvalid, parse_order
 from server.orders.store import (
@@ -50,8 +49,9 @@ def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
 class OrderService(orders_pb2_grpc.OrderServiceServicer):
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
+        self._emitter = Emitter(deps)
 
-    def _checked(self, request: orders_pb2.UpsertOrdersRequest, account_id: int
+    async def _checked(self, request: orders_pb2.UpsertOrdersRequest, account_id: int
                  ) -> list[OrderData]:
         """Every order read and its event accepted in advance, or every violation."""
         if not request.orders:
@@ -71,9 +71,9 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 continue
             try:
                 # The longest type and revision bound the real event's size from above.
-                validate_event(order_event(order, event_type=LONGEST_TYPE, revision=10**12),
-                               account_id=account_id,
-                               max_bytes=self._d.settings.max_event_bytes)
+                await self._emitter.check(
+                    order_event(order, event_type=LONGEST_TYPE, revision=10**12),
+                    account_id=account_id)
             except InvalidArgument as error:
                 problems += [Violation(f"{path} (its event).{v.field}", v.message)
                              for v in error.violations]
@@ -87,7 +87,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def UpsertOrders(self, request: orders_pb2.UpsertOrdersRequest, context: Ctx
                            ) -> orders_pb2.UpsertOrdersResponse:
         account_id = current_account.get()
-        orders = self._checked(request, account_id)
+        orders = await self._checked(request, account_id)
         for attempt in range(RACE_TRIES):
             try:
                 async with self._d.engine.begin() as conn:
@@ -99,9 +99,9 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                     raise Conflict("these orders kept being changed concurrently; retry the "
                                    "call") from None
         emitting = [p for p in planned if p.event_type is not None]
-        ids = await emit_events(self._d, account_id=account_id, events=[
+        ids = await self._emitter.emit([
             order_event(p.order, event_type=p.event_type, revision=p.revision)
-            for p in emitting if p.event_type is not None])
+            for p in emitting if p.event_type is not None], account_id=account_id)
         async with self._d.engine.begin() as conn:
             await settle_events(conn, done=list(zip(emitting, ids, strict=True)))
         event_ids = {p.row_id: (p.event_type, i) for p, i in zip(emitting, ids, strict=True)}

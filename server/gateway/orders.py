@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import orders_pb2, orders_pb2_grpc
-from server.api.convert import value_to_py
+from server.codec.values import value_to_py
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import auth_metadata, endpoint, json_response, read_json
 from server.gateway.params import only_members, only_query, page_of
