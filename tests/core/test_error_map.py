@@ -16,41 +16,21 @@ import orjson
 import pytest
 
 import server
-import server.errors
+import server.errors as e
 from server.accounts import KeyResolver
 from server.api.errors import AuthErrorInterceptor
 from server.api.status import GRPC_MAP, ErrorReport
 from server.contacts.errors import value_violation
-from server.errors import (
-    Conflict,
-    ContactValidationError,
-    EventflowError,
-    InvalidArgument,
-    MethodNotAllowed,
-    NotFound,
-    OccurredError,
-    PermissionDenied,
-    RateLimited,
-    ReadOnlyError,
-    RenderLimitExceeded,
-    TemplateError,
-    TemplateSyntaxInvalid,
-    TooLarge,
-    Unauthenticated,
-    Unavailable,
-    UnsupportedMediaType,
-    Violation,
-    WrongFormat,
-)
+from server.errors import EventflowError, InvalidArgument, Violation
 from server.gateway.http import HTTP_MAP, error_response
 from server.templating import compile_template
 from tests.support import Stack
 
 
-def _compile_error(source: str) -> TemplateError:
+def _compile_error(source: str) -> e.TemplateError:
     try:
         compile_template(source)
-    except TemplateError as exc:
+    except e.TemplateError as exc:
         return exc
     raise AssertionError(f"{source!r} compiled")
 
@@ -60,51 +40,51 @@ EXAMPLES: dict[type[EventflowError], EventflowError] = {
     InvalidArgument: InvalidArgument.from_violations([
         Violation("params[0].name", "is required: every param needs a non-empty name"),
         Violation("keyValue", "is 301 characters long; the limit is 300")]),
-    ContactValidationError: ContactValidationError([value_violation(
+    e.ContactValidationError: e.ContactValidationError([value_violation(
         path="channels[1].value", value="38050-CALL-ME", reason="is not a phone number")]),
-    OccurredError: OccurredError("OCCURRED_TIME_TOO_DEPTH"),
-    UnsupportedMediaType: UnsupportedMediaType("the body must be JSON (got text/plain)"),
-    TemplateSyntaxInvalid: TemplateSyntaxInvalid(field="html",
-                                                 error=_compile_error("<p>\n\n#if($x</p>")),
-    TemplateError: _compile_error("Hello\n#foreach($i in )\nx\n#end"),
-    WrongFormat: WrongFormat("Expecting value: line 1 column 2"),
-    ReadOnlyError: ReadOnlyError(),
-    RenderLimitExceeded: RenderLimitExceeded("the output is over 1048576 characters"),
-    Unauthenticated: Unauthenticated("unknown API key"),
-    PermissionDenied: PermissionDenied("this key may only read"),
-    NotFound: NotFound("no contact with id 7 in this account"),
-    MethodNotAllowed: MethodNotAllowed("GET is not allowed on /api/v2/event"),
-    Conflict: Conflict("the email belongs to contact 3"),
-    TooLarge: TooLarge("the event is 70000 bytes; the limit is 65536"),
-    RateLimited: RateLimited("more than 350 events per second", retry_after=3),
-    Unavailable: Unavailable("the server is shutting down; retry"),
+    e.OccurredError: e.OccurredError("OCCURRED_TIME_TOO_DEPTH"),
+    e.UnsupportedMediaType: e.UnsupportedMediaType("the body must be JSON (got text/plain)"),
+    e.TemplateSyntaxInvalid: e.TemplateSyntaxInvalid(
+        field="html", error=_compile_error("<p>\n\n#if($x</p>")),
+    e.TemplateError: _compile_error("Hello\n#foreach($i in )\nx\n#end"),
+    e.WrongFormat: e.WrongFormat("Expecting value: line 1 column 2"),
+    e.ReadOnlyError: e.ReadOnlyError(),
+    e.RenderLimitExceeded: e.RenderLimitExceeded("the output is over 1048576 characters"),
+    e.Unauthenticated: e.Unauthenticated("unknown API key"),
+    e.PermissionDenied: e.PermissionDenied("this key may only read"),
+    e.NotFound: e.NotFound("no contact with id 7 in this account"),
+    e.MethodNotAllowed: e.MethodNotAllowed("GET is not allowed on /api/v2/event"),
+    e.Conflict: e.Conflict("the email belongs to contact 3"),
+    e.TooLarge: e.TooLarge("the event is 70000 bytes; the limit is 65536"),
+    e.RateLimited: e.RateLimited("more than 350 events per second", retry_after=3),
+    e.Unavailable: e.Unavailable("the server is shutting down; retry"),
 }
 
 # What the gateway answers for each: status, body keys in order, extras, headers.
 GENERIC = ["error", "violations"]
 EXPECTED: dict[type[EventflowError], tuple[int, list[str], dict[str, Any], dict[str, str]]] = {
     InvalidArgument: (400, GENERIC, {}, {}),
-    ContactValidationError: (400, GENERIC, {}, {}),
-    OccurredError: (400, GENERIC, {}, {}),
-    UnsupportedMediaType: (415, GENERIC, {}, {}),
-    TemplateSyntaxInvalid: (422, ["error", "field", "line", "column", "violations"],
-                            {"field": "html", "line": 3, "column": 8}, {}),
-    TemplateError: (422, ["error", "line", "column", "kind"],
-                    {"line": 2, "column": 16, "kind": "syntax"}, {}),
-    WrongFormat: (422, ["error", "line", "column", "kind"],
-                  {"line": None, "column": None, "kind": "wrong_format"}, {}),
-    ReadOnlyError: (422, ["error", "line", "column", "kind"],
-                    {"line": None, "column": None, "kind": "render"}, {}),
-    RenderLimitExceeded: (422, ["error", "line", "column", "kind"],
-                          {"line": None, "column": None, "kind": "limit"}, {}),
-    Unauthenticated: (401, GENERIC, {}, {"www-authenticate": 'Basic realm="eventflow"'}),
-    PermissionDenied: (403, GENERIC, {}, {}),
-    NotFound: (404, GENERIC, {}, {}),
-    MethodNotAllowed: (405, GENERIC, {}, {}),
-    Conflict: (409, GENERIC, {}, {}),
-    TooLarge: (413, GENERIC, {}, {}),
-    RateLimited: (429, GENERIC, {}, {"retry-after": "3"}),
-    Unavailable: (503, GENERIC, {}, {}),
+    e.ContactValidationError: (400, GENERIC, {}, {}),
+    e.OccurredError: (400, GENERIC, {}, {}),
+    e.UnsupportedMediaType: (415, GENERIC, {}, {}),
+    e.TemplateSyntaxInvalid: (422, ["error", "field", "line", "column", "violations"],
+                              {"field": "html", "line": 3, "column": 8}, {}),
+    e.TemplateError: (422, ["error", "line", "column", "kind"],
+                      {"line": 2, "column": 16, "kind": "syntax"}, {}),
+    e.WrongFormat: (422, ["error", "line", "column", "kind"],
+                    {"line": None, "column": None, "kind": "wrong_format"}, {}),
+    e.ReadOnlyError: (422, ["error", "line", "column", "kind"],
+                      {"line": None, "column": None, "kind": "render"}, {}),
+    e.RenderLimitExceeded: (422, ["error", "line", "column", "kind"],
+                            {"line": None, "column": None, "kind": "limit"}, {}),
+    e.Unauthenticated: (401, GENERIC, {}, {"www-authenticate": 'Basic realm="eventflow"'}),
+    e.PermissionDenied: (403, GENERIC, {}, {}),
+    e.NotFound: (404, GENERIC, {}, {}),
+    e.MethodNotAllowed: (405, GENERIC, {}, {}),
+    e.Conflict: (409, GENERIC, {}, {}),
+    e.TooLarge: (413, GENERIC, {}, {}),
+    e.RateLimited: (429, GENERIC, {}, {"retry-after": "3"}),
+    e.Unavailable: (503, GENERIC, {}, {}),
 }
 HINTS = ("retry-after", "www-authenticate")
 
@@ -144,7 +124,7 @@ def test_every_class_of_the_tree_has_both_mappings() -> None:
 
 def test_a_new_class_without_a_mapping_is_found() -> None:
     """A subclass added anywhere shows up in the tree and fails the mapping check."""
-    class Unmapped(NotFound):
+    class Unmapped(e.NotFound):
         pass
 
     try:
@@ -156,16 +136,16 @@ def test_a_new_class_without_a_mapping_is_found() -> None:
 
 
 def test_error_module_exports_exactly_its_public_names() -> None:
-    """server.errors.__all__ lists its public names, sorted, as httpx pins its own."""
-    public = [name for name, value in vars(server.errors).items()
+    """e.__all__ lists its public names, sorted, as httpx pins its own."""
+    public = [name for name, value in vars(e).items()
               if not name.startswith("_") and getattr(value, "__module__", None) == "server.errors"]
-    assert server.errors.__all__ == sorted(public, key=str.casefold)
+    assert e.__all__ == sorted(public, key=str.casefold)
 
 
 def test_every_exception_in_the_error_module_is_in_the_tree() -> None:
     """No exception class sits in server.errors outside the tree."""
-    for name in server.errors.__all__:
-        value = getattr(server.errors, name)
+    for name in e.__all__:
+        value = getattr(e, name)
         if isinstance(value, type) and issubclass(value, BaseException):
             assert issubclass(value, EventflowError), name
 
@@ -177,7 +157,7 @@ def _raise(request: bytes, context: Any) -> bytes:
     name = request.decode()
     if name == "bug":
         raise ZeroDivisionError("a bug in a servicer")
-    raise next(e for c, e in EXAMPLES.items() if c.__name__ == name)
+    raise next(ex for c, ex in EXAMPLES.items() if c.__name__ == name)
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +258,7 @@ async def test_grpc_size_limit_gets_no_retry_hint(stack: Stack) -> None:
 def test_only_rate_limits_carry_a_retry_hint() -> None:
     """Retry-After comes with RATE_LIMITED alone; an over-size answer never has one."""
     with_hint = {c for c in EXAMPLES if "retry-after" in error_response(EXAMPLES[c]).headers}
-    assert with_hint == {RateLimited}
+    assert with_hint == {e.RateLimited}
 
 
 def test_every_http_rule_answers_some_class() -> None:
