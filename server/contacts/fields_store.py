@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition, parse_field_type
 from server.contacts.tables import FIELD_VALUES, FIELDS
-from server.db.models import utcnow
+from server.db.models import id_is, utcnow
 from server.errors import Conflict, NotFound
 
 __all__ = [
@@ -88,7 +88,7 @@ async def delete_field(conn: AsyncConnection, *, account_id: int, field_id: int)
 
 
 def _key(account_id: int, field_id: int) -> ColumnElement[bool]:
-    return and_(_f.c.account_id == account_id, _f.c.field_id == field_id)
+    return and_(_f.c.account_id == account_id, id_is(_f.c.field_id, field_id))
 
 
 def _with_id(definition: FieldDefinition, field_id: int) -> FieldDefinition:

@@ -7,14 +7,33 @@ Hot paths (event insert, dispatch) use these tables through SQLAlchemy Core
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+)
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
 BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def id_is(column: ColumnElement[Any], value: int) -> ColumnElement[bool]:
+    """``column == value`` for an id a caller sent (the API's ids are int64): bound as
+    BIGINT, so an id past a 32-bit INTEGER column matches nothing on PostgreSQL instead
+    of failing the query ("integer out of range")."""
+    return column == bindparam(None, value, type_=BigInteger)
 
 
 def table_of(model: type[SQLModel]) -> Table:

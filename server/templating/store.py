@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import as_utc, table_of, utcnow
+from server.db.models import as_utc, id_is, table_of, utcnow
 from server.errors import InvalidArgument, NotFound, TemplateError, TemplateSyntaxInvalid, Violation
 from server.templating.engine import compile_template
 from server.templating.models import MessageTemplateRow
@@ -68,7 +68,7 @@ async def create_template(conn: AsyncConnection, *, account_id: int, name: str, 
 
 async def get_template(conn: AsyncConnection, *, account_id: int, template_id: int
                        ) -> StoredTemplate:
-    r = (await conn.execute(select(_t).where(and_(_t.c.id == template_id,
+    r = (await conn.execute(select(_t).where(and_(id_is(_t.c.id, template_id),
                                                    _t.c.account_id == account_id)))).first()
     if r is None:
         raise NotFound(f"no message template with id {template_id} in this account")

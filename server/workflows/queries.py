@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import table_of
+from server.db.models import id_is, table_of
 from server.errors import NotFound
 from server.workflows.models import WorkflowMessageRow, WorkflowRunRow, WorkflowStepRow
 
@@ -26,7 +26,7 @@ async def list_runs(conn: AsyncConnection, *, account_id: int, workflow_id: int 
                     before_id: int = 0) -> list[Any]:
     where = [_runs.c.account_id == account_id]
     if workflow_id:
-        where.append(_runs.c.workflow_id == workflow_id)
+        where.append(id_is(_runs.c.workflow_id, workflow_id))
     if contact_id:
         where.append(_runs.c.contact_id == contact_id)
     if status:
@@ -60,7 +60,7 @@ async def list_messages(conn: AsyncConnection, *, account_id: int, run_id: int =
     if contact_id:
         where.append(_msgs.c.contact_id == contact_id)
     if workflow_id:
-        where.append(_msgs.c.workflow_id == workflow_id)
+        where.append(id_is(_msgs.c.workflow_id, workflow_id))
     if before_id:
         where.append(_msgs.c.id < before_id)
     return list((await conn.execute(select(_msgs).where(and_(*where))

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.models import as_utc, table_of, utcnow
+from server.db.models import as_utc, id_is, table_of, utcnow
 from server.errors import NotFound
 from server.workflows.definition import Definition, parse_definition
 from server.workflows.models import WorkflowRow, WorkflowVersionRow
@@ -85,7 +85,7 @@ async def get_workflow(conn: AsyncConnection, *, account_id: int, workflow_id: i
     row = (await conn.execute(
         select(_wf, _ver.c.definition)
         .join(_ver, and_(_ver.c.workflow_id == _wf.c.id, _ver.c.version == _wf.c.version))
-        .where(and_(_wf.c.id == workflow_id, _wf.c.account_id == account_id)))).first()
+        .where(and_(id_is(_wf.c.id, workflow_id), _wf.c.account_id == account_id)))).first()
     if row is None:
         raise NotFound(f"no workflow with id {workflow_id} in this account")
     return _stored(row, row.definition)
