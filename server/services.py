@@ -31,8 +31,12 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
 
     from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
     from server.api.contacts import ContactService
+    from server.contacts.batchcheck import BulkChecker
 
-    contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps.engine), server)
+    checker = BulkChecker()
+    closers.append(checker)
+    contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps.engine, checker),
+                                                           server)
     names.append(contacts_pb2.DESCRIPTOR.services_by_name["ContactService"].full_name)
 
     from eventflow.v1 import workflows_pb2, workflows_pb2_grpc

@@ -17,14 +17,21 @@ from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.api.errors import current_account
 from server.codec.values import value_to_py
 from server.contacts import (
-    ContactValidationError,
     FieldDefinition,
     normalise_email,
     normalise_phone,
     parse_api_form,
     parse_field_definition,
 )
-from server.contacts.bulk import MAX_BULK, BulkResult, bulk_upsert, dedupe_column
+from server.contacts.batchcheck import BulkChecker
+from server.contacts.bulk import (
+    MAX_BULK_BYTES,
+    BulkResult,
+    bulk_size_problem,
+    bulk_upsert,
+    contact_size_problem,
+    dedupe_column,
+)
 from server.contacts.errors import ViolationCollector
 from server.contacts.fields_store import (
     create_field,
@@ -42,14 +49,36 @@ from server.contacts.store import (
     update_contact,
     upsert_contact,
 )
-from server.errors import InvalidArgument, NotFound, Violation
+from server.errors import InvalidArgument, NotFound, TooLarge, Violation
 
 __all__ = ["ContactService"]
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+# Serialized Struct bytes over JSON bytes at worst (small numbers take 9 bytes as a double
+# and a few more for their tags), so anything the gateway accepts is accepted here.
+_WIRE_FACTOR = 4
+
+
+def _check_bulk_bytes(request: contacts_pb2.BulkUpsertContactsRequest) -> None:
+    """Refuses a bulk larger than the contacts' size rules allow, before any entry is
+    converted (serialized sizes are cheap to count; each entry is checked by ``_dict``)."""
+    total = request.ByteSize()
+    if total > _WIRE_FACTOR * MAX_BULK_BYTES:
+        raise TooLarge(f"the bulk request is {total} bytes; at most "
+                       f"{_WIRE_FACTOR * MAX_BULK_BYTES} (about {MAX_BULK_BYTES} as JSON)")
+
+
+def _check_body_bytes(struct: struct_pb2.Struct, where: str) -> None:
+    problem = contact_size_problem(struct.ByteSize() // _WIRE_FACTOR)
+    if problem:
+        raise TooLarge(f"{where} {problem} (counted as serialized size / {_WIRE_FACTOR})")
+
+
+def _dict(struct: struct_pb2.Struct, where: str = "body") -> dict[str, Any]:
+    """A body as plain JSON, refused first when larger than a contact may be."""
+    _check_body_bytes(struct, where)
     return {key: value_to_py(value) for key, value in struct.fields.items()}
 
 
@@ -93,8 +122,9 @@ def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
 
 
 class ContactService(contacts_pb2_grpc.ContactServiceServicer):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, checker: BulkChecker) -> None:
         self._engine = engine
+        self._checker = checker
 
     async def ListFields(self, request: contacts_pb2.ListFieldsRequest, context: Ctx
                          ) -> contacts_pb2.ListFieldsResponse:
@@ -189,21 +219,26 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         if dedupe_column(dedupe_on) is None:
             problems.append(Violation("dedupeOn", f"{dedupe_on!r} is not one of email, sms, "
                                       "externalCustomerId, contactKey, id"))
-        if len(request.contacts) > MAX_BULK:
-            problems.append(Violation("contacts", f"holds {len(request.contacts)} contacts; "
-                                      f"send at most {MAX_BULK} per call"))
+        too_many = bulk_size_problem(len(request.contacts))
+        if too_many:
+            problems.append(Violation("contacts", too_many))
         if problems:
             raise InvalidArgument.from_violations(problems)
+        _check_bulk_bytes(request)
         account_id = current_account.get()
+        entries = []
+        for index, struct in enumerate(request.contacts):
+            _check_body_bytes(struct, f"contacts[{index}]")
+            entries.append(struct.SerializeToString())
         async with self._engine.begin() as conn:
             fields = await load_field_definitions(conn, account_id=account_id)
             items, results = [], []
-            for index, struct in enumerate(request.contacts):
-                try:
-                    items.append((index, parse_api_form(_dict(struct), fields=fields)))
-                except ContactValidationError as error:
-                    results.append(BulkResult(index=index, status="INVALID",
-                                              errors=tuple(map(str, error.violations))))
+            # Validation is CPU work: in the checker's process for large bulks.
+            for index, checked in enumerate(await self._checker.check(entries, fields)):
+                if isinstance(checked, tuple):
+                    results.append(BulkResult(index=index, status="INVALID", errors=checked))
+                else:
+                    items.append((index, checked))
             results += await bulk_upsert(conn, account_id=account_id, items=items,
                                          dedupe_on=dedupe_on, fields=fields)
         results.sort(key=lambda result: result.index)

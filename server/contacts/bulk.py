@@ -25,9 +25,16 @@ from server.contacts.validation import email_key
 from server.db.models import utcnow
 from server.errors import ContactValidationError
 
-__all__ = ["DEDUPE_ON", "MAX_BULK", "BulkResult", "bulk_upsert", "dedupe_column"]
+__all__ = ["DEDUPE_ON", "MAX_BULK", "MAX_BULK_BYTES", "MAX_CONTACT_BYTES", "BulkResult",
+           "bulk_size_problem", "bulk_upsert", "contact_size_problem", "dedupe_column"]
 
 MAX_BULK: Final = 3000
+# Size bounds, checked before a contact is converted or validated, so the work a request
+# can cause is bounded by its size: one contact's body (JSON over HTTP, serialized Struct
+# over gRPC) and a whole bulk body. The bench's contacts are ~260 bytes; 4 MiB is 3,000
+# contacts of 1.4 KB on average.
+MAX_CONTACT_BYTES: Final = 64 * 1024
+MAX_BULK_BYTES: Final = 4 * 1024 * 1024
 # dedupeOn spellings (compared lower-cased) -> contacts column.
 DEDUPE_ON: Final[Mapping[str, str]] = {
     "email": "email_key",
@@ -59,6 +66,20 @@ class _Group:
     columns: dict[str, Any] = field(default_factory=dict)
     changed: dict[str, Any] = field(default_factory=dict)
     created: bool = False
+
+
+def bulk_size_problem(count: int) -> str | None:
+    """Why a bulk of ``count`` contacts is refused whole, or None."""
+    if count > MAX_BULK:
+        return f"holds {count} contacts; send at most {MAX_BULK} per call"
+    return None
+
+
+def contact_size_problem(size: int) -> str | None:
+    """Why a contact body of ``size`` bytes is refused, or None."""
+    if size > MAX_CONTACT_BYTES:
+        return f"is {size} bytes; a contact may take at most {MAX_CONTACT_BYTES}"
+    return None
 
 
 def dedupe_column(dedupe_on: str) -> str | None:
@@ -179,7 +200,10 @@ async def _insert(
     now = utcnow()
     rows = [{**g.columns, "account_id": account_id, "status": "active", "source": source,
              "created_at": now, "updated_at": now} for g in groups]
-    await conn.execute(insert(_c), rows)
+    # In slices: the statement's parameters are processed on the event loop, which other
+    # callers share, so one slice at a time holds it.
+    for part in chunked(rows):
+        await conn.execute(insert(_c), list(part))
     await _find_targets(conn, account_id=account_id, column=column, groups=groups)
     for group in groups:
         group.created = True
@@ -197,7 +221,8 @@ async def _update(conn: AsyncConnection, *, account_id: int, groups: list[_Group
         stmt = (update(_c).where(and_(_c.c.account_id == account_id,
                                       _c.c.id == bindparam("p_id")))
                 .values(updated_at=now, **{name: bindparam(f"p_{name}") for name in shape}))
-        await conn.execute(stmt, params)
+        for part in chunked(params):  # in slices, as in _insert
+            await conn.execute(stmt, list(part))
 
 
 def _key(data: ContactData, column: str) -> Any:

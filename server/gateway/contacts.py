@@ -14,27 +14,28 @@ from starlette.routing import Route
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.codec.values import value_to_py
-from server.errors import InvalidArgument, Violation
+from server.contacts.bulk import (
+    MAX_BULK_BYTES,
+    MAX_CONTACT_BYTES,
+)
+from server.gateway.bulkcodec import BulkEncoder, contact_struct
 from server.gateway.http import (
     INT32_MAX,
     auth_metadata,
     endpoint,
-    json_object,
     json_response,
     path_id,
     query_number,
+    read_body,
     read_json,
 )
 from server.gateway.state import GatewayState
 
-MAX_CONTACT_BODY = 1024 * 1024
-MAX_BULK_BODY = 32 * 1024 * 1024 - 64 * 1024  # under the gRPC message limit
-
-
-def _object(doc: Any, name: str = "body") -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(json_object(doc, name))
-    return out
+# Bodies are refused past these before they are read whole (Content-Length) or as soon
+# as the stream passes them; server/contacts/bulk.py explains the figures.
+MAX_CONTACT_BODY = MAX_CONTACT_BYTES
+MAX_BULK_BODY = MAX_BULK_BYTES
+BULK_METHOD = "/eventflow.v1.ContactService/BulkUpsertContacts"
 
 
 def _plain(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -55,21 +56,6 @@ def _bound(definition: contacts_pb2.FieldDefinition, name: str) -> Any:
     return int(text) if definition.type == "number" else text
 
 
-def _bulk_body(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
-    if isinstance(doc, list):
-        doc = {"contacts": doc}
-    if not isinstance(doc, dict) or not isinstance(doc.get("contacts"), list):
-        raise InvalidArgument.from_violations([Violation(
-            "contacts", "is required: send {\"contacts\": [...], \"dedupeOn\": \"email\"}")])
-    dedupe = doc.get("dedupeOn") or "email"
-    if not isinstance(dedupe, str):
-        raise InvalidArgument.from_violations([Violation("dedupeOn", "must be a string")])
-    request = contacts_pb2.BulkUpsertContactsRequest(dedupe_on=dedupe)
-    for index, item in enumerate(doc["contacts"]):
-        request.contacts.append(_object(item, f"contacts[{index}]"))
-    return request
-
-
 def routes(state: GatewayState) -> list[Route]:
     def stub() -> contacts_pb2_grpc.ContactServiceStub:
         return state.stub(contacts_pb2_grpc.ContactServiceStub)
@@ -83,7 +69,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def create_field(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().CreateField(contacts_pb2.CreateFieldRequest(definition=body),
                                          metadata=meta)
         return json_response(_field(reply))
@@ -97,7 +83,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def put_field(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateField(
             contacts_pb2.UpdateFieldRequest(id=path_id(request, "item_id"), definition=body), metadata=meta)
         return json_response(_field(reply))
@@ -111,7 +97,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def upsert_contact(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpsertContact(contacts_pb2.UpsertContactRequest(contact=body),
                                            metadata=meta)
         return json_response({"id": reply.id})
@@ -125,7 +111,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def put_contact(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = _object(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateContact(
             contacts_pb2.UpdateContactRequest(id=path_id(request, "item_id"), contact=body), metadata=meta)
         return json_response(_plain(reply.body))
@@ -146,11 +132,18 @@ def routes(state: GatewayState) -> list[Route]:
             metadata=auth_metadata(request))
         return json_response([_plain(c.body) for c in reply.contacts])
 
+    encoder = BulkEncoder()
+    state.closing.append(encoder.close)
+    # BulkUpsertContacts taking the serialized request the encoder made.
+    raw_bulk = state.channel_call(BULK_METHOD, contacts_pb2.BulkUpsertContactsResponse)
+
     @endpoint
     async def bulk(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = _bulk_body(await read_json(request, limit=MAX_BULK_BODY))
-        reply = await stub().BulkUpsertContacts(body, metadata=meta)
+        headers = request.headers
+        raw = await read_body(request.receive, content_type=headers.get("content-type"),
+                              content_length=headers.get("content-length"), limit=MAX_BULK_BODY)
+        reply = await raw_bulk()(await encoder.encode(raw), metadata=meta)
         return json_response({
             "results": [{"index": r.index, "status": r.status, "id": r.id or None,
                          "errors": list(r.errors)} for r in reply.results],

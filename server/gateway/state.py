@@ -26,6 +26,8 @@ class GatewayState:
         self.target = target or settings.grpc_addr
         self._channel: grpc.aio.Channel | None = None
         self.stubs: dict[str, Any] = {}
+        # What routes hold beyond the channels (helper processes), released by ``close``.
+        self.closing: list[Callable[[], None]] = []
 
     def open(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
@@ -48,12 +50,25 @@ class GatewayState:
         found: StubT = self.stubs[key]
         return found
 
+    def channel_call(self, method: str, response: Any) -> Callable[[], Any]:
+        """A unary method taking serialized request bytes, on the gateway's channel once it
+        is open (routes are made before the lifespan opens it)."""
+        def call() -> Any:
+            key = f"raw:{method}"
+            if key not in self.stubs:
+                self.stubs[key] = self.channel.unary_unary(
+                    method, request_serializer=None, response_deserializer=response.FromString)
+            return self.stubs[key]
+        return call
+
     @property
     def channel(self) -> grpc.aio.Channel:
         assert self._channel is not None, "the gateway's lifespan has not started"
         return self._channel
 
     async def close(self) -> None:
+        for release in self.closing:
+            release()
         if self._channel is not None:
             await self._channel.close()
         for channel in getattr(self, "_event_channels", []):

@@ -89,12 +89,29 @@ def bound(base: Probe) -> float:
     return max(P99_CEILING, SLOWDOWN * base.p99)
 
 
-def check(scenario: str, base: Probe, probe: Probe) -> None:
-    """Asserts ``probe`` within ``bound(base)``; prints the figures (``pytest -s``)."""
-    limit = bound(base)
-    figures = (f"{scenario}: p99 {probe.p99 * 1000:.1f} ms over {probe.samples} calls (worst "
-               f"{probe.worst * 1000:.0f} ms); baseline p99 {base.p99 * 1000:.1f} ms over "
-               f"{base.samples}; limit {limit * 1000:.0f} ms")
-    print(figures)
-    assert probe.p99 < limit, figures
+ATTEMPTS = 3
 
+
+async def assert_isolated(scenario: str, call: Callable[[], Awaitable[None]],
+                          attack: Callable[[], Awaitable[object]], *,
+                          concurrency: int = 2) -> list[object]:
+    """Baseline, then the probe under attack, compared by ``bound``; on a miss the pair is
+    measured again, up to ``ATTEMPTS`` times. Other engineers' jobs on the machine cause
+    bursts of a few hundred milliseconds that rarely repeat; the fault this guards against
+    (a stalled loop) costs seconds in every attempt. Returns every attack's answer; prints
+    the figures (``pytest -s``)."""
+    figures: list[str] = []
+    answers: list[object] = []
+    for _ in range(ATTEMPTS):
+        base = await baseline(call)
+        probe, got = await during(call, attack, concurrency=concurrency)
+        answers += got
+        limit = bound(base)
+        figures.append(
+            f"{scenario}: p99 {probe.p99 * 1000:.1f} ms over {probe.samples} calls (worst "
+            f"{probe.worst * 1000:.0f} ms); baseline p99 {base.p99 * 1000:.1f} ms over "
+            f"{base.samples}; limit {limit * 1000:.0f} ms")
+        print(figures[-1])
+        if probe.p99 < limit:
+            return answers
+    raise AssertionError("; ".join(figures))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.reliability import latency
-from tests.support import Stack
+from tests.reliability.procs import Procs
 
 PREVIEW = "/api/v1/messages/preview"
 
@@ -30,26 +31,25 @@ HOSTILE: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 
 
-async def _preview(stack: Stack, template: str, context: dict[str, Any]) -> str:
-    r = await stack.http.post(PREVIEW, headers=stack.auth(), timeout=60,
+async def _preview(procs: Procs, http: httpx.AsyncClient, template: str,
+                   context: dict[str, Any]) -> str:
+    r = await http.post(PREVIEW, headers=procs.auth(), timeout=60,
                               json={"template": template, "context": context})
     doc = r.json()
     return str(doc.get("rendered", doc.get("error")))
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-async def test_hostile_preview_does_not_slow_another_account(stack: Stack, name: str) -> None:
+async def test_hostile_preview_does_not_slow_another_account(procs: Procs, http: httpx.AsyncClient, name: str) -> None:
     """While one account previews a hostile template, another account's GETs keep p99
     within the ceiling, and the preview answers within its bound with the bound's reason."""
     template, context, expected = HOSTILE[name]
 
     async def other_account_call() -> None:
-        r = await stack.http.get("/api/v1/event-types", headers=stack.auth(stack.other_key))
+        r = await http.get("/api/v1/event-types", headers=procs.auth(procs.other_key))
         assert r.status_code == 200
 
-    base = await latency.baseline(other_account_call)
-    probe, answers = await latency.during(other_account_call,
-                                          lambda: _preview(stack, template, context))
+    answers = await latency.assert_isolated(
+        f"preview {name}", other_account_call, lambda: _preview(procs, http, template, context))
     assert answers
     assert all(expected in str(a) for a in answers), answers[:3]
-    latency.check(f"preview {name}", base, probe)
