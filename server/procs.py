@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from typing import Any
+
+# Helper processes (template renders, bulk decoding and validation) yield the CPU to the
+# serving processes that wait on them: their work is batch work, the callers' is not.
+HELPER_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Run the calling (helper) process at ``HELPER_NICENESS``."""
+    os.nice(HELPER_NICENESS)
 
 
 def terminate(proc: subprocess.Popen[Any], *, timeout: float = 15.0) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +23,7 @@ from server.contacts.definitions import FieldDefinition
 from server.contacts.forms import parse_api_form
 from server.contacts.model import ContactData
 from server.errors import ContactValidationError
+from server.procs import lower_priority
 
 __all__ = ["INLINE_MAX", "BulkChecker", "Checked", "check_entries"]
 
@@ -49,10 +49,6 @@ def check_entries(entries: Sequence[bytes],
     return out
 
 
-def _lower_priority() -> None:
-    os.nice(5)
-
-
 class BulkChecker:
     """Validates bulk entries inline or in the child process."""
 
@@ -66,7 +62,7 @@ class BulkChecker:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority)
+                initializer=lower_priority)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, check_entries, list(entries),

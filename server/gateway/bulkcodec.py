@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -25,6 +24,7 @@ from server.codec.values import py_to_value
 from server.contacts.bulk import bulk_size_problem, contact_size_problem
 from server.errors import EventflowError, InvalidArgument, TooLarge, Violation
 from server.gateway.http import json_object, parse_json
+from server.procs import lower_priority
 
 __all__ = ["INLINE_BYTES", "BulkEncoder", "bulk_request", "encode"]
 
@@ -80,10 +80,6 @@ def _refusal(kind: str, detail: Any) -> EventflowError:
     return InvalidArgument(message, [Violation(field, text) for field, text in violations])
 
 
-def _lower_priority() -> None:
-    os.nice(5)
-
-
 class BulkEncoder:
     """Encodes bulk bodies inline when small, in the gateway's helper process otherwise."""
 
@@ -104,7 +100,7 @@ class BulkEncoder:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority)
+                initializer=lower_priority)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, encode, raw)
         except BrokenProcessPool:

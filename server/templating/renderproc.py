@@ -18,11 +18,10 @@ from typing import Any, BinaryIO
 import orjson
 
 from server.errors import RenderLimitExceeded, TemplateError
+from server.procs import lower_priority
 from server.templating.engine import compile_template
 
 HEADER = struct.Struct(">I")
-# Renders yield the CPU to the serving processes that started them.
-NICENESS = 5
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:
@@ -59,7 +58,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def serve(memory_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    os.nice(NICENESS)
+    lower_priority()
     write_frame(stdout, b'{"ready": true}')
     while (payload := read_frame(stdin)) is not None:
         try:
