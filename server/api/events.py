@@ -176,6 +176,9 @@ def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow) -> No
     out.body_json = row.body
     if row.contact_id is not None:
         out.contact_id = row.contact_id
+    for note in row.notes:
+        out.identity_notes.add(status=note["status"], field=note["field"],
+                               message=note["message"])
     for p in doc.get("params", []):
         param = out.params.add(name=p["name"])
         py_to_value(p["value"], param.value)

@@ -9,14 +9,22 @@ nothing and the contact is read again, so one contact results and no transaction
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.identity import Identifiers
+from server.contacts.identity import (
+    IdentifierKind,
+    Identifiers,
+    IdentityNote,
+    StoredIdentity,
+    find_owner,
+    owners_index,
+    plan_link,
+)
 from server.contacts.model import ContactData
 from server.contacts.record import (
     CONTACT_STATUSES,
@@ -42,6 +50,8 @@ __all__ = [
     "delete_contact",
     "find_contact_id",
     "get_contact",
+    "link_contact",
+    "load_identities",
     "search_contacts",
     "set_contact_status",
     "update_contact",
@@ -52,23 +62,77 @@ _c = CONTACTS
 _tokens = PUSH_TOKENS
 _values = FIELD_VALUES
 SEARCH_LIMIT = 500
+# Plans made again after losing a race before giving up (each loss means another writer won).
+LINK_TRIES: Final = 4
+
+
+async def load_identities(
+    conn: AsyncConnection, *, account_id: int, identifiers: Sequence[Identifiers]
+) -> list[StoredIdentity]:
+    """Every contact of the account holding any of the identifiers (of one event or many),
+    in one query (two when push tokens are among them)."""
+    wanted: dict[IdentifierKind, set[int | str]] = {}
+    for ids in identifiers:
+        for kind, key in ids.lookup_keys():
+            wanted.setdefault(kind, set()).add(key)
+    if not wanted:
+        return []
+    token_owners: dict[int, set[str]] = {}
+    if "push_token" in wanted:
+        query = select(_tokens.c.token, _tokens.c.contact_id).where(and_(
+            _tokens.c.account_id == account_id, _tokens.c.token.in_(sorted(
+                str(token) for token in wanted.pop("push_token")))))
+        for token, contact_id in (await conn.execute(query)).all():
+            token_owners.setdefault(int(contact_id), set()).add(token)
+        if token_owners:
+            wanted.setdefault("contact_id", set()).update(token_owners)
+    if not wanted:
+        return []
+    query = (select(_c.c.id, _c.c.external_customer_id, _c.c.email_key, _c.c.phone,
+                    _c.c.contact_key)
+             .where(and_(_c.c.account_id == account_id, or_(*(
+                 _lookup_column(kind).in_(sorted(keys, key=str)) for kind, keys in wanted.items()
+             )))))
+    return [StoredIdentity(contact_id=int(row.id), external_customer_id=row.external_customer_id,
+                           email_key=row.email_key, phone=row.phone, contact_key=row.contact_key,
+                           push_tokens=frozenset(token_owners.get(int(row.id), ())))
+            for row in (await conn.execute(query)).all()]
 
 
 async def find_contact_id(
     conn: AsyncConnection, *, account_id: int, identifiers: Identifiers
 ) -> int | None:
     """The contact the identifiers name, trying them in the documented priority."""
-    for kind, value in identifiers.lookup_order():
-        if kind == "push_token":
-            query = select(_tokens.c.contact_id).where(
-                and_(_tokens.c.account_id == account_id, _tokens.c.token == value))
-        else:
-            column, key = _lookup_column(kind, value)
-            query = select(_c.c.id).where(and_(_c.c.account_id == account_id, column == key))
-        found = (await conn.execute(query)).scalar()
-        if found is not None:
-            return int(found)
-    return None
+    identities = await load_identities(conn, account_id=account_id, identifiers=[identifiers])
+    found = find_owner(identifiers, owners_index(identities))
+    return None if found is None else found[1].contact_id
+
+
+async def link_contact(
+    conn: AsyncConnection, *, account_id: int, identifiers: Identifiers, create: bool,
+    source: str = "event",
+) -> tuple[int | None, tuple[IdentityNote, ...]]:
+    """Find the identifiers' contact, attach what it lacks or create it (``plan_link``);
+    returns its id (``None``: none found, none created) and the notes to keep.
+
+    A step that loses a race with a concurrent writer (the value was taken, the contact
+    created or changed meanwhile) changes nothing and the plan is made again from what is
+    stored now, so the unique constraints decide. On PostgreSQL a writer still in flight
+    can make the update fail with ``IntegrityError``; the caller's transaction is then
+    retried whole (the worker retries the event).
+    """
+    for _ in range(LINK_TRIES):
+        identities = await load_identities(conn, account_id=account_id, identifiers=[identifiers])
+        plan = plan_link(identifiers, owners_index(identities), create=create)
+        if plan.create:
+            created = await _create_identified(conn, account_id=account_id,
+                                               identifiers=identifiers, source=source)
+            if created is not None:
+                return created, plan.notes
+        elif plan.contact_id is None or await _attach(
+                conn, account_id=account_id, contact_id=plan.contact_id, attach=plan.attach):
+            return plan.contact_id, plan.notes
+    raise Conflict("the contact's identifiers kept changing concurrently; retry")
 
 
 async def upsert_contact(
@@ -234,10 +298,68 @@ async def _load(
                             field_values=values.get(int(row.id), {})) for row in rows]
 
 
-def _lookup_column(kind: str, value: int | str) -> tuple[Any, int | str]:
+def _lookup_column(kind: IdentifierKind) -> Any:
     if kind == "contact_id":
-        return _c.c.id, value
+        return _c.c.id
     if kind == "email":
-        return _c.c.email_key, email_key(str(value))
-    return _c.c[kind], value
+        return _c.c.email_key
+    return _c.c[kind]
 
+
+async def _create_identified(
+    conn: AsyncConnection, *, account_id: int, identifiers: Identifiers, source: str
+) -> int | None:
+    """Insert a contact holding the identifiers; its id, or ``None`` when one was taken."""
+    data = ContactData(email=identifiers.email, phone=identifiers.phone,
+                       external_customer_id=identifiers.external_customer_id,
+                       contact_key=identifiers.contact_key)
+    now = utcnow()
+    row = {**contact_columns(data, every=True), "account_id": account_id, "status": "active",
+           "source": source, "created_at": now, "updated_at": now}
+    contact_id = await insert_ignoring_conflicts(conn, table=_c, row=row, returning=_c.c.id)
+    if contact_id is None:
+        return None
+    if identifiers.push_token is not None and not await _add_push_token(
+            conn, account_id=account_id, contact_id=int(contact_id), token=identifiers.push_token):
+        return None
+    return int(contact_id)
+
+
+async def _attach(
+    conn: AsyncConnection, *, account_id: int, contact_id: int,
+    attach: Sequence[tuple[IdentifierKind, int | str]],
+) -> bool:
+    """Give the contact identifiers it lacks; False (nothing written) if any was taken, or
+    the contact got a value of that kind, since the plan was made."""
+    columns: dict[str, Any] = {}
+    guards = [_c.c.account_id == account_id, _c.c.id == contact_id]
+    tokens: list[str] = []
+    for kind, value in attach:
+        if kind == "push_token":
+            tokens.append(str(value))
+            continue
+        column = _lookup_column(kind)
+        key = email_key(str(value)) if kind == "email" else value
+        columns[column.name] = key
+        if kind == "email":
+            columns["email"] = value
+        holder = _c.alias("holder")
+        guards += [column.is_(None), ~exists().where(and_(
+            holder.c.account_id == account_id, holder.c[column.name] == key))]
+    if columns:
+        result = await conn.execute(update(_c).where(and_(*guards))
+                                    .values(**columns, updated_at=utcnow()))
+        if result.rowcount != 1:
+            return False
+    for token in tokens:
+        if not await _add_push_token(conn, account_id=account_id, contact_id=contact_id,
+                                     token=token):
+            return False
+    return True
+
+
+async def _add_push_token(conn: AsyncConnection, *, account_id: int, contact_id: int,
+                          token: str) -> bool:
+    row = {"account_id": account_id, "contact_id": contact_id, "token": token}
+    added = await insert_ignoring_conflicts(conn, table=_tokens, row=row, returning=_tokens.c.id)
+    return added is not None

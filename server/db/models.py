@@ -108,6 +108,9 @@ class Event(SQLModel, table=True):
     processed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # Why the workers gave up on the event after their last try (NULL when handled).
     process_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON [{"status", "field", "message"}]: identifiers the worker could not use for the
+    # contact (invalid, unknown id, conflicting with stored contacts); NULL when none.
+    identity_notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Past events feed history only; they never start workflows.
     is_past: bool = Field(default=False)
 

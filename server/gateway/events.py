@@ -203,6 +203,9 @@ def _stored(e: events_pb2.StoredEvent) -> dict[str, Any]:
         out["occurred"] = occurred
     if e.contact_id:
         out["contactId"] = e.contact_id
+    if e.identity_notes:
+        out["identityNotes"] = [{"status": n.status, "field": n.field, "message": n.message}
+                                for n in e.identity_notes]
     out.update(body)
     if "keyValue" not in out:
         out["keyValue"] = e.key_value

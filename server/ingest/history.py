@@ -29,11 +29,18 @@ class StoredEventRow:
     received_at: datetime
     occurred_at: datetime | None
     contact_id: int | None
+    # JSON [{"status", "field", "message"}] or None (``server.contacts.identity.IdentityNote``).
+    identity_notes: str | None = None
 
     @property
     def doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = orjson.loads(self.body)
         return doc
+
+    @property
+    def notes(self) -> list[dict[str, str]]:
+        notes: list[dict[str, str]] = orjson.loads(self.identity_notes or "[]")
+        return notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +56,12 @@ def _row(r: Any) -> StoredEventRow:
         id=int(r.id), event_type_key=r.key, key_value=r.key_value, body=r.body,
         received_at=as_utc(r.received_at),
         occurred_at=as_utc(r.occurred_at) if r.occurred_at is not None else None,
-        contact_id=r.contact_id)
+        contact_id=r.contact_id, identity_notes=r.identity_notes)
 
 
 _COLUMNS = (_events.c.id, _types.c.key, _events.c.key_value, _events.c.body,
-            _events.c.received_at, _events.c.occurred_at, _events.c.contact_id)
+            _events.c.received_at, _events.c.occurred_at, _events.c.contact_id,
+            _events.c.identity_notes)
 
 
 async def get_event(engine: AsyncEngine, *, account_id: int, event_id: int) -> StoredEventRow:
