@@ -264,6 +264,25 @@ class StoredIdentity:
         found += [("push_token", token) for token in sorted(self.push_tokens)]
         return found
 
+    def with_identifiers(
+        self, values: Iterable[tuple[IdentifierKind, int | str]]
+    ) -> StoredIdentity:
+        """This contact once the given identifiers are attached (``LinkPlan.attach``)."""
+        single: dict[str, str] = {}
+        tokens = set(self.push_tokens)
+        for kind, value in values:
+            if kind == "push_token":
+                tokens.add(str(value))
+            elif kind != "contact_id":
+                single["email_key" if kind == "email" else kind] = str(_lookup_key(kind, value))
+        return StoredIdentity(
+            contact_id=self.contact_id,
+            external_customer_id=single.get("external_customer_id", self.external_customer_id),
+            email_key=single.get("email_key", self.email_key),
+            phone=single.get("phone", self.phone),
+            contact_key=single.get("contact_key", self.contact_key),
+            push_tokens=frozenset(tokens))
+
     def holds(self, kind: IdentifierKind) -> int | str | None:
         """The contact's one value of a single-valued kind (``None`` for push tokens)."""
         if kind == "contact_id":

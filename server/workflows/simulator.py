@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from server.contacts import identifiers_from_params
+from server.contacts.identity import IdentityNote, identifiers_from_params
 from server.errors import InvalidArgument, Violation
 from server.ingest.accept import Acceptance
 from server.mail.compose import Letter
@@ -25,6 +25,7 @@ from server.workflows.durations import parse_duration
 from server.workflows.launch import accept_launched
 from server.workflows.policy import PriorRun, needs_history, refusal
 from server.workflows.runtime import ContactInfo, Delivery, RunView, StepOutcome
+from server.workflows.simcontacts import SimContacts
 
 MAX_STEPS = 10_000
 MAX_EVENTS = 1000
@@ -39,6 +40,7 @@ class SimEvent:
     params: dict[str, Any]
     contact_id: int | None
     at: datetime
+    notes: tuple[IdentityNote, ...] = ()
 
 
 @dataclass(slots=True)
@@ -75,17 +77,17 @@ class SimRuntime:
         return self._sim.clock
 
     async def contact(self, run: RunView) -> ContactInfo | None:
-        return self._sim.contacts.get(run.contact_id) if run.contact_id is not None else None
+        return self._sim.contacts.info.get(run.contact_id) if run.contact_id is not None else None
 
     async def contact_by_email(self, run: RunView, email: str) -> ContactInfo | None:
-        return self._sim.contact_by_email(email)
+        return self._sim.contacts.by_email(email)
 
     async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
         if kind == "eventOccurred":
             sim_run = self._sim.runs[run.run_id]
             return any(e.type == arg and e.id > run.event_id and _same_subject(sim_run, e)
                        for e in self._sim.events)
-        return (run.contact_id in self._sim.contacts) == bool(arg)
+        return (run.contact_id in self._sim.contacts.info) == bool(arg)
 
     async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:
         return await self._sim.templates(template_id)
@@ -110,20 +112,7 @@ class SimRuntime:
 
     async def write_contact(self, run: RunView, *, create: bool, form: dict[str, Any]
                             ) -> int | None:
-        email = form.get("email")
-        found = self._sim.contact_by_email(email) if isinstance(email, str) else None
-        if found is None and run.contact_id is not None:
-            found = self._sim.contacts.get(run.contact_id)
-        if found is None and not create:
-            return None
-        cid = found.contact_id if found else len(self._sim.contacts) + 1
-        self._sim.contacts[cid] = ContactInfo(
-            contact_id=cid, email=email if isinstance(email, str) else (
-                found.email if found else None),
-            phone=str(form.get("sms") or "") or (found.phone if found else None),
-            time_zone=form.get("timeZone") or (found.time_zone if found else None),
-            subscribed=True, blacklisted=False, fields={"form": form})
-        return cid
+        return self._sim.contacts.write(create=create, form=form, run_contact_id=run.contact_id)
 
     async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
                            params: list[dict[str, Any]]) -> int:
@@ -147,13 +136,7 @@ class Simulation:
         self.renderer = renderer
         self.sender = sender
         self.clock = start
-        self.contacts: dict[int | None, ContactInfo] = {}
-        for c in contacts:
-            status = str(c.get("status", "active"))
-            self.contacts[int(c["id"])] = ContactInfo(
-                contact_id=int(c["id"]), email=c.get("email"), phone=c.get("phone"),
-                time_zone=c.get("timeZone"), subscribed=status == "active",
-                blacklisted=status == "blacklisted")
+        self.contacts = SimContacts(contacts)
         self.events: list[SimEvent] = []
         self.runs: dict[int, SimRun] = {}
         self.steps: list[dict[str, Any]] = []
@@ -162,23 +145,17 @@ class Simulation:
         self._order = itertools.count()
         self.rt = SimRuntime(self)
 
-    def contact_by_email(self, email: str | None) -> ContactInfo | None:
-        if not email:
-            return None
-        return next((c for c in self.contacts.values()
-                     if c.email and c.email.lower() == email.lower()), None)
-
     def add_event(self, doc: dict[str, Any], at: datetime) -> int:
         pairs = [(p["name"], p.get("value")) for p in doc.get("params", []) if "name" in p]
         params = dict(pairs)
         ids = identifiers_from_params(pairs)
         contact_id = doc.get("contactId")
+        notes: tuple[IdentityNote, ...] = ()
         if contact_id is None:
-            found = self.contact_by_email(ids.email)
-            contact_id = ids.contact_id or (found.contact_id if found else None)
+            contact_id, notes = self.contacts.link(ids)
         key = str(doc.get("keyValue") or ids.key_value() or "")
         ev = SimEvent(id=len(self.events) + 1, type=str(doc.get("eventTypeKey", "")), key=key,
-                      params=params, contact_id=contact_id, at=at)
+                      params=params, contact_id=contact_id, at=at, notes=notes)
         self.events.append(ev)
         heapq.heappush(self._queue, (at, next(self._order), "event", ev.id))
         return ev.id
@@ -251,10 +228,17 @@ class Simulation:
                       "keyValue": r.event.key, "status": r.status,
                       "startedAt": r.started_at.isoformat()} for r in self.runs.values()],
             "steps": self.steps, "messages": self.messages,
-            "events": [{"id": e.id, "eventTypeKey": e.type, "keyValue": e.key,
-                        "at": e.at.isoformat()} for e in self.events],
+            "events": [_event_doc(e) for e in self.events],
             "truncated": bool(self._queue),
         }
+
+
+def _event_doc(ev: SimEvent) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": ev.id, "eventTypeKey": ev.type, "keyValue": ev.key,
+                           "contactId": ev.contact_id, "at": ev.at.isoformat()}
+    if ev.notes:
+        doc["identityNotes"] = [note.to_json() for note in ev.notes]
+    return doc
 
 
 def _when(raw: Any, start: datetime, where: str) -> datetime:
