@@ -248,16 +248,24 @@ async def _create(
     conn: AsyncConnection, *, account_id: int, data: ContactData, source: str
 ) -> int | None:
     """Insert a new contact; ``None`` when a unique identifier is already taken."""
+    contact_id = await _insert_row(conn, account_id=account_id, data=data, source=source)
+    if contact_id is None:
+        return None
+    await write_field_values(conn, account_id=account_id, changes=[(contact_id, data)])
+    if data.push_tokens:
+        await write_push_tokens(conn, account_id=account_id, changes=[(contact_id, data)])
+    return contact_id
+
+
+async def _insert_row(
+    conn: AsyncConnection, *, account_id: int, data: ContactData, source: str
+) -> int | None:
+    """The ``contacts`` row of a new contact; its id, or ``None`` if an identifier is taken."""
     now = utcnow()
     row = {**contact_columns(data, every=True), "account_id": account_id, "status": "active",
            "source": source, "created_at": now, "updated_at": now}
     contact_id = await insert_ignoring_conflicts(conn, table=_c, row=row, returning=_c.c.id)
-    if contact_id is None:
-        return None
-    await write_field_values(conn, account_id=account_id, changes=[(int(contact_id), data)])
-    if data.push_tokens:
-        await write_push_tokens(conn, account_id=account_id, changes=[(int(contact_id), data)])
-    return int(contact_id)
+    return None if contact_id is None else int(contact_id)
 
 
 async def _apply(conn: AsyncConnection, *, account_id: int, contact_id: int, data: ContactData) -> None:
@@ -313,16 +321,13 @@ async def _create_identified(
     data = ContactData(email=identifiers.email, phone=identifiers.phone,
                        external_customer_id=identifiers.external_customer_id,
                        contact_key=identifiers.contact_key)
-    now = utcnow()
-    row = {**contact_columns(data, every=True), "account_id": account_id, "status": "active",
-           "source": source, "created_at": now, "updated_at": now}
-    contact_id = await insert_ignoring_conflicts(conn, table=_c, row=row, returning=_c.c.id)
+    contact_id = await _insert_row(conn, account_id=account_id, data=data, source=source)
     if contact_id is None:
         return None
     if identifiers.push_token is not None and not await _add_push_token(
-            conn, account_id=account_id, contact_id=int(contact_id), token=identifiers.push_token):
+            conn, account_id=account_id, contact_id=contact_id, token=identifiers.push_token):
         return None
-    return int(contact_id)
+    return contact_id
 
 
 async def _attach(
