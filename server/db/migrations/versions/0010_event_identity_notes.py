@@ -1,15 +1,14 @@
 """events.identity_notes: identifiers an event carried that were not used, and why
 
-Revision ID: 0006_event_identity_notes
-Revises: 0002_contacts, 0003_templates, 0004_workflows, 0005_event_process_error
+Revision ID: 0010_event_identity_notes
+Revises: 0009_api_messages
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_event_identity_notes"
-# Joins the feature branches on top of 0001 into one head.
-down_revision = ("0002_contacts", "0003_templates", "0004_workflows", "0005_event_process_error")
+revision = "0010_event_identity_notes"
+down_revision = "0009_api_messages"
 branch_labels = None
 depends_on = None
 
