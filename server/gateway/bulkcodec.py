@@ -20,22 +20,15 @@ from typing import Any
 import orjson
 
 from eventflow.v1 import contacts_pb2
-from server.codec.values import py_to_value
 from server.contacts.bulk import bulk_size_problem, contact_size_problem
 from server.errors import EventflowError, InvalidArgument, TooLarge, Violation
-from server.gateway.http import json_object, parse_json
+from server.gateway.http import json_struct, parse_json
 from server.procs import lower_priority
 
 __all__ = ["INLINE_BYTES", "BulkEncoder", "bulk_request", "encode"]
 
 # Bodies up to this size are converted on the loop (a few milliseconds at most).
 INLINE_BYTES = 64 * 1024
-
-
-def contact_struct(doc: Any, name: str = "body") -> Any:
-    """A contact body as ``Struct``; 400 naming ``name`` when it is not an object."""
-    # The C codec where built: a few hundred ns per value instead of microseconds.
-    return py_to_value(json_object(doc, name)).struct_value
 
 
 def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
@@ -58,7 +51,7 @@ def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
         problem = contact_size_problem(len(orjson.dumps(item)))
         if problem:
             raise TooLarge(f"contacts[{index}] {problem}")
-        request.contacts.append(contact_struct(item, f"contacts[{index}]"))
+        request.contacts.append(json_struct(item, f"contacts[{index}]"))
     return request
 
 

@@ -18,12 +18,13 @@ from server.contacts.bulk import (
     MAX_BULK_BYTES,
     MAX_CONTACT_BYTES,
 )
-from server.gateway.bulkcodec import BulkEncoder, contact_struct
+from server.gateway.bulkcodec import BulkEncoder
 from server.gateway.http import (
     INT32_MAX,
     auth_metadata,
     endpoint,
     json_response,
+    json_struct,
     path_id,
     query_number,
     read_body,
@@ -69,7 +70,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def create_field(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = json_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().CreateField(contacts_pb2.CreateFieldRequest(definition=body),
                                          metadata=meta)
         return json_response(_field(reply))
@@ -83,7 +84,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def put_field(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = json_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateField(
             contacts_pb2.UpdateFieldRequest(id=path_id(request, "item_id"), definition=body), metadata=meta)
         return json_response(_field(reply))
@@ -97,7 +98,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def upsert_contact(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = json_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpsertContact(contacts_pb2.UpsertContactRequest(contact=body),
                                            metadata=meta)
         return json_response({"id": reply.id})
@@ -111,7 +112,7 @@ def routes(state: GatewayState) -> list[Route]:
     @endpoint
     async def put_contact(request: Request) -> Response:
         meta = auth_metadata(request)
-        body = contact_struct(await read_json(request, limit=MAX_CONTACT_BODY))
+        body = json_struct(await read_json(request, limit=MAX_CONTACT_BODY))
         reply = await stub().UpdateContact(
             contacts_pb2.UpdateContactRequest(id=path_id(request, "item_id"), contact=body), metadata=meta)
         return json_response(_plain(reply.body))

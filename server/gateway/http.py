@@ -9,11 +9,13 @@ from typing import Any
 
 import grpc
 import orjson
+from google.protobuf import struct_pb2
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
 from server.api.status import ErrorReport
+from server.codec.values import py_to_value
 from server.errors import (
     EventflowError,
     InvalidArgument,
@@ -148,13 +150,13 @@ def path_id(request: Request, name: str) -> int:
     return int(raw)
 
 
-def query_number(request: Request, *names: str, most: int = INT64_MAX) -> int:
-    """The first of query parameters ``names`` that is set, as a whole number (0 when none
-    is), cut to ``most`` (an int32 field passes ``most=INT32_MAX``): a count or id over it
-    finds nothing more than ``most`` does."""
+def query_number(request: Request, *names: str, most: int = INT64_MAX, default: int = 0) -> int:
+    """The first of query parameters ``names`` that is set, as a whole number (``default``
+    when none is), cut to ``most`` (an int32 field passes ``most=INT32_MAX``): a count or
+    id over it finds nothing more than ``most`` does."""
     name = next((n for n in names if request.query_params.get(n)), None)
     if name is None:
-        return 0
+        return default
     raw = request.query_params[name]
     if not _digits(raw):
         raise InvalidArgument.from_violations([Violation(name, "must be a number")])
@@ -166,6 +168,13 @@ def json_object(doc: Any, name: str = "body") -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidArgument.from_violations([Violation(name, "must be a JSON object")])
     return doc
+
+
+def json_struct(doc: Any, name: str = "body") -> struct_pb2.Struct:
+    """A JSON object as the ``Struct`` a request carries; else 400 naming ``name``."""
+    # The C codec where built: a few hundred ns per value instead of microseconds.
+    struct: struct_pb2.Struct = py_to_value(json_object(doc, name)).struct_value
+    return struct
 
 
 def check_json_headers(content_type: str | None, content_length: str | None, limit: int) -> None:

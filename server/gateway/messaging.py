@@ -4,28 +4,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf import struct_pb2
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
 from server.errors import InvalidArgument, Violation
-from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.http import (
+    auth_metadata,
+    endpoint,
+    json_response,
+    json_struct,
+    path_id,
+    read_json,
+)
 from server.gateway.params import only_query
 from server.gateway.state import GatewayState
 
 MAX_SEND_BODY = 8 * 1024 * 1024
-
-
-def _struct(doc: Any) -> struct_pb2.Struct:
-    if not isinstance(doc, dict):
-        raise InvalidArgument.from_violations([Violation("body", "must be a JSON object")])
-    out = struct_pb2.Struct()
-    out.update(doc)
-    return out
 
 
 def _results(reply: messaging_pb2.SendResponse) -> Response:
@@ -42,19 +38,17 @@ def routes(state: GatewayState) -> list[Route]:
     async def smartsend(request: Request) -> Response:
         meta = auth_metadata(request)
         only_query(request, ())
-        raw = request.path_params["message_id"]
-        if not raw.isdigit() or len(raw) > 18:
-            raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a number")])
-        body = _struct(await read_json(request, limit=MAX_SEND_BODY))
+        message_id = path_id(request, "message_id")
+        body = json_struct(await read_json(request, limit=MAX_SEND_BODY))
         reply = await stub().SmartSend(messaging_pb2.SmartSendRequest(
-            message_id=int(raw), body=body), metadata=meta)
+            message_id=message_id, body=body), metadata=meta)
         return _results(reply)
 
     @endpoint
     async def email(request: Request) -> Response:
         meta = auth_metadata(request)
         only_query(request, ())
-        body = _struct(await read_json(request, limit=MAX_SEND_BODY))
+        body = json_struct(await read_json(request, limit=MAX_SEND_BODY))
         return _results(await stub().SendEmail(messaging_pb2.SendEmailRequest(body=body),
                                                metadata=meta))
 

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from eventflow.v1 import orders_pb2, orders_pb2_grpc
 from server.codec.values import value_to_py
 from server.errors import InvalidArgument, Violation
-from server.gateway.http import auth_metadata, endpoint, json_response, read_json
+from server.gateway.http import auth_metadata, endpoint, json_response, query_number, read_json
 from server.gateway.params import only_members, only_query, page_of
 from server.gateway.state import GatewayState
 
@@ -69,12 +69,9 @@ def routes(state: GatewayState) -> list[Route]:
         only_query(request, LIST_QUERY)
         offset, limit = page_of(request)
         query = request.query_params
-        contact = query.get("contactId", "")
-        if contact and not contact.isdigit():
-            raise InvalidArgument.from_violations([Violation("contactId", "must be a number")])
         reply = await stub().ListOrders(orders_pb2.ListOrdersRequest(
             external_customer_id=query.get("externalCustomerId", ""),
-            email=query.get("email", ""), contact_id=int(contact[:18] or 0),
+            email=query.get("email", ""), contact_id=query_number(request, "contactId"),
             status=query.get("status", ""), offset=offset, limit=limit), metadata=meta)
         return json_response([order_json(o) for o in reply.orders],
                              headers={"TotalCount": str(reply.total_count)})

@@ -11,6 +11,7 @@ from typing import Final
 from starlette.requests import Request
 
 from server.errors import InvalidArgument, Violation
+from server.gateway.http import INT32_MAX, query_number
 from server.members import only_members
 
 __all__ = ["MAX_ROWS", "only_members", "only_query", "page_of", "query_bool"]
@@ -28,20 +29,11 @@ def only_query(request: Request, allowed: Collection[str]) -> None:
             for name in unknown])
 
 
-def _whole(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 9:
-        raise InvalidArgument.from_violations([Violation(name, f"{raw!r} is not a whole number")])
-    return int(raw)
-
-
 def page_of(request: Request) -> tuple[int, int]:
     """``(offset, limit)`` from ``startindex`` (1-based, default 1) and ``maxrows``
     (1..500, default 500), as eSputnik pages its lists."""
-    start = _whole(request, "startindex", 1)
-    rows = _whole(request, "maxrows", MAX_ROWS)
+    start = query_number(request, "startindex", most=INT32_MAX, default=1)
+    rows = query_number(request, "maxrows", most=INT32_MAX, default=MAX_ROWS)
     problems = []
     if start < 1:
         problems.append(Violation("startindex", "counts from 1"))

@@ -39,7 +39,9 @@ async def test_the_largest_id_is_looked_up(stack: Stack, path: str) -> None:
     ("/api/v1/events?pageSize=ten", "pageSize"), ("/api/v1/events?pageSize=²", "pageSize"),
     ("/api/v1/contacts?maxrows=-5", "maxrows"), ("/api/v1/contacts?limit=1e3", "limit"),
     ("/api/v1/workflow-runs?contactId=x", "contactId"),
-    ("/api/v1/workflow-messages?beforeId=%EF%BC%91", "beforeId")])
+    ("/api/v1/workflow-messages?beforeId=%EF%BC%91", "beforeId"),
+    ("/api/v1/orders?contactId=%C2%B2", "contactId"), ("/api/v1/orders?maxrows=%C2%B2", "maxrows"),
+    ("/api/v1/orders?startindex=one", "startindex")])
 async def test_a_bad_query_number_is_a_400_naming_it(stack: Stack, url: str, name: str) -> None:
     """A query number that is not ASCII digits answers 400 naming that parameter."""
     r = await stack.http.get(url, headers=stack.auth())
@@ -52,6 +54,23 @@ async def test_a_huge_page_size_is_the_servers_range_error(stack: Stack) -> None
     r = await stack.http.get("/api/v1/events?pageSize=99999999999", headers=stack.auth())
     assert r.status_code == 400, r.text
     assert [v["field"] for v in r.json()["violations"]] == ["pageSize"]
+
+
+async def test_a_bad_message_id_to_send_is_a_400(stack: Stack) -> None:
+    """POST /api/v1/message/{id}/smartsend reads its id by the same rule."""
+    for raw in ("²", "0", "99999999999999999999"):
+        r = await stack.http.post(f"/api/v1/message/{raw}/smartsend", headers=stack.auth(),
+                                  json={"recipients": []})
+        assert r.status_code == 400, r.text
+        assert r.json()["violations"] == [{"field": "id",
+                                           "message": f"{raw!r} is not a positive number"}]
+
+
+async def test_huge_paging_is_the_range_error(stack: Stack) -> None:
+    """startindex and maxrows past int32 are cut to it and refused by their own ranges."""
+    r = await stack.http.get("/api/v1/orders?maxrows=99999999999", headers=stack.auth())
+    assert r.status_code == 400, r.text
+    assert [v["field"] for v in r.json()["violations"]] == ["maxrows"]
 
 
 @pytest.mark.parametrize("url,key", [
