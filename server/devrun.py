@@ -83,6 +83,7 @@ def main() -> None:
         print("\n" + "=" * 72)
         print(f"  eventflow is {'running' if up else 'starting (gateway not answering yet)'}")
         print(f"  HTTP gateway : {http}   (POST {http}/api/v2/event)")
+        print(f"  console      : {http}/   (sign in with the API key below)")
         print(f"  gRPC server  : {settings.grpc_addr}")
         print(f"  API key      : {key.api_key}   ({origin})")
         print(f"  database     : {settings.database_url}")

@@ -78,4 +78,10 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[
     messaging_pb2_grpc.add_MessagingServiceServicer_to_server(
         MessagingService(deps, redis), server)
     names.append(messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name)
+
+    from eventflow.v1 import console_pb2, console_pb2_grpc
+    from server.api.console import ConsoleService
+
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleService(deps.engine), server)
+    names.append(console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name)
     return closers, names

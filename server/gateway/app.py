@@ -79,6 +79,9 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
     route_list: list[Any] = [Route("/healthz", healthz, methods=["GET"])]
     route_list += events.routes(state, posts)
     route_list += extra_routes(state)
+    from server.console import routes as console_routes
+
+    route_list += console_routes(state)  # the operator console at /
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:

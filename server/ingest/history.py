@@ -92,7 +92,7 @@ def _encode_token(last_id: int) -> str:
 async def list_events(
     engine: AsyncEngine, *, account_id: int, event_type_key: str = "", key_value: str = "",
     since: datetime | None = None, until: datetime | None = None, page_size: int = 0,
-    page_token: str = "",
+    page_token: str = "", contact_id: int = 0,
 ) -> tuple[list[StoredEventRow], str]:
     """Newest first; ``page_token`` continues after the last id of the previous page."""
     if page_size < 0 or page_size > MAX_PAGE:
@@ -104,6 +104,8 @@ async def list_events(
         cond.append(_types.c.key == event_type_key)
     if key_value:
         cond.append(_events.c.key_value == key_value)
+    if contact_id:
+        cond.append(_events.c.contact_id == contact_id)
     if since is not None:
         cond.append(_events.c.received_at >= since)
     if until is not None:

@@ -43,6 +43,7 @@ def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert "eventflow is running" in text, text
         key = (tmp_path / "var" / "api_key").read_text().strip()
         assert key in text
+        assert f"console      : http://127.0.0.1:{http_port}/" in text
         r = httpx.post(f"http://127.0.0.1:{http_port}/api/v2/event",
                        json={"eventTypeKey": "hello", "keyValue": "k", "params": []},
                        headers={"Authorization": basic(key)}, timeout=10)

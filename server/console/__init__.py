@@ -1,0 +1,62 @@
+"""The operator console: server-rendered pages served by the gateway at ``/``.
+
+It reaches the server only through the gRPC services, as the signed-in account; its
+templates, styles and scripts ship in this package (no CDN, works offline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server.console import auth, contacts, events, messages, overview, sent, workflows
+from server.console.web import HERE, Console, page
+from server.gateway.state import GatewayState
+
+
+def routes(state: GatewayState) -> list[Any]:
+    console = Console(state)
+
+    async def login(request: Request) -> Response:
+        return await auth.login(console, request)
+
+    return [
+        Route("/", page(console, "overview", overview.overview), methods=["GET"]),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", page(console, "", auth.logout, changes=True), methods=["POST"]),
+        Route("/event-types", page(console, "event-types", events.event_types)),
+        Route("/event-types/{key:path}", page(console, "event-types", events.event_type)),
+        Route("/events", page(console, "events", events.history)),
+        Route("/events/{event_id}", page(console, "events", events.event)),
+        Route("/messages", page(console, "messages", messages.message_list), methods=["GET"]),
+        Route("/messages", page(console, "messages", messages.save_message, changes=True),
+              methods=["POST"]),
+        Route("/messages/new", page(console, "messages", messages.new_message)),
+        Route("/messages/preview", page(console, "messages", messages.preview, changes=True),
+              methods=["POST"]),
+        Route("/messages/{template_id}", page(console, "messages", messages.show_message)),
+        Route("/workflows", page(console, "workflows", workflows.workflow_list), methods=["GET"]),
+        Route("/workflows", page(console, "workflows", workflows.create_workflow, changes=True),
+              methods=["POST"]),
+        Route("/workflows/new", page(console, "workflows", workflows.new_workflow)),
+        Route("/workflows/{workflow_id}", page(console, "workflows", workflows.show_workflow)),
+        Route("/workflows/{workflow_id}/active",
+              page(console, "workflows", workflows.set_active, changes=True), methods=["POST"]),
+        Route("/workflows/{workflow_id}/definition",
+              page(console, "workflows", workflows.update_workflow, changes=True),
+              methods=["POST"]),
+        Route("/workflows/{workflow_id}/simulate",
+              page(console, "workflows", workflows.simulate, changes=True),
+              methods=["GET", "POST"]),
+        Route("/runs/{run_id}", page(console, "workflows", workflows.run_page)),
+        Route("/contacts", page(console, "contacts", contacts.contact_list)),
+        Route("/contacts/import", page(console, "contacts", contacts.import_chunk, changes=True),
+              methods=["POST"]),
+        Route("/contacts/{contact_id}", page(console, "contacts", contacts.contact_page)),
+        Route("/sent", page(console, "sent", sent.sent)),
+        Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
+    ]

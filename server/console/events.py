@@ -1,0 +1,73 @@
+"""Screens 2 and 3: event types (list, one type's settings and params) and event history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+
+from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, events_pb2_grpc
+from server.console.web import Page, int_param
+from server.gateway.http import HttpError
+
+PAGE_SIZE = 25
+# Settings h-segments adds to event types show once the server sends them.
+OPTIONAL_SETTINGS = ("segmentation", "validate_params", "required_params")
+
+
+async def event_types(ctx: Page) -> Response:
+    reply = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).ListEventTypeStats(
+        console_pb2.ListEventTypeStatsRequest(), metadata=ctx.meta)
+    return ctx.render("event_types.html", types=reply.event_types)
+
+
+async def event_type(ctx: Page) -> Response:
+    key = ctx.request.path_params["key"]
+    d = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).GetEventTypeDetail(
+        console_pb2.GetEventTypeDetailRequest(key=key), metadata=ctx.meta)
+    extra = {name: getattr(d.stats, name) for name in OPTIONAL_SETTINGS
+             if name in d.stats.DESCRIPTOR.fields_by_name}
+    return ctx.render("event_type.html", d=d, s=d.stats, extra=extra)
+
+
+def _time(raw: str, name: str) -> datetime | None:
+    """A datetime-local input (UTC) or ISO time; 400 naming the field otherwise."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise HttpError(400, f"{name} must be a date and time such as 2025-01-31T09:00, "
+                        f"not {raw!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def history(ctx: Page) -> Response:
+    q = ctx.request.query_params
+    filters = {name: q.get(name, "").strip() for name in ("type", "key", "since", "until")}
+    req = events_pb2.ListEventsRequest(event_type_key=filters["type"],
+                                       key_value=filters["key"], page_size=PAGE_SIZE,
+                                       page_token=q.get("page", ""))
+    for name, field in (("since", req.since), ("until", req.until)):
+        value = _time(filters[name], name)
+        if value is not None:
+            field.FromDatetime(value.astimezone(UTC).replace(tzinfo=None))
+    stub = ctx.stub(events_pb2_grpc.EventServiceStub)
+    reply = await stub.ListEvents(req, metadata=ctx.meta)
+    types = await stub.ListEventTypes(events_pb2.ListEventTypesRequest(), metadata=ctx.meta)
+    active = {k: v for k, v in filters.items() if v}
+    next_url = ("/events?" + urlencode({**active, "page": reply.next_page_token})
+                if reply.next_page_token else "")
+    return ctx.render("events.html", events=reply.events, filters=filters, next_url=next_url,
+                      types=[t.key for t in types.event_types], filtered=bool(active),
+                      first_page=not q.get("page"))
+
+
+async def event(ctx: Page) -> Response:
+    event_id = int_param(ctx.request.path_params["event_id"], "event id")
+    found = await ctx.stub(events_pb2_grpc.EventServiceStub).GetEvent(
+        events_pb2.GetEventRequest(id=event_id), metadata=ctx.meta)
+    runs = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).ListEventRuns(
+        console_pb2.ListEventRunsRequest(event_id=event_id), metadata=ctx.meta)
+    return ctx.render("event.html", e=found, runs=runs.runs)

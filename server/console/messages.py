@@ -1,0 +1,147 @@
+"""Screen 4, Messages: the list, the editor (subject, HTML, text in Velocity) and its live
+preview against an event from history or pasted JSON ("Configuring dynamic content")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import grpc
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from eventflow.v1 import events_pb2, events_pb2_grpc, templates_pb2, templates_pb2_grpc
+from server.console.web import Page, int_param
+from server.gateway.http import from_grpc
+
+PARTS = ("subject", "html", "text")
+MAX_PREVIEW_BODY = 1024 * 1024
+RECENT_EVENTS = 30
+
+
+def _stub(ctx: Page) -> templates_pb2_grpc.TemplateServiceStub:
+    return ctx.stub(templates_pb2_grpc.TemplateServiceStub)
+
+
+async def message_list(ctx: Page) -> Response:
+    reply = await _stub(ctx).ListTemplates(templates_pb2.ListTemplatesRequest(),
+                                           metadata=ctx.meta)
+    return ctx.render("messages.html", templates=reply.templates)
+
+
+async def _recent_events(ctx: Page) -> list[Any]:
+    reply = await ctx.stub(events_pb2_grpc.EventServiceStub).ListEvents(
+        events_pb2.ListEventsRequest(page_size=RECENT_EVENTS), metadata=ctx.meta)
+    return list(reply.events)
+
+
+async def editor(ctx: Page, *, values: dict[str, str], status: int = 200,
+                 error: dict[str, Any] | None = None, template_id: int = 0) -> Response:
+    events = await _recent_events(ctx)
+    chosen = values.get("event_id") or ctx.request.query_params.get("event", "")
+    if not chosen and events:
+        chosen = str(events[0].id)
+    return ctx.render("message_edit.html", status=status, v=values, error=error,
+                      events=events, chosen=chosen, template_id=template_id)
+
+
+async def new_message(ctx: Page) -> Response:
+    return await editor(ctx, values={"name": "", "subject": "", "html": "", "text": "",
+                                     "json_param": ctx.request.query_params.get("json", "")})
+
+
+async def show_message(ctx: Page) -> Response:
+    template_id = int_param(ctx.request.path_params["template_id"], "message id")
+    t = await _stub(ctx).GetTemplate(templates_pb2.GetTemplateRequest(id=template_id),
+                                     metadata=ctx.meta)
+    return await editor(ctx, template_id=t.id, values={
+        "name": t.name, "subject": t.subject, "html": t.html, "text": t.text,
+        "json_param": ctx.request.query_params.get("json", "")})
+
+
+async def save_message(ctx: Page) -> Response:
+    form = await ctx.form()
+    values = {k: form.get(k, "") for k in ("name", *PARTS, "json_param", "event_id")}
+    # Browsers send textarea line breaks as CRLF; templates keep the author's LF.
+    for part in ("html", "text"):
+        values[part] = values[part].replace("\r\n", "\n")
+    if not values["name"].strip():
+        return await editor(ctx, values=values, status=400,
+                            error={"field": "name", "message": "Give the message a name."})
+    try:
+        reply = await _stub(ctx).CreateTemplate(templates_pb2.CreateTemplateRequest(
+            name=values["name"].strip(), subject=values["subject"], html=values["html"],
+            text=values["text"]), metadata=ctx.meta)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        err = from_grpc(exc)
+        return await editor(ctx, values=values, status=err.status, error={
+            "field": err.extra.get("field") or "", "message": err.error,
+            "line": err.extra.get("line"), "column": err.extra.get("column")})
+    # The preview's choices travel along, so the saved message shows as it was written.
+    keep = urlencode({"saved": 1, "json": values["json_param"], "event": values["event_id"]})
+    return RedirectResponse(f"/messages/{reply.id}?{keep}", status_code=303)
+
+
+def _source(doc: dict[str, Any], event_json: str) -> dict[str, Any]:
+    """The preview's data source as RenderTemplateRequest fields."""
+    json_param = str(doc.get("jsonParam") or "")
+    if doc.get("source") == "json":
+        # Pasted JSON is $data, as in eSputnik's dynamic content window.
+        return {"context_json": json.dumps({"data": doc.get("data")})}
+    return {"event_json": event_json, "json_param": json_param}
+
+
+def _wrong_format(raw: str) -> dict[str, Any] | None:
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        line, column = getattr(exc, "lineno", 0), getattr(exc, "colno", 0)
+        msg = getattr(exc, "msg", str(exc))
+        return {"message": f"Wrong Format: the JSON does not parse ({msg} at line {line}, "
+                f"column {column})", "line": line, "column": column, "kind": "wrong_format"}
+    return None
+
+
+async def preview(ctx: Page) -> Response:
+    """``POST /messages/preview`` (JSON, CSRF header): each part rendered, or its error."""
+    raw = await ctx.request.body()
+    if len(raw) > MAX_PREVIEW_BODY:
+        return JSONResponse({"error": "the preview is over 1 MiB"}, 413)
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return JSONResponse({"error": "the preview request is not JSON"}, 400)
+    if not isinstance(doc, dict):
+        return JSONResponse({"error": "the preview request must be an object"}, 400)
+    if doc.get("source") == "json":
+        bad = _wrong_format(str(doc.get("json") or ""))
+        if bad is not None:
+            return JSONResponse({"data": bad})
+        doc["data"] = json.loads(str(doc.get("json")))
+        event_json = ""
+    else:
+        event_id = int_param(str(doc.get("eventId") or ""), "eventId")
+        if not event_id:
+            return JSONResponse({"data": {"message": "Choose an event from history, or paste "
+                                          "JSON data.", "kind": "no_data"}})
+        event = await ctx.stub(events_pb2_grpc.EventServiceStub).GetEvent(
+            events_pb2.GetEventRequest(id=event_id), metadata=ctx.meta)
+        event_json = event.body_json
+    source = _source(doc, event_json)
+    out: dict[str, Any] = {}
+    for part in PARTS:
+        text = str(doc.get(part) or "")
+        if not text:
+            out[part] = {"rendered": ""}
+            continue
+        reply = await _stub(ctx).RenderTemplate(
+            templates_pb2.RenderTemplateRequest(template=text, **source), metadata=ctx.meta)
+        if reply.HasField("error"):
+            e = reply.error
+            out[part] = {"error": {"message": e.message, "line": e.line, "column": e.column,
+                                   "kind": e.kind}}
+        else:
+            out[part] = {"rendered": reply.rendered}
+    return JSONResponse(out)

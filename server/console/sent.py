@@ -1,0 +1,33 @@
+"""Screen 7, Sent messages: every letter and webhook call with its status and reason,
+filtered by run, contact or workflow."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+
+from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
+from server.console.web import Page, int_param
+
+PAGE_SIZE = 50
+
+
+async def sent(ctx: Page) -> Response:
+    q = ctx.request.query_params
+    filters = {name: int_param(q.get(name, "").strip(), name)
+               for name in ("run", "contact", "workflow")}
+    before = int_param(q.get("before"), "before")
+    reply = await ctx.stub(workflows_pb2_grpc.WorkflowServiceStub).ListMessages(
+        workflows_pb2.ListMessagesRequest(
+            run_id=filters["run"], contact_id=filters["contact"],
+            workflow_id=filters["workflow"], page_size=PAGE_SIZE, before_id=before),
+        metadata=ctx.meta)
+    active = {k: str(v) for k, v in filters.items() if v}
+    next_url = ""
+    if len(reply.messages) == PAGE_SIZE:
+        next_url = "/sent?" + urlencode({**active, "before": reply.messages[-1].id})
+    open_now = any(m.status == "queued" for m in reply.messages)
+    return ctx.render("sent.html", messages=reply.messages, filters=filters,
+                      filtered=bool(active), next_url=next_url, first_page=not before,
+                      open_now=open_now)

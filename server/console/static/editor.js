@@ -1,0 +1,190 @@
+// The message editor: line numbers, the error marked at its line and column, and the live
+// preview (debounced; each part rendered by the server, HTML shown in a sandboxed frame).
+"use strict";
+
+(() => {
+  const form = document.getElementById("message-form");
+  if (!form) return;
+  const DEBOUNCE_MS = 350;
+
+  // One code editor: a textarea without wrapping, a gutter of line numbers and a bar at the
+  // error's line (positions follow from the line height, so no mirror of the text is needed).
+  class CodeEditor {
+    constructor(root) {
+      this.root = root;
+      this.area = root.querySelector("textarea");
+      this.gutter = root.querySelector(".gutter");
+      this.bar = root.querySelector(".err-line");
+      this.errorLine = 0;
+      this.area.addEventListener("input", () => this.numbers());
+      this.area.addEventListener("scroll", () => this.place());
+      this.numbers();
+    }
+    metrics() {
+      const style = getComputedStyle(this.area);
+      if (!this.char) {
+        const ctx = document.createElement("canvas").getContext("2d");
+        ctx.font = `${style.fontSize} ${style.fontFamily}`;
+        this.char = ctx.measureText("0000000000").width / 10;
+      }
+      return { line: parseFloat(style.lineHeight), top: parseFloat(style.paddingTop),
+               left: parseFloat(style.paddingLeft), char: this.char };
+    }
+    numbers() {
+      const count = this.area.value.split("\n").length;
+      const rows = Math.max(count, Number(this.area.getAttribute("rows")) || 1);
+      let html = "";
+      for (let i = 1; i <= rows; i++) {
+        html += `<span${i === this.errorLine ? ' class="bad"' : ""}>${i <= count ? i : ""}</span>`;
+      }
+      this.gutter.innerHTML = html;
+      this.place();
+    }
+    place() {
+      this.gutter.scrollTop = this.area.scrollTop;
+      if (!this.errorLine) { this.bar.hidden = true; return; }
+      const m = this.metrics();
+      this.bar.hidden = false;
+      this.bar.style.top = `${m.top + (this.errorLine - 1) * m.line - this.area.scrollTop}px`;
+      this.bar.style.height = `${m.line}px`;
+      // The column: a box around the character the error points at.
+      const col = this.bar.querySelector(".err-col") || this.bar.appendChild(document.createElement("span"));
+      col.className = "err-col";
+      col.hidden = !this.column;
+      col.style.left = `${m.left + (this.column - 1) * m.char - this.area.scrollLeft}px`;
+      col.style.width = `${m.char}px`;
+    }
+    mark(line, column) {
+      this.errorLine = line || 0;
+      this.column = line ? column || 0 : 0;
+      this.area.setAttribute("aria-invalid", line ? "true" : "false");
+      this.root.classList.toggle("has-error", Boolean(line));
+      this.bar.setAttribute("data-column", column || "");
+      this.numbers();
+    }
+    // Puts the caret at the error (the "go to error" link).
+    reveal(line, column) {
+      const lines = this.area.value.split("\n");
+      let offset = 0;
+      for (let i = 0; i < Math.min(line - 1, lines.length); i++) offset += lines[i].length + 1;
+      offset += Math.max(0, (column || 1) - 1);
+      this.area.focus();
+      this.area.setSelectionRange(offset, offset + 1);
+      const m = this.metrics();
+      this.area.scrollTop = Math.max(0, (line - 3) * m.line);
+    }
+  }
+
+  const editors = {};
+  document.querySelectorAll("[data-editor]").forEach((el) => {
+    editors[el.getAttribute("data-editor")] = new CodeEditor(el);
+  });
+  const $ = (id) => document.getElementById(id);
+  const state = $("pv-state");
+  const frame = $("pv-html");
+
+  function showError(part, error) {
+    const box = $(`err-${part}`);
+    if (!box) return;
+    if (!error) {
+      box.hidden = true;
+      box.textContent = "";
+      if (editors[part]) editors[part].mark(0, 0);
+      return;
+    }
+    box.hidden = false;
+    box.textContent = "";
+    const where = error.line ? `Line ${error.line}, column ${error.column || 1}: ` : "";
+    // The server's message may start with the place already; say it once.
+    const text = error.message.replace(/^Template error at line \d+, column \d+: /, "");
+    box.append(document.createTextNode(where + text));
+    if (editors[part] && error.line) {
+      editors[part].mark(error.line, error.column);
+      const go = document.createElement("button");
+      go.type = "button";
+      go.className = "link-button";
+      go.textContent = "Go to the error";
+      go.addEventListener("click", () => editors[part].reveal(error.line, error.column));
+      box.append(" ", go);
+    }
+  }
+
+  function source() {
+    const checked = document.querySelector("input[name=pv-source]:checked");
+    return checked ? checked.value : "event";
+  }
+
+  function syncSource() {
+    const json = source() === "json";
+    document.querySelector(".pv-json").hidden = !json;
+    document.querySelector(".pv-event").hidden = json;
+  }
+
+  let timer = 0;
+  let generation = 0;
+  function schedule() {
+    clearTimeout(timer);
+    state.textContent = "typing…";
+    timer = setTimeout(run, DEBOUNCE_MS);
+  }
+
+  async function run() {
+    const mine = ++generation;
+    state.textContent = "rendering…";
+    const eventSelect = $("pv-event");
+    const jsonParam = $("pv-json-param");
+    $("f-json-param-save").value = jsonParam ? jsonParam.value : "";
+    $("f-event-save").value = eventSelect ? eventSelect.value : "";
+    const body = {
+      subject: $("f-subject").value, html: $("f-html").value, text: $("f-text").value,
+      source: source(), eventId: eventSelect ? eventSelect.value : "",
+      jsonParam: jsonParam ? jsonParam.value.trim() : "", json: $("pv-json").value,
+    };
+    let reply;
+    try {
+      const res = await fetch("/messages/preview", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": window.eventflowCsrf() },
+        body: JSON.stringify(body),
+      });
+      if (res.status === 401 || res.redirected) { state.textContent = "signed out: reload the page"; return; }
+      reply = await res.json();
+      if (!res.ok) throw new Error(reply.error || res.statusText);
+    } catch (err) {
+      if (mine === generation) state.textContent = `preview failed: ${err.message}`;
+      return;
+    }
+    if (mine !== generation) return;  // a newer preview is on its way
+    showError("json", reply.data || null);
+    let errors = reply.data ? 1 : 0;
+    for (const part of ["subject", "html", "text"]) {
+      const r = reply[part] || { rendered: "" };
+      showError(part, r.error || null);
+      if (r.error) errors++;
+    }
+    if (!reply.data) {
+      $("pv-subject").textContent = (reply.subject && reply.subject.rendered) || "";
+      if (reply.html && !reply.html.error) frame.srcdoc = reply.html.rendered || "<p></p>";
+      $("pv-text").textContent = (reply.text && reply.text.rendered) || "";
+    }
+    state.textContent = errors ? `${errors} error${errors > 1 ? "s" : ""}` : "up to date";
+    state.classList.toggle("bad", errors > 0);
+  }
+
+  ["f-subject", "f-html", "f-text", "pv-json", "pv-json-param", "pv-event"].forEach((id) => {
+    const el = $(id);
+    if (el) el.addEventListener(el.tagName === "SELECT" ? "change" : "input", schedule);
+  });
+  document.querySelectorAll("input[name=pv-source]").forEach((el) => {
+    el.addEventListener("change", () => { syncSource(); schedule(); });
+  });
+
+  // An error the server found on save (a template that does not compile) is marked too.
+  const saveError = $("save-error");
+  if (saveError && saveError.dataset.line) {
+    const field = saveError.dataset.field;
+    if (editors[field]) editors[field].mark(Number(saveError.dataset.line), Number(saveError.dataset.column));
+  }
+  syncSource();
+  run();
+})();

@@ -1,0 +1,206 @@
+"""Screen 5, Workflows: the list with its active switch, a new workflow from a recipe or a
+definition, a workflow's diagram, versions, runs and simulator, and a run's step log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from starlette.responses import RedirectResponse, Response
+
+from eventflow.v1 import (
+    console_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+    workflows_pb2,
+    workflows_pb2_grpc,
+)
+from server.console.diagram import layout
+from server.console.web import Page, int_param
+from server.gateway.http import HttpError, from_grpc
+
+RUNS_PAGE = 50
+OPEN_STATUSES = ("running", "waiting")
+
+
+def _stub(ctx: Page) -> workflows_pb2_grpc.WorkflowServiceStub:
+    return ctx.stub(workflows_pb2_grpc.WorkflowServiceStub)
+
+
+def _doc(w: workflows_pb2.Workflow) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(w.definition_json)
+    return doc
+
+
+async def workflow_list(ctx: Page) -> Response:
+    reply = await _stub(ctx).ListWorkflows(workflows_pb2.ListWorkflowsRequest(),
+                                           metadata=ctx.meta)
+    rows = [(w, _doc(w)) for w in reply.workflows]
+    return ctx.render("workflows.html", rows=rows)
+
+
+async def _choices(ctx: Page) -> tuple[list[str], list[Any]]:
+    types = await ctx.stub(events_pb2_grpc.EventServiceStub).ListEventTypes(
+        events_pb2.ListEventTypesRequest(), metadata=ctx.meta)
+    templates = await ctx.stub(templates_pb2_grpc.TemplateServiceStub).ListTemplates(
+        templates_pb2.ListTemplatesRequest(), metadata=ctx.meta)
+    return [t.key for t in types.event_types], list(templates.templates)
+
+
+async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
+                    error: HttpError | None = None) -> Response:
+    types, templates = await _choices(ctx)
+    return ctx.render("workflow_new.html", status=status, v=values, types=types,
+                      templates=templates, error=error)
+
+
+async def new_workflow(ctx: Page) -> Response:
+    q = ctx.request.query_params
+    return await _new_form(ctx, values={
+        "name": "", "type": q.get("type", ""), "wait": "PT1M", "template": "",
+        "to": "${email}", "json_param": "items", "active": "1", "definition": ""})
+
+
+def recipe(values: dict[str, str]) -> dict[str, Any]:
+    """The definition the "wait, then send an email" form describes."""
+    template = values.get("template", "").strip()
+    mail: dict[str, Any] = {"id": "mail", "type": "email",
+                            "templateId": int(template) if template.isdigit() else template,
+                            "to": values.get("to", "").strip() or "${email}"}
+    if values.get("json_param", "").strip():
+        mail["jsonParam"] = values["json_param"].strip()
+    blocks: list[dict[str, Any]] = []
+    if values.get("wait", "").strip():
+        blocks.append({"id": "wait", "type": "timer", "duration": values["wait"].strip(),
+                       "next": "mail"})
+    blocks.append(mail)
+    return {"name": values.get("name", "").strip(), "active": values.get("active") == "1",
+            "trigger": {"eventTypeKey": values.get("type", "").strip()},
+            "start": blocks[0]["id"], "blocks": blocks}
+
+
+async def create_workflow(ctx: Page) -> Response:
+    form = await ctx.form()
+    values = {k: form.get(k, "") for k in ("name", "type", "wait", "template", "to",
+                                           "json_param", "active", "definition")}
+    text = values["definition"].strip()
+    if text:
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            return await _new_form(ctx, values=values, status=400, error=HttpError(
+                400, f"The definition is not valid JSON: {exc}"))
+    else:
+        text = json.dumps(recipe(values))
+    try:
+        created = await _stub(ctx).CreateWorkflow(
+            workflows_pb2.CreateWorkflowRequest(definition_json=text), metadata=ctx.meta)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        return await _new_form(ctx, values=values, status=400, error=from_grpc(exc))
+    return RedirectResponse(f"/workflows/{created.id}?created=1", status_code=303)
+
+
+async def _sample_events(ctx: Page, event_type_key: str) -> str:
+    """The simulator's starting input: the newest event of the trigger type, if any."""
+    reply = await ctx.stub(events_pb2_grpc.EventServiceStub).ListEvents(
+        events_pb2.ListEventsRequest(event_type_key=event_type_key, page_size=1),
+        metadata=ctx.meta)
+    if reply.events:
+        body = json.loads(reply.events[0].body_json)
+    else:
+        body = {"eventTypeKey": event_type_key, "keyValue": "site@com.net",
+                "params": [{"name": "email", "value": "site@ukr.net"}]}
+    return json.dumps([{**body, "at": "PT0S"}], indent=2, ensure_ascii=False)
+
+
+async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | None = None,
+                        sim_events: str = "", error: HttpError | None = None,
+                        definition: str = "") -> Response:
+    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    w = await _stub(ctx).GetWorkflow(workflows_pb2.GetWorkflowRequest(id=workflow_id),
+                                     metadata=ctx.meta)
+    doc = _doc(w)
+    versions = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).ListWorkflowVersions(
+        workflows_pb2.GetWorkflowRequest(id=workflow_id), metadata=ctx.meta)
+    runs = await _stub(ctx).ListRuns(workflows_pb2.ListRunsRequest(
+        workflow_id=workflow_id, page_size=RUNS_PAGE), metadata=ctx.meta)
+    trigger = (doc.get("trigger") or {}).get("eventTypeKey", "")
+    shown = {k: v for k, v in doc.items() if k != "active"}
+    return ctx.render(
+        "workflow.html", status=status, w=w, doc=doc, diagram=layout(doc),
+        versions=versions.workflows, runs=runs.runs, trigger=trigger, sim=sim, error=error,
+        sim_events=sim_events or await _sample_events(ctx, trigger),
+        definition=definition or json.dumps(shown, indent=2, ensure_ascii=False),
+        open_runs=any(r.status in OPEN_STATUSES for r in runs.runs))
+
+
+async def show_workflow(ctx: Page) -> Response:
+    return await workflow_page(ctx)
+
+
+async def set_active(ctx: Page) -> Response:
+    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    form = await ctx.form()
+    req = workflows_pb2.GetWorkflowRequest(id=workflow_id)
+    if form.get("active") == "1":
+        await _stub(ctx).ActivateWorkflow(req, metadata=ctx.meta)
+    else:
+        await _stub(ctx).DeactivateWorkflow(req, metadata=ctx.meta)
+    back = form.get("back", "")
+    return RedirectResponse(back if back == "/workflows" else f"/workflows/{workflow_id}", 303)
+
+
+async def update_workflow(ctx: Page) -> Response:
+    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    text = (await ctx.form()).get("definition", "")
+    try:
+        json.loads(text)
+        await _stub(ctx).UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
+            id=workflow_id, definition_json=text), metadata=ctx.meta)
+    except ValueError as exc:
+        return await workflow_page(ctx, status=400, definition=text, error=HttpError(
+            400, f"The definition is not valid JSON: {exc}"))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
+            raise
+        return await workflow_page(ctx, status=400, definition=text, error=from_grpc(exc))
+    return RedirectResponse(f"/workflows/{workflow_id}?saved=1", status_code=303)
+
+
+async def simulate(ctx: Page) -> Response:
+    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    if ctx.request.method == "GET":  # a reload of the result page
+        return RedirectResponse(f"/workflows/{workflow_id}#simulator", status_code=303)
+    events_text = (await ctx.form()).get("events", "")
+    w = await _stub(ctx).GetWorkflow(workflows_pb2.GetWorkflowRequest(id=workflow_id),
+                                     metadata=ctx.meta)
+    try:
+        json.loads(events_text)
+        reply = await _stub(ctx).SimulateWorkflow(workflows_pb2.SimulateWorkflowRequest(
+            definition_json=w.definition_json, events_json=events_text), metadata=ctx.meta)
+    except ValueError as exc:
+        return await workflow_page(ctx, status=400, sim_events=events_text, sim={
+            "error": f"The events are not valid JSON: {exc}"})
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        err = from_grpc(exc)
+        return await workflow_page(ctx, status=400, sim_events=events_text, sim={
+            "error": err.error, "violations": err.violations})
+    return await workflow_page(ctx, sim=json.loads(reply.result_json), sim_events=events_text)
+
+
+async def run_page(ctx: Page) -> Response:
+    run_id = int_param(ctx.request.path_params["run_id"], "run id")
+    reply = await _stub(ctx).ListRunSteps(workflows_pb2.ListRunStepsRequest(run_id=run_id),
+                                          metadata=ctx.meta)
+    messages = await _stub(ctx).ListMessages(workflows_pb2.ListMessagesRequest(run_id=run_id),
+                                             metadata=ctx.meta)
+    steps = [(s, json.loads(s.detail_json or "{}")) for s in reply.steps]
+    return ctx.render("run.html", r=reply.run, steps=steps, messages=messages.messages,
+                      open=reply.run.status in OPEN_STATUSES)

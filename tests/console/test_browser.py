@@ -1,0 +1,271 @@
+"""The seed's guide followed in the console by a real browser (headless Debian chromium) against
+the stack as ``make run`` starts it: from the first event to the delivered letter.
+
+Every screen is saved to tests/console/screenshots/ (the main ones are in docs/console/)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.browser import DevStack, launch, require_browser, run_devstack, shots_dir
+
+LOOP = ("#foreach($!item in $!data.get('array'))\n"
+        "<p>$!item.get('name'): $!item.get('price')</p>\n"
+        "#end")
+TEXT = "#foreach($!item in $!data.get('array'))$!item.get('name'): $!item.get('price')\n#end"
+CART = {"eventTypeKey": "abandoned_cart", "keyValue": "site@com.net", "params": [
+    {"name": "email", "value": "site@ukr.net"},
+    {"name": "items", "value": {"array": [
+        {"name": "Hair styler", "price": "341",
+         "url": "https://site.com/catalog/suhaya-detskaya-molochnaya-smes-hipp-combiotic-2-750-g",
+         "brand": "Le Petit Olivier"},
+        {"name": "Magnolia Nobile Парфумована вода", "price": "2341",
+         "url": "https://site.com/catalog/suhaya-detskaya-molochnaya-smes-hipp-combiotic-2-750-g",
+         "brand": "Acqua Di Parma"}]}}]}
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def sync_api() -> Any:
+    return require_browser()
+
+
+@pytest.fixture(scope="module")
+def devstack(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    yield from run_devstack(tmp_path_factory.mktemp("console-devrun"))
+
+
+@pytest.fixture(scope="module")
+def browser(sync_api: Any) -> Iterator[Any]:
+    playwright, chromium = launch(sync_api)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+def curl_event(stack: DevStack, body: dict[str, Any]) -> int:
+    """The event sent as the seed says, by a real curl; returns the X-Event-Id."""
+    out = subprocess.run(
+        ["curl", "-s", "-i", "-u", f"any:{stack.api_key}", "-H", "Content-Type: application/json",
+         f"{stack.url}/api/v2/event", "-d", json.dumps(body, ensure_ascii=False)],
+        capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.startswith("HTTP/1.1 200"), out
+    found = re.search(r"(?im)^x-event-id:\s*(\d+)", out)
+    assert found, out
+    return int(found.group(1))
+
+
+def go(page: Any, section: str) -> None:
+    """Follow a link of the top navigation."""
+    page.get_by_role("navigation", name="Sections").get_by_role(
+        "link", name=section, exact=True).click()
+
+
+class Shots:
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.dir = shots_dir()
+        self.n = 0
+
+    def take(self, name: str, *, full: bool = True) -> Path:
+        """A screenshot; ``full=False`` keeps to the window (sandboxed frames only show there)."""
+        self.n += 1
+        path = self.dir / f"{self.n:02d}-{name}.png"
+        self.page.wait_for_timeout(150)
+        self.page.screenshot(path=str(path), full_page=full)
+        return path
+
+
+def test_seed_guide_from_first_event_to_delivered_letter(
+        sync_api: Any, devstack: DevStack, browser: Any) -> None:
+    """Sign in, send the abandoned cart with curl, find it and its body, write the seed's loop
+    with a live preview (both items; a syntax error marked at its line; fixed), create the
+    workflow with a short timer, watch the run complete and the letter show as sent."""
+    expect = sync_api.expect
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    shots = Shots(page)
+    url = devstack.url
+
+    # Sign in with the account's API key.
+    page.goto(url + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+    shots.take("sign-in")
+    page.get_by_label("API key").fill("wrong-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not known")
+    page.get_by_label("API key").fill(devstack.api_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.get_by_text("No events yet")).to_be_visible()
+    expect(page.locator("pre.cmd")).to_contain_text(f"{url}/api/v2/event")
+    shots.take("overview-empty")
+
+    # The seed's abandoned cart, sent with curl.
+    event_id = curl_event(devstack, CART)
+    go(page, "Event types")
+    expect(page.get_by_role("link", name="abandoned_cart", exact=True)).to_be_visible()
+    shots.take("event-types")
+    page.get_by_role("link", name="abandoned_cart", exact=True).click()
+    expect(page.locator("table.shape")).to_contain_text("items.array[].price")
+    shots.take("event-type")
+
+    # Automation → Event history, click the event: its body as received.
+    go(page, "Event history")
+    page.get_by_label("Event type").select_option("abandoned_cart")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.events tbody tr")).to_have_count(1)
+    shots.take("event-history")
+    page.locator("table.events tbody a").first.click()
+    expect(page).to_have_url(re.compile(rf"/events/{event_id}$"))
+    body = page.locator("#event-body")
+    expect(body).to_contain_text('"eventTypeKey": "abandoned_cart"')
+    expect(body).to_contain_text("Magnolia Nobile Парфумована вода")
+    shots.take("event-body")
+
+    # A message with the seed's loop, previewed against that event ("View message").
+    page.get_by_role("link", name="Use this event in a message preview").click()
+    page.get_by_label("Name").fill("Cart")
+    page.get_by_label("Subject").fill("You left $!data.get('array').size() items in your cart")
+    page.get_by_label("JSON param").fill("items")
+    page.locator("#f-html").fill(LOOP)
+    page.locator("#f-text").fill(TEXT)
+    frame = page.frame_locator("#pv-html")
+    expect(frame.locator("body")).to_contain_text("Hair styler: 341")
+    expect(frame.locator("body")).to_contain_text("Magnolia Nobile Парфумована вода: 2341")
+    expect(page.locator("#pv-subject")).to_have_text("You left 2 items in your cart")
+    assert page.locator("#pv-html").get_attribute("sandbox") == ""
+    shots.take("message-preview", full=False)
+
+    # Break the syntax: the error shows at its line, marked in the editor; then fix it.
+    page.locator("#f-html").fill(LOOP.replace("$!item.get('name')", "#if($!item.get('name')"))
+    error = page.locator("#err-html")
+    expect(error).to_contain_text("Line 2, column")
+    expect(page.locator("[data-editor=html] .gutter span.bad")).to_have_text("2")
+    expect(page.locator("#f-html")).to_have_attribute("aria-invalid", "true")
+    shots.take("message-error", full=False)
+    page.locator("#f-html").fill(LOOP)
+    expect(error).to_be_hidden()
+    expect(frame.locator("body")).to_contain_text("Magnolia Nobile Парфумована вода: 2341")
+
+    # Pasted JSON that does not parse: "Wrong Format".
+    page.get_by_label("JSON I paste").check()
+    page.locator("#pv-json").fill('{"array": [')
+    expect(page.locator("#err-json")).to_contain_text("Wrong Format")
+    page.get_by_label("an event from history").check()
+    page.get_by_role("button", name="Save message").click()
+    expect(page.get_by_role("status").filter(has_text="Saved as message")).to_be_visible()
+    template_id = page.url.rsplit("/", 1)[1].split("?")[0]
+
+    # The abandoned-cart workflow: wait (short), then the email to ${email} with items.
+    go(page, "Workflows")
+    expect(page.get_by_text("No workflows yet")).to_be_visible()
+    page.get_by_role("link", name="New workflow").click()
+    page.get_by_label("Name").fill("abandoned cart")
+    page.get_by_label("Trigger: event type").fill("abandoned_cart")
+    page.get_by_label("Wait (ISO 8601 duration)").fill("PT3S")
+    page.get_by_label("Message").select_option(template_id)
+    expect(page.get_by_label("Contact's email")).to_have_value("${email}")
+    expect(page.get_by_label("JSON param")).to_have_value("items")
+    shots.take("workflow-new")
+    page.get_by_role("button", name="Create workflow").click()
+    expect(page.get_by_role("switch")).to_have_attribute("aria-checked", "true")
+    expect(page.locator("svg.diagram")).to_contain_text("wait · timer")
+    expect(page.locator("svg.diagram")).to_contain_text("mail · email")
+    workflow_url = page.url.split("?")[0]
+
+    # The simulator runs it on simulated time against the event from history.
+    page.get_by_role("button", name="Simulate").click()
+    result = page.get_by_role("region", name="Simulation result")
+    expect(result).to_contain_text("1 run, 2 steps, 1 message")
+    expect(result).to_contain_text("site@ukr.net")
+    shots.take("workflow-simulator")
+
+    # A new event starts a run; it waits in the timer, then completes.
+    curl_event(devstack, CART)
+    page.goto(workflow_url)
+    run_link = page.get_by_role("link", name=re.compile(r"^Run \d+$")).first
+    expect(run_link).to_be_visible(timeout=30_000)
+    shots.take("workflow")
+    run_link.click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=90_000)
+    expect(page.locator("table")).to_contain_text("mail")
+    shots.take("run-completed")
+
+    # The letter in Sent messages, and in the development mail sink.
+    go(page, "Sent messages")
+    row = page.locator("table.sent tbody tr").first
+    expect(row).to_contain_text("site@ukr.net")
+    expect(row).to_contain_text("You left 2 items in your cart")
+    expect(row.locator(".status")).to_have_text("sent", timeout=30_000)
+    shots.take("sent-messages")
+    letters = list((devstack.data_dir / "mail").glob("*.eml"))
+    assert letters and any("Hair styler" in p.read_text(errors="replace") for p in letters)
+
+    # The rest of the screens, as a person finds them afterwards.
+    go(page, "Overview")
+    expect(page.locator(".tile").filter(has_text="Messages")).to_contain_text("1")
+    shots.take("overview")
+    go(page, "Contacts")
+    page.get_by_label("Email").fill("site@ukr.net")
+    page.get_by_role("button", name="Search").click()
+    page.locator("table tbody a").first.click()
+    expect(page.locator("ol.timeline li")).to_have_count(2)
+    shots.take("contact")
+    go(page, "Messages")
+    shots.take("messages")
+
+    phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state())
+    small = phone.new_page()
+    shots.page = small
+    small.goto(url + "/")
+    expect(small.get_by_role("heading", name="Overview")).to_be_visible()
+    assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shots.take("phone-overview")
+    small.goto(url + f"/messages/{template_id}?json=items")
+    expect(small.frame_locator("#pv-html").locator("body")).to_contain_text("Hair styler")
+    shots.take("phone-message")
+    phone.close()
+
+    # Sign out ends the session.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(url + "/events")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    context.close()
+
+
+def test_keyboard_reaches_the_navigation_and_the_editor(
+        sync_api: Any, devstack: DevStack, browser: Any) -> None:
+    """Skip link first, then every section link by Tab; the editor's fields carry labels."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(devstack.url + "/login")
+    page.get_by_label("API key").fill(devstack.api_key)
+    page.keyboard.press("Enter")
+    sync_api.expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    seen = []
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.textContent.trim()"))
+    for label in ("Overview", "Event types", "Event history", "Messages", "Workflows",
+                  "Contacts", "Sent messages", "Sign out"):
+        assert label in seen, seen
+    page.goto(devstack.url + "/messages/new")
+    for label in ("Name", "Subject", "HTML body", "Text body"):
+        assert page.get_by_label(label).count() >= 1, label
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id || e.name)")
+    assert unlabelled == []
+    context.close()
