@@ -59,6 +59,12 @@ def pretty_json(value: Any) -> str:
     return text
 
 
+def compact_json(value: Any) -> str:
+    """One-line JSON for tables (escaped by the template, not by ``tojson``'s \\u003c)."""
+    text: str = json.dumps(value, ensure_ascii=False)
+    return text
+
+
 class Console:
     """What the console holds for the gateway's lifetime."""
 
@@ -68,7 +74,7 @@ class Console:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(["html"]),
                                trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(when=_when, iso=_iso, pretty=pretty_json,
+        self.env.filters.update(when=_when, iso=_iso, pretty=pretty_json, compact=compact_json,
                                 urlq=lambda s: quote(str(s), safe=""))
         self.env.globals["nav"] = NAV
 

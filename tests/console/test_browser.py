@@ -33,9 +33,15 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
+# A loaded two-core machine renders slower than a quiet one: generous waits, no timings.
+WAIT_MS = 20_000
+
+
 @pytest.fixture(scope="module")
 def sync_api() -> Any:
-    return require_browser()
+    api = require_browser()
+    api.expect.set_options(timeout=WAIT_MS)
+    return api
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,7 @@ def test_seed_guide_from_first_event_to_delivered_letter(
     workflow with a short timer, watch the run complete and the letter show as sent."""
     expect = sync_api.expect
     context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     shots = Shots(page)
     url = devstack.url
@@ -247,6 +254,7 @@ def test_keyboard_reaches_the_navigation_and_the_editor(
         sync_api: Any, devstack: DevStack, browser: Any) -> None:
     """Skip link first, then every section link by Tab; the editor's fields carry labels."""
     context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     page.goto(devstack.url + "/login")
     page.get_by_label("API key").fill(devstack.api_key)
