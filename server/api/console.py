@@ -8,11 +8,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, workflows_pb2
-from server.api.convert import dt_to_ts
 from server.api.errors import current_account
 from server.api.events import _fill_stored as fill_stored
 from server.api.workflows import _run as run_message
 from server.api.workflows import _workflow as workflow_message
+from server.codec.values import dt_to_ts
 from server.errors import InvalidArgument, Violation
 from server.ingest import history
 from server.stats import account, event_types, overview, workflows

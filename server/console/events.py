@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, events_pb2_grpc
 from server.console.web import Page, int_param
-from server.gateway.http import HttpError
+from server.errors import InvalidArgument, Violation
 
 PAGE_SIZE = 25
 # Settings h-segments adds to event types show once the server sends them.
@@ -38,8 +38,8 @@ def _time(raw: str, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise HttpError(400, f"{name} must be a date and time such as 2025-01-31T09:00, "
-                        f"not {raw!r}") from None
+        raise InvalidArgument.from_violations([Violation(
+            name, f"must be a date and time such as 2025-01-31T09:00, not {raw!r}")]) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

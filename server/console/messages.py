@@ -11,8 +11,7 @@ import grpc
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from eventflow.v1 import events_pb2, events_pb2_grpc, templates_pb2, templates_pb2_grpc
-from server.console.web import Page, int_param
-from server.gateway.http import from_grpc
+from server.console.web import Page, failure, int_param
 
 PARTS = ("subject", "html", "text")
 MAX_PREVIEW_BODY = 1024 * 1024
@@ -75,10 +74,10 @@ async def save_message(ctx: Page) -> Response:
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
-        err = from_grpc(exc)
+        err = failure(exc)
         return await editor(ctx, values=values, status=err.status, error={
-            "field": err.extra.get("field") or "", "message": err.error,
-            "line": err.extra.get("line"), "column": err.extra.get("column")})
+            "field": err.metadata.get("field") or "", "message": err.message,
+            "line": err.metadata.get("line"), "column": err.metadata.get("column")})
     # The preview's choices travel along, so the saved message shows as it was written.
     keep = urlencode({"saved": 1, "json": values["json_param"], "event": values["event_id"]})
     return RedirectResponse(f"/messages/{reply.id}?{keep}", status_code=303)

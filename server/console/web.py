@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +17,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from server.api.status import ErrorReport
 from server.console.session import SESSION_COOKIE, Session, Sessions, load_secret
-from server.gateway.http import HttpError, from_grpc
+from server.errors import EventflowError, InvalidArgument, Violation
+from server.gateway.http import error_response
 from server.gateway.state import GatewayState
 
 HERE = Path(__file__).parent
@@ -99,6 +101,24 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "frame-ancestors 'none'")
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed call as a page shows it: the HTTP status of the gateway's one mapping, the
+    sentence, the field violations and the error's metadata (a template's line, column)."""
+
+    status: int
+    message: str
+    violations: tuple[Violation, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def failure(error: EventflowError | grpc.aio.AioRpcError) -> Failure:
+    report = (ErrorReport.of(error) if isinstance(error, EventflowError)
+              else ErrorReport.from_rpc(error))
+    return Failure(status=error_response(report).status_code, message=report.message,
+                   violations=report.violations, metadata=dict(report.metadata))
+
+
 @dataclass(slots=True)
 class Page:
     """One signed-in request: the request, its session and the console."""
@@ -160,18 +180,18 @@ def page(console: Console, section: str, fn: Handler, *, changes: bool = False
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 console.sessions.end(request.cookies.get(SESSION_COOKIE))
                 return to_login(request)
-            return error_page(ctx, from_grpc(exc))
-        except HttpError as exc:
-            return error_page(ctx, exc)
+            return error_page(ctx, failure(exc))
+        except EventflowError as exc:
+            return error_page(ctx, failure(exc))
 
     endpoint.__name__ = getattr(fn, "__name__", "endpoint")
     return endpoint
 
 
-def error_page(ctx: Page, exc: HttpError) -> HTMLResponse:
+def error_page(ctx: Page, exc: Failure) -> HTMLResponse:
     titles = {400: "Not valid", 404: "Not found", 409: "Conflict", 503: "Server unavailable"}
     return ctx.render("error.html", status=exc.status, title=titles.get(exc.status, "Error"),
-                      message=exc.error, violations=exc.violations)
+                      message=exc.message, violations=exc.violations)
 
 
 def int_param(raw: str | None, name: str) -> int:
@@ -179,5 +199,5 @@ def int_param(raw: str | None, name: str) -> int:
     if raw is None or raw == "":
         return 0
     if not raw.isdigit():
-        raise HttpError(400, f"{name} must be a whole number, not {raw!r}")
+        raise InvalidArgument.from_violations([Violation(name, f"must be a whole number, not {raw!r}")])
     return int(raw)

@@ -19,8 +19,7 @@ from eventflow.v1 import (
     workflows_pb2_grpc,
 )
 from server.console.diagram import layout
-from server.console.web import Page, int_param
-from server.gateway.http import HttpError, from_grpc
+from server.console.web import Failure, Page, failure, int_param
 
 RUNS_PAGE = 50
 OPEN_STATUSES = ("running", "waiting")
@@ -51,7 +50,7 @@ async def _choices(ctx: Page) -> tuple[list[str], list[Any]]:
 
 
 async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
-                    error: HttpError | None = None) -> Response:
+                    error: Failure | None = None) -> Response:
     types, templates = await _choices(ctx)
     return ctx.render("workflow_new.html", status=status, v=values, types=types,
                       templates=templates, error=error)
@@ -91,8 +90,7 @@ async def create_workflow(ctx: Page) -> Response:
         try:
             json.loads(text)
         except ValueError as exc:
-            return await _new_form(ctx, values=values, status=400, error=HttpError(
-                400, f"The definition is not valid JSON: {exc}"))
+            return await _new_form(ctx, values=values, status=400, error=Failure(400, f"The definition is not valid JSON: {exc}"))
     else:
         text = json.dumps(recipe(values))
     try:
@@ -101,7 +99,7 @@ async def create_workflow(ctx: Page) -> Response:
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
-        return await _new_form(ctx, values=values, status=400, error=from_grpc(exc))
+        return await _new_form(ctx, values=values, status=400, error=failure(exc))
     return RedirectResponse(f"/workflows/{created.id}?created=1", status_code=303)
 
 
@@ -119,7 +117,7 @@ async def _sample_events(ctx: Page, event_type_key: str) -> str:
 
 
 async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | None = None,
-                        sim_events: str = "", error: HttpError | None = None,
+                        sim_events: str = "", error: Failure | None = None,
                         definition: str = "") -> Response:
     workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
     w = await _stub(ctx).GetWorkflow(workflows_pb2.GetWorkflowRequest(id=workflow_id),
@@ -163,12 +161,11 @@ async def update_workflow(ctx: Page) -> Response:
         await _stub(ctx).UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
             id=workflow_id, definition_json=text), metadata=ctx.meta)
     except ValueError as exc:
-        return await workflow_page(ctx, status=400, definition=text, error=HttpError(
-            400, f"The definition is not valid JSON: {exc}"))
+        return await workflow_page(ctx, status=400, definition=text, error=Failure(400, f"The definition is not valid JSON: {exc}"))
     except grpc.aio.AioRpcError as exc:
         if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
             raise
-        return await workflow_page(ctx, status=400, definition=text, error=from_grpc(exc))
+        return await workflow_page(ctx, status=400, definition=text, error=failure(exc))
     return RedirectResponse(f"/workflows/{workflow_id}?saved=1", status_code=303)
 
 
@@ -189,9 +186,9 @@ async def simulate(ctx: Page) -> Response:
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
-        err = from_grpc(exc)
+        err = failure(exc)
         return await workflow_page(ctx, status=400, sim_events=events_text, sim={
-            "error": err.error, "violations": err.violations})
+            "error": err.message, "violations": err.violations})
     return await workflow_page(ctx, sim=json.loads(reply.result_json), sim_events=events_text)
 
 
