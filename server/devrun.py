@@ -40,7 +40,7 @@ def _prepare(settings: Settings) -> Any:
     return asyncio.run(key())
 
 
-def _wait_http(url: str, timeout: float = 20.0) -> bool:
+def _wait_http(url: str, timeout: float = 60.0) -> bool:
     import httpx
 
     deadline = time.monotonic() + timeout
