@@ -17,7 +17,8 @@ from eventflow.v1 import (
     workflows_pb2,
     workflows_pb2_grpc,
 )
-from server.console.web import Page, int_param
+from server.console.web import Page
+from server.gateway.http import path_id
 
 LIST_LIMIT = 100
 TIMELINE = 50
@@ -52,7 +53,7 @@ async def contact_list(ctx: Page) -> Response:
 
 
 async def contact_page(ctx: Page) -> Response:
-    contact_id = int_param(ctx.request.path_params["contact_id"], "contact id")
+    contact_id = path_id(ctx.request, "contact_id")
     c = await _stub(ctx).GetContact(contacts_pb2.GetContactRequest(id=contact_id),
                                     metadata=ctx.meta)
     fields = await _stub(ctx).ListFields(contacts_pb2.ListFieldsRequest(), metadata=ctx.meta)

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, events_pb2_grpc
-from server.console.web import Page, int_param
+from server.console.web import Page
 from server.errors import InvalidArgument, Violation
+from server.gateway.http import path_id
 
 PAGE_SIZE = 25
 # Settings h-segments adds to event types show once the server sends them.
@@ -65,7 +66,7 @@ async def history(ctx: Page) -> Response:
 
 
 async def event(ctx: Page) -> Response:
-    event_id = int_param(ctx.request.path_params["event_id"], "event id")
+    event_id = path_id(ctx.request, "event_id")
     found = await ctx.stub(events_pb2_grpc.EventServiceStub).GetEvent(
         events_pb2.GetEventRequest(id=event_id), metadata=ctx.meta)
     runs = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).ListEventRuns(

@@ -11,7 +11,9 @@ import grpc
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from eventflow.v1 import events_pb2, events_pb2_grpc, templates_pb2, templates_pb2_grpc
-from server.console.web import Page, failure, int_param
+from server.console.web import Page, failure
+from server.errors import InvalidArgument, Violation
+from server.gateway.http import path_id
 
 PARTS = ("subject", "html", "text")
 MAX_PREVIEW_BODY = 1024 * 1024
@@ -50,7 +52,7 @@ async def new_message(ctx: Page) -> Response:
 
 
 async def show_message(ctx: Page) -> Response:
-    template_id = int_param(ctx.request.path_params["template_id"], "message id")
+    template_id = path_id(ctx.request, "template_id")
     t = await _stub(ctx).GetTemplate(templates_pb2.GetTemplateRequest(id=template_id),
                                      metadata=ctx.meta)
     return await editor(ctx, template_id=t.id, values={
@@ -103,6 +105,16 @@ def _wrong_format(raw: str) -> dict[str, Any] | None:
     return None
 
 
+def _event_id(raw: Any) -> int:
+    """The chosen event's id (a number, or digits as text); 0 when none is chosen."""
+    if raw in (None, ""):
+        return 0
+    text = str(raw)
+    if isinstance(raw, bool) or not (text.isascii() and text.isdigit()):
+        raise InvalidArgument.from_violations([Violation("eventId", "must be an event id")])
+    return int(text)
+
+
 async def preview(ctx: Page) -> Response:
     """``POST /messages/preview`` (JSON, CSRF header): each part rendered, or its error."""
     raw = await ctx.request.body()
@@ -121,7 +133,7 @@ async def preview(ctx: Page) -> Response:
         doc["data"] = json.loads(str(doc.get("json")))
         event_json = ""
     else:
-        event_id = int_param(str(doc.get("eventId") or ""), "eventId")
+        event_id = _event_id(doc.get("eventId"))
         if not event_id:
             return JSONResponse({"data": {"message": "Choose an event from history, or paste "
                                           "JSON data.", "kind": "no_data"}})

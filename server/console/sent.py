@@ -8,16 +8,15 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
-from server.console.web import Page, int_param
+from server.console.web import Page
+from server.gateway.http import query_number
 
 PAGE_SIZE = 50
 
 
 async def sent(ctx: Page) -> Response:
-    q = ctx.request.query_params
-    filters = {name: int_param(q.get(name, "").strip(), name)
-               for name in ("run", "contact", "workflow")}
-    before = int_param(q.get("before"), "before")
+    filters = {name: query_number(ctx.request, name) for name in ("run", "contact", "workflow")}
+    before = query_number(ctx.request, "before")
     reply = await ctx.stub(workflows_pb2_grpc.WorkflowServiceStub).ListMessages(
         workflows_pb2.ListMessagesRequest(
             run_id=filters["run"], contact_id=filters["contact"],

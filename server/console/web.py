@@ -15,11 +15,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from server.api.status import ErrorReport
 from server.console.session import SESSION_COOKIE, Session, Sessions, load_secret
-from server.errors import EventflowError, InvalidArgument, Violation
+from server.errors import EventflowError, Violation
 from server.gateway.http import error_response
 from server.gateway.state import GatewayState
 
@@ -188,16 +188,11 @@ def page(console: Console, section: str, fn: Handler, *, changes: bool = False
     return endpoint
 
 
-def error_page(ctx: Page, exc: Failure) -> HTMLResponse:
+def error_page(ctx: Page, exc: Failure) -> Response:
+    if ctx.request.headers.get("content-type", "").startswith("application/json"):
+        # The page's own scripts (preview, import) read the failure as JSON.
+        return JSONResponse({"error": exc.message, "violations": [
+            {"field": v.field, "message": v.message} for v in exc.violations]}, exc.status)
     titles = {400: "Not valid", 404: "Not found", 409: "Conflict", 503: "Server unavailable"}
     return ctx.render("error.html", status=exc.status, title=titles.get(exc.status, "Error"),
                       message=exc.message, violations=exc.violations)
-
-
-def int_param(raw: str | None, name: str) -> int:
-    """A positive id from a path or query; 400 naming the parameter otherwise."""
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit():
-        raise InvalidArgument.from_violations([Violation(name, f"must be a whole number, not {raw!r}")])
-    return int(raw)

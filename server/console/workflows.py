@@ -19,7 +19,8 @@ from eventflow.v1 import (
     workflows_pb2_grpc,
 )
 from server.console.diagram import layout
-from server.console.web import Failure, Page, failure, int_param
+from server.console.web import Failure, Page, failure
+from server.gateway.http import path_id
 
 RUNS_PAGE = 50
 OPEN_STATUSES = ("running", "waiting")
@@ -119,7 +120,7 @@ async def _sample_events(ctx: Page, event_type_key: str) -> str:
 async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | None = None,
                         sim_events: str = "", error: Failure | None = None,
                         definition: str = "") -> Response:
-    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    workflow_id = path_id(ctx.request, "workflow_id")
     w = await _stub(ctx).GetWorkflow(workflows_pb2.GetWorkflowRequest(id=workflow_id),
                                      metadata=ctx.meta)
     doc = _doc(w)
@@ -142,7 +143,7 @@ async def show_workflow(ctx: Page) -> Response:
 
 
 async def set_active(ctx: Page) -> Response:
-    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    workflow_id = path_id(ctx.request, "workflow_id")
     form = await ctx.form()
     req = workflows_pb2.GetWorkflowRequest(id=workflow_id)
     if form.get("active") == "1":
@@ -154,7 +155,7 @@ async def set_active(ctx: Page) -> Response:
 
 
 async def update_workflow(ctx: Page) -> Response:
-    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    workflow_id = path_id(ctx.request, "workflow_id")
     text = (await ctx.form()).get("definition", "")
     try:
         json.loads(text)
@@ -170,7 +171,7 @@ async def update_workflow(ctx: Page) -> Response:
 
 
 async def simulate(ctx: Page) -> Response:
-    workflow_id = int_param(ctx.request.path_params["workflow_id"], "workflow id")
+    workflow_id = path_id(ctx.request, "workflow_id")
     if ctx.request.method == "GET":  # a reload of the result page
         return RedirectResponse(f"/workflows/{workflow_id}#simulator", status_code=303)
     events_text = (await ctx.form()).get("events", "")
@@ -193,7 +194,7 @@ async def simulate(ctx: Page) -> Response:
 
 
 async def run_page(ctx: Page) -> Response:
-    run_id = int_param(ctx.request.path_params["run_id"], "run id")
+    run_id = path_id(ctx.request, "run_id")
     reply = await _stub(ctx).ListRunSteps(workflows_pb2.ListRunStepsRequest(run_id=run_id),
                                           metadata=ctx.meta)
     messages = await _stub(ctx).ListMessages(workflows_pb2.ListMessagesRequest(run_id=run_id),

@@ -198,3 +198,19 @@ async def test_json_api_is_untouched(stack: Stack) -> None:
     assert (await stack.http.get("/healthz")).json() == {"status": "ok"}
     static = await stack.http.get("/console/static/console.css")
     assert static.status_code == 200 and "text/css" in static.headers["content-type"]
+
+
+async def test_bad_ids_are_400_pages_naming_the_field(stack: Stack) -> None:
+    """A malformed id or filter answers a 400 page saying which value and why."""
+    c = await signed_in(stack, stack.api_key)
+    try:
+        for path, field in (("/events/abc", "id"), ("/workflows/1x", "id"),
+                            ("/sent?run=x", "run"), ("/events?since=yesterday", "since")):
+            page = await c.get(path)
+            assert page.status_code == 400, path
+            assert f"<code>{field}</code>" in page.text, (path, page.text[-600:])
+        assert (await c.get("/events/999999999")).status_code == 404
+        bad = await c.preview({"html": "x", "source": "event", "eventId": "¹"})
+        assert bad.status_code == 400 and bad.json()["violations"][0]["field"] == "eventId"
+    finally:
+        await c.aclose()
