@@ -15,7 +15,7 @@ from server.api.workflows import _workflow as workflow_message
 from server.codec.values import dt_to_ts
 from server.errors import InvalidArgument, Violation
 from server.ingest import history
-from server.stats import account, event_types, overview, workflows
+from server.stats import event_types, overview, workflows
 
 
 def _stats(s: event_types.TypeStats, out: console_pb2.EventTypeStats) -> None:
@@ -31,11 +31,6 @@ def _stats(s: event_types.TypeStats, out: console_pb2.EventTypeStats) -> None:
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def GetAccount(self, request: Any, context: Any) -> console_pb2.AccountInfo:
-        account_id = current_account.get()
-        name = await account.account_name(self._engine, account_id=account_id)
-        return console_pb2.AccountInfo(id=account_id, name=name)
 
     async def GetOverview(self, request: Any, context: Any) -> console_pb2.Overview:
         o = await overview.overview(self._engine, account_id=current_account.get())

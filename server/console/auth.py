@@ -8,7 +8,7 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from eventflow.v1 import console_pb2, console_pb2_grpc
+from eventflow.v1 import account_pb2, account_pb2_grpc
 from server.console.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from server.console.web import Console, Page
 
@@ -54,8 +54,8 @@ async def login(console: Console, request: Request) -> Response:
         return await login_form(console, request, status=400,
                                 error="Enter the API key of your account.")
     try:
-        account = await console.stub(console_pb2_grpc.ConsoleServiceStub).GetAccount(
-            console_pb2.GetAccountRequest(), metadata=(("x-api-key", key),), timeout=10)
+        account = await console.stub(account_pb2_grpc.AccountServiceStub).GetAccountInfo(
+            account_pb2.GetAccountInfoRequest(), metadata=(("x-api-key", key),), timeout=10)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             console.sessions.failed(client)
@@ -64,8 +64,8 @@ async def login(console: Console, request: Request) -> Response:
                 "var/api_key."))
         return await login_form(console, request, status=503, error=(
             f"The eventflow server did not answer ({exc.code().name}); is it running?"))
-    cookie, _session = console.sessions.create(api_key=key, account_id=account.id,
-                                               account_name=account.name)
+    cookie, _session = console.sessions.create(api_key=key, account_id=account.org_id,
+                                               account_name=account.organisation_name)
     response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
                         samesite="lax", secure=_secure(request), path="/")

@@ -20,18 +20,6 @@ def stub(stack: Stack) -> console_pb2_grpc.ConsoleServiceStub:
     return console_pb2_grpc.ConsoleServiceStub(stack.channel)
 
 
-async def test_account_names_the_caller(stack: Stack) -> None:
-    """GetAccount answers the key's own account; an unknown key is UNAUTHENTICATED."""
-    mine = await stub(stack).GetAccount(console_pb2.GetAccountRequest(), metadata=stack.meta())
-    other = await stub(stack).GetAccount(console_pb2.GetAccountRequest(),
-                                         metadata=stack.meta(stack.other_key))
-    assert (mine.id, mine.name) == (stack.account_id, "default")
-    assert (other.id, other.name) == (stack.other_account_id, "other")
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub(stack).GetAccount(console_pb2.GetAccountRequest(), metadata=stack.meta("x"))
-    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-
-
 async def test_overview_counts_this_hour_per_type_and_account(stack: Stack) -> None:
     """New events land in the current hour's bucket of their type, for their account only."""
     type_key = f"ov_{secrets.token_hex(3)}"
