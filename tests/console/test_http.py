@@ -214,3 +214,12 @@ async def test_bad_ids_are_400_pages_naming_the_field(stack: Stack) -> None:
         assert bad.status_code == 400 and bad.json()["violations"][0]["field"] == "eventId"
     finally:
         await c.aclose()
+
+
+async def test_static_assets_are_the_package_files_only(stack: Stack) -> None:
+    """Assets are served by name from the package; anything else is 404, no path tricks."""
+    js = await stack.http.get("/console/static/editor.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for path in ("/console/static/nope.js", "/console/static/..%2F__init__.py",
+                 "/console/static/../__init__.py"):
+        assert (await stack.http.get(path)).status_code == 404, path
