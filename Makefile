@@ -8,7 +8,7 @@ PROTOS := $(wildcard proto/eventflow/v1/*.proto)
 GEN_STAMP := $(PROTO_OUT)/eventflow/.generated
 export PYTHONPATH := $(CURDIR):$(CURDIR)/clients/python
 
-.PHONY: run test test-reliability bench lint fmt proto worker gateway server clean install
+.PHONY: run test test-reliability account keys revoke bench lint fmt proto worker gateway server clean install
 
 $(STAMP): pyproject.toml server/native/valuecodec.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,19 @@ worker: proto
 
 test: proto
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Accounts and keys on the deployment the environment names (README, Accounts and keys):
+#   make account NAME=shop [EMAIL=owner@shop.example]
+#   make keys ACCOUNT=2 [ADD=label]
+#   make revoke KEY=5
+account: proto
+	@$(BIN)/python -m server.accounts create "$(NAME)" $(if $(EMAIL),--email "$(EMAIL)")
+
+keys: proto
+	@$(BIN)/python -m server.accounts keys "$(ACCOUNT)" $(if $(ADD),--add "$(ADD)")
+
+revoke: proto
+	@$(BIN)/python -m server.accounts revoke "$(KEY)"
 
 # The hostile-input and isolation scenarios alone (docs/reliability.md); `make test` runs
 # them too.

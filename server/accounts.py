@@ -1,20 +1,25 @@
-"""Accounts and API keys: the default account on first start, key look-up with a cache."""
+"""Accounts and API keys: the default account on first start, creating accounts and keys,
+revoking keys, and the key look-up of every call (with a cache revocations reach)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.config import Settings
-from server.db.models import Account, ApiKey, table_of, utcnow
-from server.errors import Unauthenticated
+from server.db.models import Account, ApiKey, as_utc, id_is, table_of, utcnow
+from server.errors import InvalidArgument, NotFound, Unauthenticated, Violation
+
+log = logging.getLogger(__name__)
 
 _accounts = table_of(Account)
 _keys = table_of(ApiKey)
@@ -40,21 +45,98 @@ class AccountProfile:
     email: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An API key as listed: never the key itself, which only its creator saw."""
+
+    key_id: int
+    account_id: int
+    label: str
+    created_at: datetime
+
+
+def _check_account_fields(*, name: str, email: str | None) -> None:
+    problems = []
+    if not name.strip():
+        problems.append(Violation("name", "is required"))
+    elif len(name) > 200:
+        problems.append(Violation("name", f"is {len(name)} characters; at most 200"))
+    if email is not None and (len(email) > 320 or "@" not in email):
+        problems.append(Violation("email", "must be an email address of at most 320 characters"))
+    if problems:
+        raise InvalidArgument.from_violations(problems)
+
+
+def _check_label(label: str) -> None:
+    if len(label) > 100:
+        raise InvalidArgument.from_violations([Violation(
+            "label", f"is {len(label)} characters; at most 100")])
+
+
 async def create_account(engine: AsyncEngine, *, name: str, api_key: str | None = None,
                          email: str | None = None) -> tuple[int, str]:
     """A new account with one API key; returns (account id, key)."""
+    _check_account_fields(name=name, email=email)
     key = api_key or secrets.token_urlsafe(24)
     async with engine.begin() as conn:
         result = await conn.execute(
-            insert(_accounts).values(name=name, email=email, created_at=utcnow())
+            insert(_accounts).values(name=name.strip(), email=email, created_at=utcnow())
             .returning(_accounts.c.id)
         )
         account_id = int(result.scalar_one())
-        await conn.execute(
-            insert(_keys).values(account_id=account_id, key_hash=hash_key(key), label="default",
-                                 created_at=utcnow())
-        )
+        await _insert_key(conn, account_id=account_id, key=key, label="default")
+    log.info("account %d created with key (label default)", account_id)
     return account_id, key
+
+
+async def _insert_key(conn: AsyncConnection, *, account_id: int, key: str, label: str) -> int:
+    result = await conn.execute(
+        insert(_keys).values(account_id=account_id, key_hash=hash_key(key), label=label,
+                             created_at=utcnow()).returning(_keys.c.id))
+    return int(result.scalar_one())
+
+
+async def _require_account(conn: AsyncConnection, account_id: int) -> None:
+    found = (await conn.execute(
+        select(_accounts.c.id).where(id_is(_accounts.c.id, account_id)))).scalar()
+    if found is None:
+        raise NotFound(f"no account {account_id}")
+
+
+async def add_key(engine: AsyncEngine, *, account_id: int, label: str = "") -> tuple[int, str]:
+    """A new API key for an existing account; returns (key id, key)."""
+    _check_label(label)
+    key = secrets.token_urlsafe(24)
+    async with engine.begin() as conn:
+        await _require_account(conn, account_id)
+        key_id = await _insert_key(conn, account_id=account_id, key=key, label=label or "api")
+    log.info("key %d created for account %d", key_id, account_id)
+    return key_id, key
+
+
+async def list_keys(engine: AsyncEngine, *, account_id: int) -> list[KeyInfo]:
+    """The keys of an account, oldest first."""
+    async with engine.connect() as conn:
+        await _require_account(conn, account_id)
+        rows = (await conn.execute(
+            select(_keys.c.id, _keys.c.account_id, _keys.c.label, _keys.c.created_at)
+            .where(id_is(_keys.c.account_id, account_id)).order_by(_keys.c.id))).all()
+    return [KeyInfo(key_id=int(r.id), account_id=int(r.account_id), label=r.label,
+                    created_at=as_utc(r.created_at)) for r in rows]
+
+
+async def revoke_key(engine: AsyncEngine, *, key_id: int) -> tuple[int, str]:
+    """Deletes an API key; returns (its account, its hash) for ``announce_revocation``.
+    From the commit on, the database refuses it; cached copies go through the feed."""
+    async with engine.begin() as conn:
+        row = (await conn.execute(
+            select(_keys.c.account_id, _keys.c.key_hash).where(id_is(_keys.c.id, key_id))
+        )).one_or_none()
+        if row is None:
+            raise NotFound(f"no API key {key_id}")
+        await conn.execute(delete(_keys).where(id_is(_keys.c.id, key_id)))
+    log.info("key %d of account %d revoked", key_id, row.account_id)
+    return int(row.account_id), str(row.key_hash)
 
 
 async def ensure_default_account(engine: AsyncEngine, *, settings: Settings) -> DefaultKey:
@@ -106,12 +188,32 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 class KeyResolver:
-    """Maps an API key to its account, caching hits for a minute and misses briefly."""
+    """Maps an API key to its account.
 
-    def __init__(self, engine: AsyncEngine, *, ttl: float = 60.0) -> None:
+    Found keys are cached for ``ttl`` seconds, and only while ``live`` (the revocation
+    feed's subscription is up, ``server.keyrevocation``); ``forget`` drops one at once.
+    Unknown keys are never cached, so a key created a moment ago works at once. A lookup
+    that raced a revocation is not cached (the generation moved while it ran).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, ttl: float = 30.0) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._cache: dict[str, tuple[int | None, float]] = {}
+        self._cache: dict[str, tuple[int, float]] = {}
+        self._live = False
+        self._generation = 0
+
+    def forget(self, key_hash: str) -> None:
+        """A revoked key: looked up again on its next use (and refused)."""
+        self._generation += 1
+        self._cache.pop(key_hash, None)
+
+    def set_live(self, live: bool) -> None:
+        """Whether revocations can reach this process; while not, nothing is cached."""
+        self._generation += 1
+        self._live = live
+        if not live:
+            self._cache.clear()
 
     async def account_for(self, key: str) -> int:
         if not key:
@@ -122,17 +224,25 @@ class KeyResolver:
         digest = hash_key(key)
         now = time.monotonic()
         hit = self._cache.get(digest)
-        if hit is None or hit[1] < now:
-            async with self._engine.connect() as conn:
-                found = (await conn.execute(
-                    select(_keys.c.account_id).where(_keys.c.key_hash == digest)
-                )).scalar()
-            ttl = self._ttl if found is not None else 2.0
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            hit = (found, now + ttl)
-            self._cache[digest] = hit
-        if hit[0] is None:
+        if hit is not None and hit[1] >= now:
+            return hit[0]
+        generation = self._generation
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(
+                select(_keys.c.account_id).where(_keys.c.key_hash == digest)
+            )).scalar()
+        if found is None:
+            self._cache.pop(digest, None)
             raise Unauthenticated("unknown API key: check the key printed at start-up "
                                   "or stored in the data dir")
-        return hit[0]
+        if self._live and generation == self._generation:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (int(found), now + self._ttl)
+        return int(found)
+
+
+if __name__ == "__main__":
+    from server.accounts_cli import main
+
+    raise SystemExit(main())

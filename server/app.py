@@ -15,8 +15,9 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventflow.v1 import events_pb2, events_pb2_grpc
+from eventflow.v1 import admin_pb2_grpc, events_pb2, events_pb2_grpc
 from server.accounts import KeyResolver
+from server.api.admin import ADMIN_SERVICE, AdminService
 from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
 from server.codec import values
@@ -25,6 +26,7 @@ from server.db.engine import create_engine
 from server.ingest.dispatch import Dispatcher
 from server.ingest.ratelimit import RateLimiter
 from server.ingest.writer import EventWriter
+from server.keyrevocation import RevocationFeed
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -130,7 +132,11 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     dispatcher = Dispatcher(redis, engine, settings=settings)
     writer = EventWriter(engine, on_commit=dispatcher.after_commit, settings=settings)
     await writer.start()
-    interceptor = HandlerCache(AuthErrorInterceptor(KeyResolver(engine)))
+    # Keys are cached only while revocations can reach this process (server.keyrevocation).
+    resolver = KeyResolver(engine)
+    feed = RevocationFeed(redis_url=settings.redis_url, prefix=settings.redis_prefix)
+    feed.start(on_revoked=resolver.forget, on_live=resolver.set_live)
+    interceptor = HandlerCache(AuthErrorInterceptor(resolver, admin_key=settings.admin_key))
     server = grpc.aio.server(interceptors=[interceptor],
                              options=server_options(reuse_port=reuse_port))
     deps = IngestDeps(settings=settings, writer=writer,
@@ -141,6 +147,10 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     if register is not None:
         extras, more = await register(server, deps)
         names += more
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(engine, settings, resolver),
+                                                      server)
+    names.append(ADMIN_SERVICE)
+    extras.append(feed)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -21,6 +21,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not an integer; unset it or give a number") from None
 
 
+def _admin_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("EVENTFLOW_ADMIN_KEY", "").strip()
+    if raw and len(raw) < 16:
+        raise SystemExit("EVENTFLOW_ADMIN_KEY must be at least 16 characters (it guards "
+                         "account and key management); e.g. python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(24))'")
+    return raw or None
+
+
 def normalise_database_url(url: str) -> str:
     """Map user-facing URLs onto the SQLAlchemy drivers we ship (psycopg 3, aiosqlite)."""
     for prefix in ("postgres://", "postgresql://"):
@@ -45,6 +54,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "eventflow:"
     api_key: str | None = None
+    # EVENTFLOW_ADMIN_KEY: the key of AdminService and /api/v1/admin (None: both off).
+    admin_key: str | None = None
     max_event_bytes: int = 20480
     rate_limit: int = 350
     server_processes: int = 1
@@ -83,6 +94,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("EVENTFLOW_REDIS_PREFIX") or "eventflow:",
             api_key=env.get("EVENTFLOW_API_KEY") or None,
+            admin_key=_admin_key(env),
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +18,13 @@ from google.protobuf.message import DecodeError
 
 from server.accounts import KeyResolver
 from server.api.status import ErrorReport
-from server.errors import EventflowError, InvalidArgument, Unauthenticated, Violation
+from server.errors import (
+    EventflowError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Violation,
+)
 
 log = logging.getLogger(__name__)
 current_account: contextvars.ContextVar[int] = contextvars.ContextVar("current_account")
@@ -71,15 +78,33 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return decode
 
 
+ADMIN_PREFIX = "/eventflow.v1.AdminService/"
+
+
 class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the methods of ``/eventflow.`` services; health and reflection stay open."""
+    """Wraps the methods of ``/eventflow.`` services; health and reflection stay open.
+    AdminService takes the admin key (``admin_key``; None turns the service off), every
+    other service an account's key."""
 
-    def __init__(self, resolver: KeyResolver) -> None:
+    def __init__(self, resolver: KeyResolver, *, admin_key: str | None = None) -> None:
         self._resolver = resolver
+        self._admin_key = admin_key
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any],
+                            method: str) -> None:
         key = api_key_from_metadata(context.invocation_metadata())
+        if method.startswith(ADMIN_PREFIX):
+            self._check_admin(key)
+            return
         current_account.set(await self._resolver.account_for(key))
+
+    def _check_admin(self, key: str) -> None:
+        if self._admin_key is None:
+            raise PermissionDenied("the admin service is off: set EVENTFLOW_ADMIN_KEY on "
+                                   "the server to use it")
+        if not hmac.compare_digest(key.encode(), self._admin_key.encode()):
+            log.warning("admin call refused: wrong or missing admin key")
+            raise Unauthenticated("this call needs the admin key (EVENTFLOW_ADMIN_KEY)")
 
     async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
         if isinstance(exc, EventflowError):
@@ -94,20 +119,20 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary),
+                self._wrap_unary(handler.unary_unary, details.method),
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(handler.stream_stream),
+                self._wrap_stream(handler.stream_stream, details.method),
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         return handler
 
-    def _wrap_unary(self, inner: Handler) -> Handler:
+    def _wrap_unary(self, inner: Handler, method: str) -> Handler:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                await self._authenticate(context)
+                await self._authenticate(context, method)
                 if isinstance(request, Undecodable):
                     raise request.error()
                 return await inner(request, context)
@@ -117,7 +142,8 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
                 await self._abort(context, exc)
         return wrapped
 
-    def _wrap_stream(self, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+    def _wrap_stream(self, inner: Callable[..., AsyncIterator[Any]], method: str
+                     ) -> Callable[..., Any]:
         async def wrapped(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async def checked() -> AsyncIterator[Any]:
                 async for request in requests:
@@ -126,7 +152,7 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
                     yield request
 
             try:
-                await self._authenticate(context)
+                await self._authenticate(context, method)
                 async for item in inner(checked(), context):
                     yield item
             except Exception as exc:

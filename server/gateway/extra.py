@@ -30,4 +30,7 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import messaging
 
     routes += messaging.routes(state)
+    from server.gateway import admin
+
+    routes += admin.routes(state)
     return routes

@@ -33,6 +33,7 @@ class Procs:
     grpc_target: str
     api_key: str
     other_key: str
+    admin_key: str
     env: dict[str, str]
     settings: Settings
 
@@ -49,6 +50,7 @@ def deployment_env(backends: Backends, data_dir: Path, **extra: str) -> dict[str
         EVENTFLOW_GRPC_ADDR=f"127.0.0.1:{free_port()}",
         EVENTFLOW_HTTP_ADDR=f"127.0.0.1:{free_port()}",
         EVENTFLOW_API_KEY=secrets.token_urlsafe(18), EVENTFLOW_SERVER_PROCESSES="2",
+        EVENTFLOW_ADMIN_KEY=secrets.token_urlsafe(24),
         EVENTFLOW_SQLITE_SYNCHRONOUS="NORMAL", EVENTFLOW_LOG_LEVEL="WARNING",
         PYTHONPATH=os.pathsep.join([str(Path.cwd()), str(Path.cwd() / "clients" / "python")]))
     env.update(extra)
@@ -84,7 +86,8 @@ def running(backends: Backends, data_dir: Path, **extra: str) -> Iterator[Procs]
         settings = Settings.from_env(env)
         other_key = asyncio.run(_second_account(settings))
         yield Procs(http_url=http_url, grpc_target=env["EVENTFLOW_GRPC_ADDR"],
-                    api_key=env["EVENTFLOW_API_KEY"], other_key=other_key, env=env,
+                    api_key=env["EVENTFLOW_API_KEY"], other_key=other_key,
+                    admin_key=env["EVENTFLOW_ADMIN_KEY"], env=env,
                     settings=settings)
     finally:
         for proc in reversed(started):
