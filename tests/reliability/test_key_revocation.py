@@ -84,7 +84,7 @@ async def test_command_line_creates_lists_and_revokes(procs: Procs) -> None:
     key = out.rsplit(": ", 1)[1].strip()
     assert set(await _statuses_over_fresh_connections(procs, key)) == {grpc.StatusCode.OK}
     listing = _cli(procs, "keys", str(account))
-    (key_id,) = re.findall(r"^(\d+)\tdefault\t", listing, re.M)
+    (key_id,) = re.findall(r"^(\d+)\tdefault\t", listing, re.MULTILINE)
     out = _cli(procs, "revoke", key_id)
     assert f"key {key_id} of account {account} revoked; 2 of 2 serving processes confirmed" in out
     assert set(await _statuses_over_fresh_connections(procs, key)) == {
