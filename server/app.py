@@ -77,13 +77,30 @@ def _add_port(server: grpc.aio.Server, addr: str) -> int:
     return options_port
 
 
-def server_options(*, reuse_port: bool) -> list[tuple[str, Any]]:
-    """Channel options of every eventflow gRPC server (the bench's bare server shares them)."""
+# Connection limits: the metadata (header list) a call may carry; a connection without
+# calls is closed after MAX_IDLE_MS, any connection after MAX_AGE_MS (clients reconnect
+# transparently; calls in flight get MAX_AGE_GRACE_MS to finish).
+MAX_METADATA_BYTES = 16 * 1024
+MAX_IDLE_MS = 5 * 60 * 1000
+MAX_AGE_MS = 60 * 60 * 1000
+MAX_AGE_GRACE_MS = 30 * 1000
+
+
+def server_options(*, reuse_port: bool, connection_timeout: float = 10.0
+                   ) -> list[tuple[str, Any]]:
+    """Channel options of every eventflow gRPC server (the bench's bare server shares them);
+    ``connection_timeout``: seconds a new connection has for its HTTP/2 handshake."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.max_connection_idle_ms", MAX_IDLE_MS),
+        ("grpc.max_connection_age_ms", MAX_AGE_MS),
+        ("grpc.max_connection_age_grace_ms", MAX_AGE_GRACE_MS),
+        ("grpc.server_handshake_timeout_ms", int(connection_timeout * 1000)),
     ]
 
 
@@ -138,7 +155,9 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     feed.start(on_revoked=resolver.forget, on_live=resolver.set_live)
     interceptor = HandlerCache(AuthErrorInterceptor(resolver, admin_key=settings.admin_key))
     server = grpc.aio.server(interceptors=[interceptor],
-                             options=server_options(reuse_port=reuse_port))
+                             options=server_options(
+                                 reuse_port=reuse_port,
+                                 connection_timeout=settings.connection_timeout))
     deps = IngestDeps(settings=settings, writer=writer,
                       limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)

@@ -54,6 +54,9 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "eventflow:"
     api_key: str | None = None
+    # EVENTFLOW_CONNECTION_TIMEOUT: seconds a client has for a request head, between body
+    # chunks (gateway) and for the HTTP/2 handshake (gRPC server).
+    connection_timeout: float = 10.0
     # EVENTFLOW_ADMIN_KEY: the key of AdminService and /api/v1/admin (None: both off).
     admin_key: str | None = None
     max_event_bytes: int = 20480
@@ -95,6 +98,7 @@ class Settings:
             redis_prefix=env.get("EVENTFLOW_REDIS_PREFIX") or "eventflow:",
             api_key=env.get("EVENTFLOW_API_KEY") or None,
             admin_key=_admin_key(env),
+            connection_timeout=float(env.get("EVENTFLOW_CONNECTION_TIMEOUT") or 10.0),
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),

@@ -25,6 +25,9 @@ from server.procs import terminate
 from tests.support import Backends, basic, free_port
 
 
+CONNECTION_TIMEOUT = 2.0
+
+
 @dataclass
 class Procs:
     """A running deployment: its addresses, keys and environment."""
@@ -51,6 +54,8 @@ def deployment_env(backends: Backends, data_dir: Path, **extra: str) -> dict[str
         EVENTFLOW_HTTP_ADDR=f"127.0.0.1:{free_port()}",
         EVENTFLOW_API_KEY=secrets.token_urlsafe(18), EVENTFLOW_SERVER_PROCESSES="2",
         EVENTFLOW_ADMIN_KEY=secrets.token_urlsafe(24),
+        # Short connection deadlines, so the connection scenarios take seconds.
+        EVENTFLOW_CONNECTION_TIMEOUT=str(CONNECTION_TIMEOUT),
         EVENTFLOW_SQLITE_SYNCHRONOUS="NORMAL", EVENTFLOW_LOG_LEVEL="WARNING",
         PYTHONPATH=os.pathsep.join([str(Path.cwd()), str(Path.cwd() / "clients" / "python")]))
     env.update(extra)

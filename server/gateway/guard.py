@@ -1,0 +1,176 @@
+"""Connection limits of the gateway's HTTP server: header size and count, and deadlines.
+
+uvicorn's httptools protocol bounds neither the request head nor the time a client takes:
+a 1 MB header or 10,000 headers were answered 200, a connection that sent nothing (or
+half a request) was held for ever, and so was a body shorter than its Content-Length.
+``GuardedHttpToolsProtocol`` adds, per connection:
+
+- the request head (request line and headers) at most ``MAX_HEAD_BYTES``, counted as the
+  bytes arrive, and at most ``MAX_HEADERS`` headers: ``431`` and the connection closed,
+  before the application sees the request;
+- the head complete within ``timeout`` seconds of the connection or of the previous
+  response: else ``408`` (or a plain close when nothing was sent) — a client trickling a
+  byte at a time gains nothing;
+- the body: no more than ``timeout`` seconds between its chunks: else ``408`` when no
+  answer has started, and the connection closed (the application sees a disconnect).
+
+Idle keep-alive connections are closed by uvicorn after ``timeout_keep_alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_HEADERS = 100
+DEFAULT_TIMEOUT = 10.0
+# After a refusal: how long, and how much, the rest of the request is read and dropped.
+LINGER_SECONDS = 1.0
+MAX_DRAIN_BYTES = 4 * 1024 * 1024
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_MESSAGES = {
+    408: "the request was not received in time; send it whole and at once",
+    431: f"the request head is over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers",
+}
+
+
+def _answer(status: int) -> bytes:
+    body = orjson.dumps({"error": _MESSAGES[status], "violations": []})
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+        b"content-type: application/json\r\n",
+        b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body])
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above (``timeout`` set by
+    ``guarded_protocol``)."""
+
+    timeout = DEFAULT_TIMEOUT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # between requests or inside a request head
+        self._head_bytes = 0
+        self._header_count = 0
+        self._refused: int | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._received_any = False
+        self._draining = False
+        self._drained = 0
+
+    # Deadlines
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        waiting_body = not self._in_head and cycle is not None and cycle.more_body
+        if waiting_body and cycle.response_started:
+            self.transport.close()  # the application answered already: only stop waiting
+        elif waiting_body or (self._in_head and self._received_any):
+            self._refuse(408)
+        elif self._in_head:
+            self.transport.close()  # idle: nothing was asked
+        if cycle is not None and waiting_body:
+            cycle.disconnected = True
+            cycle.message_event.set()
+
+    def _refuse(self, status: int) -> None:
+        """Answers ``status`` and closes after a short linger, reading and dropping what
+        the client still sends: closing with unread data would reset the connection and
+        the client could lose the answer."""
+        log.info("HTTP %d to %s: %s", status, self.client, _MESSAGES[status])
+        self._disarm()
+        self._draining = True
+        self.transport.write(_answer(status))
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._draining:
+            self._drained += len(data)
+            if self._drained > MAX_DRAIN_BYTES:
+                self.transport.close()
+            return
+        self._received_any = True
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._refused is None and self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+            self._refused = 431
+        if self._refused is not None:
+            self._refuse(self._refused)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            self._refused = 431
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refused is not None or self._head_bytes > MAX_HEAD_BYTES:
+            self._refused = 431  # answered by data_received; the application never runs
+            return
+        self._in_head = False
+        self._head_bytes = 0
+        self._arm()  # now the deadline of the body's next chunk
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refused is not None:
+            return
+        self._arm()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused is not None:
+            return
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._in_head = True
+        self._received_any = False
+        self._head_bytes = 0
+        if not self.transport.is_closing():
+            self._arm()
+
+
+def guarded_protocol(timeout: float) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with ``timeout`` as its deadline (seconds)."""
+    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"timeout": timeout})
