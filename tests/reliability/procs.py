@@ -24,7 +24,6 @@ from server.db.engine import create_engine
 from server.procs import terminate
 from tests.support import Backends, basic, free_port
 
-
 CONNECTION_TIMEOUT = 2.0
 
 
