@@ -60,6 +60,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True  # between requests or inside a request head
         self._head_bytes = 0
+        self._head_size = 0
         self._header_count = 0
         self._refused: int | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -133,18 +134,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_count = 0
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._grow(len(url))
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
+        self._grow(len(name) + len(value) + 4)
         if self._header_count > MAX_HEADERS:
             self._refused = 431
-            return
-        super().on_header(name, value)
+        if self._refused is None:
+            super().on_header(name, value)
+
+    def _grow(self, size: int) -> None:
+        # The exact size of the parsed head (``_head_bytes`` in data_received also counts
+        # body bytes that came in the same chunk, so it only bounds an unfinished head).
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            self._refused = 431
 
     def on_headers_complete(self) -> None:
-        if self._refused is not None or self._head_bytes > MAX_HEAD_BYTES:
-            self._refused = 431  # answered by data_received; the application never runs
-            return
+        if self._refused is not None:
+            return  # answered by data_received; the application never runs
         self._in_head = False
         self._head_bytes = 0
         self._arm()  # now the deadline of the body's next chunk
