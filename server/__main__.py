@@ -1,21 +1,21 @@
 """``python -m server``: migrate, make sure the API key exists, serve gRPC.
 
 With ``EVENTFLOW_SERVER_PROCESSES`` > 1 the parent starts that many serving children
-that share the port through SO_REUSEPORT, and stops them on Ctrl-C / SIGTERM.
+that share the port through SO_REUSEPORT (their settings on stdin), and stops them on
+Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import subprocess
 import sys
 
 from server.config import Settings
 from server.embedded import resolve_redis
 from server.logs import setup_logging
+from server.procs import spawn
 
 CHILD_FLAG = "--serving-child"
 
@@ -43,29 +43,28 @@ def _run_child(settings: Settings, reuse_port: bool) -> None:
 
 
 def main() -> None:
-    setup_logging()
-    settings = Settings.from_env()
     if CHILD_FLAG in sys.argv:
+        settings = Settings.from_json(sys.stdin.buffer.read())
+        setup_logging(settings.log_level)
         _run_child(settings, reuse_port=True)
         return
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
     settings, valkey = resolve_redis(settings)
     writer = None
     try:
         asyncio.run(_prepare(settings))
         if settings.ingest_writer == "process":
-            from server.ingest.writerproc import SOCKET_ENV, WriterProcess
+            from server.ingest.writer.supervisor import WriterProcess
 
             writer = WriterProcess(settings)
             writer.start()
-            os.environ[SOCKET_ENV] = writer.socket_path
             settings = settings.with_(ingest_writer_socket=writer.socket_path)
         n = max(1, settings.server_processes)
         if n == 1:
             _run_child(settings, reuse_port=False)
             return
-        env = dict(os.environ, REDIS_URL=settings.redis_url or "")
-        children = [subprocess.Popen([sys.executable, "-m", "server", CHILD_FLAG], env=env)
-                    for _ in range(n)]
+        children = [spawn("server", CHILD_FLAG, settings=settings) for _ in range(n)]
         logging.getLogger("server").info("started %d serving processes on %s", n,
                                          settings.grpc_addr)
 

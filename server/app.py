@@ -25,7 +25,8 @@ from server.config import Settings
 from server.db.engine import create_engine
 from server.ingest.dispatch import Dispatcher
 from server.ingest.ratelimit import RateLimiter
-from server.ingest.writer import EventWriter
+from server.ingest.writer import Writer
+from server.ingest.writer.group import local_writer, remote_writer
 from server.keyrevocation import RevocationFeed
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Running:
     server: grpc.aio.Server
     port: int
     engine: AsyncEngine
-    writer: EventWriter
+    writer: Writer
     dispatcher: Dispatcher
     redis: ArqRedis
     health: health.aio.HealthServicer
@@ -134,6 +135,14 @@ def install_event_loop() -> None:
     uvloop.install()
 
 
+def build_writer(settings: Settings, dispatcher: Dispatcher) -> Writer:
+    """The one place the writer is chosen: the ingest writer process when ``python -m
+    server`` started one (it enqueues for the workers itself), else this process."""
+    if settings.ingest_writer_socket:
+        return remote_writer(settings.ingest_writer_socket)
+    return local_writer(settings, on_commit=dispatcher.after_commit)
+
+
 async def start_server(settings: Settings, *, reuse_port: bool = False,
                        register: Any = None) -> Running:
     """Start serving on settings.grpc_addr (port 0 picks a free port). Migrations must have run."""
@@ -147,7 +156,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         default_queue_name=settings.queue_name)
     dispatcher = Dispatcher(redis, engine, settings=settings)
-    writer = EventWriter(engine, on_commit=dispatcher.after_commit, settings=settings)
+    writer = build_writer(settings, dispatcher)
     await writer.start()
     # Keys are cached only while revocations can reach this process (server.keyrevocation).
     resolver = KeyResolver(engine)

@@ -5,9 +5,10 @@ The object is passed down explicitly; nothing reads ``os.environ`` after start-u
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -28,6 +29,9 @@ def _admin_key(env: Mapping[str, str]) -> str | None:
                          "account and key management); e.g. python -c 'import secrets; "
                          "print(secrets.token_urlsafe(24))'")
     return raw or None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def normalise_database_url(url: str) -> str:
@@ -76,6 +80,7 @@ class Settings:
     render_processes: int = 2
     # Convert protobuf Values in pure Python, not with the C codec (server.codec.values).
     pure_python: bool = False
+    log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +91,9 @@ class Settings:
         sync = (env.get("EVENTFLOW_SQLITE_SYNCHRONOUS") or "FULL").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA"}:
             raise SystemExit("EVENTFLOW_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        level = (env.get("EVENTFLOW_LOG_LEVEL") or "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise SystemExit(f"EVENTFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         writer = (env.get("EVENTFLOW_INGEST_WRITER") or "process").lower()
         if writer not in {"process", "inline"}:
             raise SystemExit("EVENTFLOW_INGEST_WRITER must be process or inline")
@@ -104,13 +112,24 @@ class Settings:
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
             sqlite_synchronous=sync,
             ingest_writer=writer,
-            ingest_writer_socket=env.get("EVENTFLOW_INGEST_WRITER_SOCKET") or None,
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
             sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
             render_processes=_int(env, "EVENTFLOW_RENDER_PROCESSES", 2),
             pure_python=env.get("EVENTFLOW_PURE_PYTHON", "").strip() not in ("", "0"),
+            log_level=level,
         )
+
+    def to_json(self) -> bytes:
+        """The settings for a child process (``from_json``), so it need not read the
+        environment again."""
+        return json.dumps(asdict(self), default=str).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Settings:
+        doc = json.loads(raw)
+        doc["data_dir"] = Path(doc["data_dir"])
+        return cls(**doc)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

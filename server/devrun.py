@@ -55,8 +55,8 @@ def _wait_http(url: str, timeout: float = 60.0) -> bool:
 
 
 def main() -> None:
-    setup_logging()
     settings = Settings.from_env()
+    setup_logging(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"==> data dir: {settings.data_dir.resolve()}", flush=True)
     settings, valkey = resolve_redis(settings)

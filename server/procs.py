@@ -1,11 +1,15 @@
-"""Stopping a child process the same way everywhere: SIGTERM, a grace period, then SIGKILL."""
+"""Child processes the same way everywhere: started with their settings on stdin, stopped
+with SIGTERM, a grace period, then SIGKILL."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 from typing import Any
+
+from server.config import Settings
 
 # Helper processes (template renders, bulk decoding and validation) yield the CPU to the
 # serving processes that wait on them: their work is batch work, the callers' is not.
@@ -27,3 +31,16 @@ def terminate(proc: subprocess.Popen[Any], *, timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def spawn(module: str, *args: str, settings: Settings) -> subprocess.Popen[bytes]:
+    """``python -m module args...`` with ``settings`` handed over on its stdin (the child
+    reads them with ``Settings.from_json``), not through the environment."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(settings.to_json())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the child died at once; its exit code tells the caller
+    return proc

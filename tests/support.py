@@ -30,7 +30,7 @@ from server.app import Running, start_server
 from server.config import Settings, normalise_database_url
 from server.db.engine import migrate_async
 from server.gateway.app import build_app
-from server.ingest.writerproc import WriterProcess
+from server.ingest.writer.supervisor import WriterProcess
 from server.services import register_all
 from workers.settings import build_worker
 

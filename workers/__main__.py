@@ -33,8 +33,8 @@ async def _main(settings: Settings) -> None:
 
 
 def main() -> None:
-    setup_logging()
     settings = Settings.from_env()
+    setup_logging(settings.log_level)
     if not settings.redis_url:
         url = running_embedded_url(settings)
         if url is None:

@@ -23,7 +23,7 @@ from server.ingest import history
 from server.ingest.accept import Acceptance, accept
 from server.ingest.model import ValidEvent
 from server.ingest.ratelimit import RateLimiter
-from server.ingest.writer import EventWriter
+from server.ingest.writer import Writer
 
 MAX_BATCH = 500
 MAX_IN_FLIGHT = 1000
@@ -32,7 +32,7 @@ MAX_IN_FLIGHT = 1000
 @dataclass(slots=True)
 class IngestDeps:
     settings: Settings
-    writer: EventWriter
+    writer: Writer
     limiter: RateLimiter
     engine: AsyncEngine
 

@@ -14,7 +14,7 @@ from server.config import Settings, sync_database_url
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(settings: Settings) -> Any:
+def sqlite_pragmas(settings: Settings) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         # WAL lets readers and several processes work beside one writer;
@@ -36,7 +36,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=5, max_overflow=10)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(settings))
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas(settings))
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

@@ -30,8 +30,8 @@ def uvicorn_options(*, connection_timeout: float = DEFAULT_TIMEOUT) -> dict[str,
 
 
 def main() -> None:
-    setup_logging()
     settings = Settings.from_env()
+    setup_logging(settings.log_level)
     host, _, port = settings.http_addr.rpartition(":")
     uvicorn.run(build_app(settings), host=host or "127.0.0.1", port=int(port),
                 **uvicorn_options(connection_timeout=settings.connection_timeout))

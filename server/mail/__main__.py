@@ -30,8 +30,9 @@ async def _serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    setup_logging()
-    asyncio.run(_serve(Settings.from_env()))
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
+    asyncio.run(_serve(settings))
 
 
 if __name__ == "__main__":

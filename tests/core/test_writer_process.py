@@ -53,7 +53,7 @@ def _cmdline(pid: int) -> str:
 
 def _writer_pid(server_pid: int) -> int | None:
     for pid in _descendants(server_pid):
-        if "server.ingest.writerproc" in _cmdline(pid):
+        if "server.ingest.writer.process" in _cmdline(pid):
             return pid
     return None
 
