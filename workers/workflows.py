@@ -23,8 +23,8 @@ from server.ingest.dispatch import Dispatcher
 from server.mail import SmtpConfig
 from server.templating.pool import RenderPool
 from server.workflows import runs
-from server.workflows.blocks import backoff
 from server.workflows.engine import EngineDeps, StepResult, run_step
+from server.workflows.runtime import backoff
 from server.workflows.trigger import IncomingEvent, handle_event
 from workers.events import DispatchedEvent
 

@@ -24,7 +24,7 @@ from server.mail.compose import Letter
 from server.messaging.delivery import deliver_letter
 from server.templating.pool import RenderPool
 from server.workflows import contacts, deliveries, runs, store
-from server.workflows.blocks import EXTERNAL, execute
+from server.workflows.blocks import block_type, execute
 from server.workflows.launch import insert_event
 from server.workflows.runtime import (
     ContactInfo,
@@ -193,11 +193,13 @@ async def run_step(deps: EngineDeps, *, run_id: int, seq: int, final_try: bool) 
             return StepResult("stale")
         d = await store.load_version(conn, workflow_id=run.workflow_id, version=run.version)
     block = d.blocks[run.current_block or d.start]
+    kind = block_type(block["type"])
+    external = kind is not None and kind.external
     if run.status == "waiting" or seq == 1:
         stopped = await _stopped(deps, run, block["type"])
         if stopped is not None:
             return stopped
-    if block["type"] in EXTERNAL:
+    if external:
         try:
             outcome = await execute(block, run.view(), EngineRuntime(deps, run, None))
         except RetryLater as exc:
@@ -209,7 +211,7 @@ async def run_step(deps: EngineDeps, *, run_id: int, seq: int, final_try: bool) 
         if locked is None or locked.step_seq != seq or locked.status not in runs.ACTIVE:
             return StepResult("stale")
         rt = EngineRuntime(deps, locked, conn)
-        if block["type"] not in EXTERNAL:
+        if not external:
             outcome = await execute(block, locked.view(), rt)
         elif outcome.status == "failed":
             await deliveries.fail_queued(conn, run_id=run_id, seq=seq,

@@ -6,7 +6,7 @@ HTTP; the simulator implements it in memory. Block logic lives once, in ``blocks
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -117,3 +117,8 @@ class BlockRuntime(Protocol):
 
     async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
                            params: list[dict[str, Any]]) -> int: ...
+
+
+def backoff(attempt: int, *, base: float, cap: float = 600.0) -> timedelta:
+    """The wait before retry ``attempt`` (1, 2, ...) of a step that asked to retry later."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempt - 1)))
