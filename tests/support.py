@@ -166,19 +166,33 @@ class Stack:
             return int((await conn.execute(text("SELECT count(*) FROM event_types"))).scalar_one())
 
     async def stop(self) -> None:
-        await self.http.aclose()
-        await self.channel.close()
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
-        if self.worker is not None:
-            await self.worker.close()
-        _done, pending = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.running.stop(grace=1)
-        if self.writer_process is not None:
-            await asyncio.to_thread(self.writer_process.stop)
+        try:
+            await self.http.aclose()
+            await self.channel.close()
+            if self._uvicorn is not None:
+                self._uvicorn.should_exit = True
+            if self.worker is not None:
+                await _close_worker(self.worker)
+            _done, pending = (await asyncio.wait(self._tasks, timeout=5) if self._tasks
+                              else (set(), set()))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.running.stop(grace=1)
+        finally:
+            if self.writer_process is not None:
+                await asyncio.to_thread(self.writer_process.stop)
+
+
+async def _close_worker(worker: Any, *, timeout: float = 5.0) -> None:
+    """Close an arq worker once its running jobs ended: arq's close cancels them, and a
+    job cancelled while it records its result (a test saw its effect committed a moment
+    before) raised CancelledError out of close."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (any(not t.done() for t in worker.tasks.values())
+           and asyncio.get_running_loop().time() < deadline):
+        await asyncio.sleep(0.02)
+    await worker.close()
 
 
 async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyncio.Task[Any], str]:
