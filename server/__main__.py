@@ -42,6 +42,10 @@ def _run_child(settings: Settings, reuse_port: bool) -> None:
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 
 
+def _stop_starting(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
     if CHILD_FLAG in sys.argv:
         settings = Settings.from_json(sys.stdin.buffer.read())
@@ -50,6 +54,9 @@ def main() -> None:
         return
     settings = Settings.from_env()
     setup_logging(settings.log_level)
+    # Stopped while still starting (make run's Ctrl-C): unwind, so the finally below stops
+    # the writer process and Valkey. The serving loop installs its own handlers later.
+    signal.signal(signal.SIGTERM, _stop_starting)
     settings, valkey = resolve_redis(settings)
     writer = None
     try:

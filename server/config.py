@@ -68,8 +68,8 @@ class Settings:
     server_processes: int = 1
     sqlite_synchronous: str = "FULL"
     # Under ``python -m server``: "process" (one ingest writer process commits for all
-    # serving processes) or "inline" (each serving process commits itself: a writer
-    # thread on SQLite, its event loop on PostgreSQL).
+    # serving processes) or "inline" (each serving process commits itself, from a
+    # writer thread of its own).
     ingest_writer: str = "process"
     # Set by ``python -m server`` for its serving processes: the writer process's socket.
     ingest_writer_socket: str | None = None

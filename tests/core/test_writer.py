@@ -5,6 +5,9 @@ socket frames survive being cut anywhere."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -128,3 +131,44 @@ def test_frames_survive_any_cut() -> None:
     assert decode_answer(payloads[2]) == "busy"
     with pytest.raises(ValueError, match="frame of"):
         FrameBuffer().feed((MAX_FRAME + 1).to_bytes(4, "big"))
+
+
+ORPHANING_PARENT = """
+import sys, time
+from server.config import Settings
+from server.ingest.writer.supervisor import WriterProcess
+writer = WriterProcess(Settings.from_json(sys.stdin.buffer.readline()))
+writer.start()
+print(writer.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_orphaned_writer_process_exits(fresh: tuple[Settings, int]) -> None:
+    """A server killed without stopping its writer process (SIGKILL) leaves no writer
+    behind holding the socket and the terminal's pipes: it notices and exits."""
+    settings, _account = fresh
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANING_PARENT], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert parent.stdin is not None and parent.stdout is not None
+        parent.stdin.write(settings.to_json() + b"\n")
+        parent.stdin.flush()
+        writer_pid = int(parent.stdout.readline())
+        assert Path(f"/proc/{writer_pid}").exists()
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _running(writer_pid):
+            time.sleep(0.1)
+        assert not _running(writer_pid), "the orphaned writer process is still running"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False

@@ -91,6 +91,7 @@ def serve(path: str, settings: Settings) -> None:
     # Ctrl-C reaches the whole process group; the serving processes may still be finishing
     # their calls then, so only the parent's SIGTERM, sent after they ended, stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
     listener = _listen(path)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
@@ -105,8 +106,8 @@ def serve(path: str, settings: Settings) -> None:
     try:
         while True:
             ready = sel.select(timeout=0.5)
-            if not ready and stopping.is_set():
-                return
+            if not ready and (stopping.is_set() or os.getppid() != parent):
+                return  # asked to stop, or orphaned: the server that started it is gone
             pending: list[tuple[_Peer, list[ValidEvent]]] = []
             for key, _mask in ready:
                 if key.fileobj is listener:

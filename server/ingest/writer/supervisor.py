@@ -35,6 +35,10 @@ class WriterProcess:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     def _spawn(self) -> None:
         self._proc = spawn(MODULE, self.socket_path, settings=self._settings)
 
