@@ -1,5 +1,5 @@
-"""Child processes the same way everywhere: started with their settings on stdin, stopped
-with SIGTERM, a grace period, then SIGKILL."""
+"""Child processes the same way everywhere: started with their settings on stdin, run at
+helper priority where they are batch work, stopped with SIGTERM, a grace, then SIGKILL."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from server.mail import SmtpConfig
 from server.messaging.jobs import SEND_JOB, enqueue_sends
 from server.messaging.send import MessagingDeps, send_message
 from server.messaging.store import due_messages
-from server.workflows.blocks import backoff
+from server.workflows.runtime import backoff
 
 log = logging.getLogger(__name__)
 MAX_TRIES = 8
