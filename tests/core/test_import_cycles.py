@@ -1,7 +1,8 @@
 """No import cycle in ``server/`` and ``workers/``, counting imports inside functions too.
 
 The module graph comes from an AST walk over every file (module-level and function-local
-``import``/``from`` statements, and ``importlib.import_module`` of a literal name). A
+``import``/``from`` statements, and ``importlib.import_module`` of a literal name; not a
+file's ``if __name__ == "__main__":`` block, which runs as a program of its own). A
 cycle, even one hidden in a function body, means a step sits in the wrong layer.
 """
 
@@ -27,9 +28,26 @@ def _modules(root: Path, packages: Iterable[str]) -> dict[str, Path]:
     return found
 
 
+def _script_block(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` runs only when the file is the program (``python -m``),
+    as a module of its own: its imports are not the module's."""
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__"
+                    for c in node.test.comparators))
+
+
+def _walk(tree: ast.AST) -> Iterable[ast.AST]:
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo += [child for child in ast.iter_child_nodes(node) if not _script_block(child)]
+
+
 def _imported(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
     """Every dotted name ``tree`` imports, wherever the statement sits."""
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -120,5 +138,8 @@ def test_a_cycle_through_a_function_local_import_is_found(tmp_path: Path) -> Non
     (pkg / "sub" / "d.py").write_text(
         "import importlib\n\ndef f():\n    importlib.import_module('cyc.sub.c')\n")
     (pkg / "e.py").write_text("import cyc.a\n")
+    # A script block importing its own CLI is no cycle: it runs as __main__.
+    (pkg / "f.py").write_text("import cyc.e\nif __name__ == '__main__':\n    import cyc.g\n")
+    (pkg / "g.py").write_text("import cyc.f\n")
     assert cycles(import_graph(tmp_path, ["cyc"])) == [["cyc.a", "cyc.b"],
                                                        ["cyc.sub.c", "cyc.sub.d"]]
