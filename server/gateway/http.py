@@ -178,11 +178,19 @@ def json_struct(doc: Any, name: str = "body") -> struct_pb2.Struct:
 
 
 def check_json_headers(content_type: str | None, content_length: str | None, limit: int) -> None:
-    """Refuse a body that is not JSON, or declared longer than ``limit``."""
-    ctype = (content_type or "").split(";")[0].strip().lower()
+    """Refuse a body that is not JSON (or JSON declared in a charset other than UTF-8,
+    which is all it is read as), or declared longer than ``limit``."""
+    ctype, *params = (content_type or "").split(";")
+    ctype = ctype.strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType("the body must be JSON: send Content-Type: "
                                    f"application/json (got {ctype or 'none'})")
+    for param in params:
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"the body must be UTF-8 JSON (got charset={charset}); "
+                                       "send it as UTF-8, with charset=utf-8 or no charset")
     if content_length and _digits(content_length) and int(content_length) > limit:
         raise TooLarge(f"the body is {content_length} bytes; the limit is {limit} "
                        "(EVENTFLOW_MAX_EVENT_BYTES)")

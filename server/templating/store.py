@@ -75,6 +75,17 @@ async def get_template(conn: AsyncConnection, *, account_id: int, template_id: i
     return _row(r)
 
 
+async def missing_templates(conn: AsyncConnection, *, account_id: int,
+                            template_ids: set[int]) -> set[int]:
+    """Which of ``template_ids`` name no template of this account (another account's
+    templates are missing too: their existence is not shown)."""
+    if not template_ids:
+        return set()
+    found = (await conn.execute(select(_t.c.id).where(and_(
+        _t.c.account_id == account_id, _t.c.id.in_(sorted(template_ids)))))).scalars().all()
+    return template_ids - {int(i) for i in found}
+
+
 async def list_templates(conn: AsyncConnection, *, account_id: int) -> list[StoredTemplate]:
     rows = (await conn.execute(select(_t).where(_t.c.account_id == account_id)
                                .order_by(_t.c.id))).all()

@@ -13,7 +13,9 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import as_utc, id_is, table_of, utcnow
-from server.errors import NotFound
+from server.errors import InvalidArgument, NotFound, Violation
+from server.templating.store import missing_templates
+from server.workflows.blocks.email import EMAIL_BLOCKS
 from server.workflows.definition import Definition, parse_definition
 from server.workflows.models import WorkflowRow, WorkflowVersionRow
 
@@ -35,8 +37,27 @@ class StoredWorkflow:
     updated_at: datetime
 
 
+async def _check_templates(conn: AsyncConnection, *, account_id: int, d: Definition) -> None:
+    """Refuses, when it is saved, a definition whose email blocks name a template this
+    account does not have (it failed only when a run reached the block)."""
+    wanted: dict[int, list[int]] = {}
+    for index, block in enumerate(d.doc.get("blocks") or []):
+        if not isinstance(block, dict) or block.get("type") not in EMAIL_BLOCKS:
+            continue
+        tid = block.get("templateId")
+        if isinstance(tid, int):
+            wanted.setdefault(tid, []).append(index)
+    missing = await missing_templates(conn, account_id=account_id, template_ids=set(wanted))
+    if missing:
+        raise InvalidArgument.from_violations([
+            Violation(f"blocks[{index}].templateId",
+                      f"no message template with id {tid} in this account")
+            for tid in sorted(missing) for index in wanted[tid]])
+
+
 async def create_workflow(conn: AsyncConnection, *, account_id: int, doc: Any) -> StoredWorkflow:
     d = parse_definition(doc)
+    await _check_templates(conn, account_id=account_id, d=d)
     now = utcnow()
     wf_id = int((await conn.execute(insert(_wf).values(
         account_id=account_id, name=d.name, active=d.active, version=1,
@@ -53,6 +74,7 @@ async def update_workflow(conn: AsyncConnection, *, account_id: int, workflow_id
     """A new version; runs already started keep the version they started on."""
     d = parse_definition(doc)
     current = await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
+    await _check_templates(conn, account_id=account_id, d=d)
     version = current.version + 1
     now = utcnow()
     await conn.execute(insert(_ver).values(workflow_id=workflow_id, account_id=account_id,

@@ -62,5 +62,8 @@ async def run(block: Block, view: RunView, rt: BlockRuntime) -> StepOutcome:
     return StepOutcome("done", block.get("next"), detail=detail)
 
 
+# The blocks that send a stored template (``templateId``; the store checks it names one).
+EMAIL_BLOCKS = ("email", "transactional_email")
+
 register(*(BlockType(name, run=run, check=check, ref_fields=("to",), external=True)
-           for name in ("email", "transactional_email")))
+           for name in EMAIL_BLOCKS))
