@@ -19,7 +19,7 @@
     ├── NotFound                    no such object (or route) in the caller's account
     ├── MethodNotAllowed            the path exists, not with this method
     ├── Conflict                    the current state does not allow the change
-    ├── TooLarge                    a body or event over the configured limit (never retried)
+    ├── TooLarge                    a body, event or header over its limit (never retried)
     ├── RateLimited                 the account is over its rate limit; ``retry_after`` s
     └── Unavailable                 a dependency is down; retry later
 
@@ -230,7 +230,16 @@ class Conflict(EventflowError):
 
 
 class TooLarge(EventflowError):
-    """A body or event over the configured limit; sending it again cannot help."""
+    """A body, event or header over the configured limit; sending it again cannot help.
+    ``part`` says which: ``body`` (the default) or ``headers``."""
+
+    def __init__(self, message: str, *, part: str = "body") -> None:
+        super().__init__(message)
+        self.part = part
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {"part": self.part}
 
 
 class RateLimited(EventflowError):

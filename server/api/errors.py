@@ -17,6 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from server.accounts import KeyResolver
+from server.api.credentials import checked_credential
 from server.api.status import ErrorReport
 from server.errors import (
     EventflowError,
@@ -34,9 +35,9 @@ def api_key_from_metadata(metadata: Any) -> str:
     """``authorization: Basic base64(any:KEY)`` (eSputnik style), ``Bearer KEY`` or ``x-api-key``."""
     for key, value in metadata or ():
         if key == "x-api-key":
-            return str(value).strip()
+            return checked_credential(key, str(value)).strip()
         if key == "authorization":
-            scheme, _, rest = str(value).partition(" ")
+            scheme, _, rest = checked_credential(key, str(value)).partition(" ")
             if scheme.lower() == "basic":
                 try:
                     decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")

@@ -152,7 +152,8 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         rows, token = await history.list_events(
             self._d.engine, account_id=current_account.get(),
             event_type_key=request.event_type_key, key_value=request.key_value,
-            since=ts_to_dt(request.since), until=ts_to_dt(request.until),
+            since=ts_to_dt(request.since, field="since"),
+            until=ts_to_dt(request.until, field="until"),
             page_size=request.page_size, page_token=request.page_token)
         out = events_pb2.ListEventsResponse(next_page_token=token)
         for row in rows:

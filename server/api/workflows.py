@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
 from server.api.errors import current_account
+from server.codec.jsondoc import load_document
 from server.codec.values import dt_to_ts
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
@@ -27,11 +28,7 @@ def _json(text: str, field: str, default: Any = None) -> Any:
         if default is not None:
             return default
         raise InvalidArgument.from_violations([Violation(field, "is required (JSON text)")])
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument.from_violations([Violation(field, f"is not valid JSON: {exc}")]
-                                              ) from None
+    return load_document(text, name=field)
 
 
 def _workflow(w: StoredWorkflow) -> workflows_pb2.Workflow:

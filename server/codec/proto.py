@@ -45,7 +45,7 @@ def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
             params = _request_params(req)
     else:
         params = _request_params(req)
-    occurred = ts_to_dt(req.occurred) if req.HasField("occurred") else None
+    occurred = ts_to_dt(req.occurred, field="occurred") if req.HasField("occurred") else None
     return EventInput(
         event_type_key=req.event_type_key,
         key_value=req.key_value,

@@ -16,10 +16,11 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from server.config import Settings
+from server.errors import InvalidArgument, Violation
 from server.ingest.model import JSON, MISSING
 
 __all__ = ["AVAILABLE", "NATIVE", "UNBOUNDED", "TooDeep", "build_value", "configure", "dt_to_ts",
-           "native", "pure_value_bytes", "py_to_value", "ts_to_dt", "value_encoder",
+           "native", "pure_value_bytes", "py_to_value", "time_to_ts", "ts_to_dt", "value_encoder",
            "value_to_py", "value_within"]
 
 _EXACT = 2**53
@@ -152,10 +153,30 @@ def build_value(obj: JSON, out: struct_pb2.Value | None = None) -> struct_pb2.Va
     return value
 
 
-def ts_to_dt(ts: timestamp_pb2.Timestamp) -> datetime | None:
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+TS_MIN_SECONDS, TS_MAX_SECONDS = -62_135_596_800, 253_402_300_799
+TS_RANGE = "must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+
+def ts_to_dt(ts: timestamp_pb2.Timestamp, *, field: str) -> datetime | None:
+    """A request's time field (``field`` names it), None when unset; InvalidArgument
+    naming it when its seconds or nanos are out of the Timestamp's range."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
+    if not TS_MIN_SECONDS <= ts.seconds <= TS_MAX_SECONDS or not 0 <= ts.nanos < 10**9:
+        raise InvalidArgument.from_violations([Violation(
+            field, f"{TS_RANGE} (got seconds={ts.seconds}, nanos={ts.nanos})")])
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def time_to_ts(dt: datetime, out: timestamp_pb2.Timestamp, *, field: str) -> None:
+    """A caller's time into ``out`` (naive means UTC); InvalidArgument naming ``field``
+    when it falls outside the Timestamp's range once in UTC."""
+    try:
+        dt_to_ts(dt, out)
+    except (OverflowError, ValueError):
+        raise InvalidArgument.from_violations([Violation(
+            field, f"{TS_RANGE} once in UTC (got {dt.isoformat()})")]) from None
 
 
 def dt_to_ts(dt: datetime | None, out: timestamp_pb2.Timestamp) -> None:

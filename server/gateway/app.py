@@ -20,6 +20,7 @@ from server.errors import MethodNotAllowed, NotFound
 from server.gateway import events
 from server.gateway.http import error_response, json_response
 from server.gateway.state import GatewayState
+from server.gateway.unread import UnreadBody
 
 
 def without_trailing_slash(scope: Scope) -> Scope:
@@ -42,14 +43,17 @@ class GatewayApp(Starlette):
         self._posts = posts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # An answer sent before the body was read whole drains it first (gateway.unread).
+        request = UnreadBody(scope, receive, send)
+        if scope["method"] == "POST" and not scope.get("root_path"):
             post = self._posts.get(scope["path"])
             if post is not None:
-                await post(scope, receive, send)
+                await post(scope, request.receive, request.send)
                 return
-        if scope["type"] == "http":
-            scope = without_trailing_slash(scope)
-        await super().__call__(scope, receive, send)
+        await super().__call__(without_trailing_slash(scope), request.receive, request.send)
 
 
 def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlette:

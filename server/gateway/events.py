@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from eventflow.v1 import events_pb2
 from server.codec import results
 from server.codec.jsonbody import event_from_json
+from server.codec.values import time_to_ts
 from server.codec.wire import batch_bytes, event_bytes
 from server.errors import EventflowError, InvalidArgument, Violation
 from server.gateway.http import (
@@ -51,7 +52,7 @@ def _parse_time(name: str, raw: str | None, out: timestamp_pb2.Timestamp) -> Non
         raise InvalidArgument.from_violations(
             [Violation(name, f"{raw!r} is not an ISO 8601 time such as 2026-11-27T10:00:00Z")]
         ) from None
-    out.FromDatetime(dt)
+    time_to_ts(dt, out, field=name)
 
 
 def _latin1(raw: bytes | None) -> str | None:
@@ -82,8 +83,10 @@ class EventPost:
                                _latin1(headers.get(b"x-api-key")))
             body = await read_body(receive, content_type=_latin1(headers.get(b"content-type")),
                                    content_length=_latin1(headers.get(b"content-length")),
-                                   limit=state.settings.max_event_bytes)
-            event = event_from_json(parse_json(body), legacy_v1=self._legacy, source=body)
+                                   limit=state.settings.max_event_bytes,
+                                   setting="EVENTFLOW_MAX_EVENT_BYTES")
+            event = event_from_json(parse_json(body, events=True), legacy_v1=self._legacy,
+                                    source=body)
             result = await state.coalescer.submit(meta, event_bytes(event))
             refused = results.refusal(result)
             if refused is not None:
@@ -128,7 +131,9 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
     @endpoint
     async def past_events(request: Request) -> Response:
         meta = auth_metadata(request)
-        doc = await read_json(request, limit=state.settings.max_event_bytes * MAX_PAST_EVENTS)
+        doc = await read_json(request, limit=state.settings.max_event_bytes * MAX_PAST_EVENTS,
+                              setting=f"{MAX_PAST_EVENTS} x EVENTFLOW_MAX_EVENT_BYTES",
+                              events=True)
         items = doc.get("events") if isinstance(doc, dict) else doc
         if not isinstance(items, list):
             raise InvalidArgument("the body must be an array of events (or {\"events\": [...]})",

@@ -14,7 +14,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
+from server.api.credentials import checked_credential
 from server.api.status import ErrorReport
+from server.codec.jsondoc import load_document
 from server.codec.values import py_to_value
 from server.errors import (
     EventflowError,
@@ -34,6 +36,7 @@ class HttpRule:
     extras: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
     headers: Callable[[Mapping[str, str]], dict[str, str]] | None = None
     violations: bool = True  # whether the body carries a "violations" list
+    status_for: Callable[[Mapping[str, str]], int] | None = None  # overrides ``status``
 
 
 def _saved_template(meta: Mapping[str, str]) -> dict[str, Any]:
@@ -55,6 +58,10 @@ def _www_authenticate(meta: Mapping[str, str]) -> dict[str, str]:
     return {"WWW-Authenticate": 'Basic realm="eventflow"'}
 
 
+def _too_large_status(meta: Mapping[str, str]) -> int:
+    return 431 if meta.get("part") == "headers" else 413
+
+
 _BAD_REQUEST = HttpRule(400)
 _UNAUTHENTICATED = HttpRule(401, headers=_www_authenticate)
 _CONFLICT = HttpRule(409)
@@ -70,12 +77,13 @@ HTTP_MAP: dict[str, HttpRule] = {
     "NOT_FOUND": HttpRule(404),
     "METHOD_NOT_ALLOWED": HttpRule(405),
     "CONFLICT": _CONFLICT,
-    "TOO_LARGE": HttpRule(413),
+    "TOO_LARGE": HttpRule(413, status_for=_too_large_status),
     "RATE_LIMITED": HttpRule(429, headers=_retry_after),
     "UNAVAILABLE": HttpRule(503),
 }
 # Statuses without an eventflow reason: failures of gRPC itself (server down, deadline,
-# a message over gRPC's size limit). None of them gets a retry hint: the cause is unknown.
+# a message or metadata over gRPC's size limits: RESOURCE_EXHAUSTED, answered as the
+# over-size it is). None of them gets a retry hint: the cause is unknown.
 _BARE_CODES: dict[grpc.StatusCode, HttpRule] = {
     grpc.StatusCode.INVALID_ARGUMENT: _BAD_REQUEST,
     grpc.StatusCode.UNAUTHENTICATED: _UNAUTHENTICATED,
@@ -83,7 +91,7 @@ _BARE_CODES: dict[grpc.StatusCode, HttpRule] = {
     grpc.StatusCode.NOT_FOUND: HttpRule(404),
     grpc.StatusCode.FAILED_PRECONDITION: _CONFLICT,
     grpc.StatusCode.ALREADY_EXISTS: _CONFLICT,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: HttpRule(429),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HttpRule(413),
     grpc.StatusCode.UNAVAILABLE: HttpRule(503),
     grpc.StatusCode.DEADLINE_EXCEEDED: HttpRule(504),
     grpc.StatusCode.UNIMPLEMENTED: HttpRule(501),
@@ -115,15 +123,16 @@ def error_response(error: EventflowError | grpc.aio.AioRpcError | ErrorReport) -
     if rule.violations:
         body["violations"] = [{"field": v.field, "message": v.message} for v in report.violations]
     headers = rule.headers(report.metadata) if rule.headers is not None else None
-    return json_response(body, rule.status, headers)
+    status = rule.status_for(report.metadata) if rule.status_for is not None else rule.status
+    return json_response(body, status, headers)
 
 
 def credentials(authorization: str | None, api_key: str | None) -> tuple[tuple[str, str], ...]:
     """The gRPC metadata passing the caller's credentials to the server; it decides."""
     if authorization:
-        return (("authorization", authorization),)
+        return (("authorization", checked_credential("Authorization", authorization)),)
     if api_key:
-        return (("x-api-key", api_key),)
+        return (("x-api-key", checked_credential("x-api-key", api_key)),)
     raise Unauthenticated("authentication required: use HTTP Basic auth with any user name "
                           "and the API key as password")
 
@@ -177,9 +186,15 @@ def json_struct(doc: Any, name: str = "body") -> struct_pb2.Struct:
     return struct
 
 
-def check_json_headers(content_type: str | None, content_length: str | None, limit: int) -> None:
+def _limit_text(limit: int, setting: str | None) -> str:
+    return f"{limit} bytes" + (f" ({setting})" if setting else "")
+
+
+def check_json_headers(content_type: str | None, content_length: str | None, limit: int,
+                       setting: str | None = None) -> None:
     """Refuse a body that is not JSON (or JSON declared in a charset other than UTF-8,
-    which is all it is read as), or declared longer than ``limit``."""
+    which is all it is read as), or declared longer than ``limit`` (``setting`` names
+    what sets the limit, for the message)."""
     ctype, *params = (content_type or "").split(";")
     ctype = ctype.strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
@@ -192,30 +207,28 @@ def check_json_headers(content_type: str | None, content_length: str | None, lim
             raise UnsupportedMediaType(f"the body must be UTF-8 JSON (got charset={charset}); "
                                        "send it as UTF-8, with charset=utf-8 or no charset")
     if content_length and _digits(content_length) and int(content_length) > limit:
-        raise TooLarge(f"the body is {content_length} bytes; the limit is {limit} "
-                       "(EVENTFLOW_MAX_EVENT_BYTES)")
+        raise TooLarge(f"the body is {content_length} bytes; the limit is "
+                       f"{_limit_text(limit, setting)}")
 
 
-def over_limit(limit: int) -> TooLarge:
+def over_limit(limit: int, setting: str | None = None) -> TooLarge:
     """The error for a body that grew past ``limit`` bytes while being read."""
-    return TooLarge(f"the body is over the limit of {limit} bytes (EVENTFLOW_MAX_EVENT_BYTES)")
+    return TooLarge(f"the body is over the limit of {_limit_text(limit, setting)}")
 
 
-def parse_json(raw: bytes) -> Any:
-    """The body as JSON; 400 for bad JSON or text that is not UTF-8."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"the body is not valid JSON: {exc}",
-                              [Violation("body", "is not valid JSON (check quotes, commas and "
-                                         "that the text is UTF-8)")]) from None
+def parse_json(raw: bytes, *, events: bool = False) -> Any:
+    """The body as JSON; 400 for bad JSON, text that is not UTF-8 or nesting past
+    ``MAX_BODY_DEPTH`` (``codec.jsondoc``, the server's reader of JSON text too; with
+    ``events`` the event codec checks the nesting instead)."""
+    return load_document(raw, name="body", events=events)
 
 
 async def read_body(receive: Receive, *, content_type: str | None, content_length: str | None,
-                    limit: int) -> bytes:
+                    limit: int, setting: str | None = None) -> bytes:
     """A JSON request's body from its ASGI messages, refusing wrong content types and
-    bodies over ``limit``; ``ClientDisconnect`` when the client goes away first."""
-    check_json_headers(content_type, content_length, limit)
+    bodies over ``limit`` (set by ``setting``, when one does); ``ClientDisconnect`` when
+    the client goes away first. A refused body is drained by ``gateway.unread``."""
+    check_json_headers(content_type, content_length, limit, setting)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -225,17 +238,19 @@ async def read_body(receive: Receive, *, content_type: str | None, content_lengt
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise over_limit(limit)
+            raise over_limit(limit, setting)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def read_json(request: Request, *, limit: int) -> Any:
+async def read_json(request: Request, *, limit: int, setting: str | None = None,
+                    events: bool = False) -> Any:
     """The request body as JSON, refusing wrong content types, oversize bodies, bad JSON."""
     headers = request.headers
     return parse_json(await read_body(request.receive, content_type=headers.get("content-type"),
-                                      content_length=headers.get("content-length"), limit=limit))
+                                      content_length=headers.get("content-length"), limit=limit,
+                                      setting=setting), events=events)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

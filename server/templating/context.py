@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
+from server.codec.depth import BODY_TOO_DEEP, document_too_deep
 from server.errors import WrongFormat
 from server.templating.values import freeze
 
@@ -41,13 +42,18 @@ def _is_json(value: object) -> bool:
 
 
 def parse_json(text: str) -> object:
-    """Strict JSON (no NaN/Infinity); anything else is WrongFormat."""
+    """Strict JSON (no NaN/Infinity) nested at most ``MAX_BODY_DEPTH`` levels, as every
+    document a caller sends (``server.codec.depth``); anything else is WrongFormat."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:
-        raise WrongFormat(
-            str(error) if not isinstance(error, RecursionError) else "nested too deeply"
-        ) from None
+        doc: object = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise WrongFormat(BODY_TOO_DEEP) from None
+    except ValueError as error:
+        raise WrongFormat(str(error)) from None
+    too_deep = document_too_deep(doc, name="data", source=text)
+    if too_deep is not None:
+        raise WrongFormat(str(too_deep))
+    return doc
 
 
 def _refuse_constant(name: str) -> object:

@@ -161,9 +161,8 @@ def parse_definition(doc: Any) -> Definition:
     key, conditions, unique, skip = _trigger(doc, out)
     stops = _stop(doc, out)
     blocks = _blocks(doc, out)
-    index = {str(b.get("id")): i for i, b in enumerate(doc.get("blocks") or [])
-             if isinstance(b, dict)}
-    if blocks:
+    if blocks:  # only from a list of blocks
+        index = {str(b.get("id")): i for i, b in enumerate(doc["blocks"]) if isinstance(b, dict)}
         _graph(doc.get("start"), blocks, index, out)
     if out:
         raise InvalidArgument.from_violations([Violation(f, m) for f, m in out])

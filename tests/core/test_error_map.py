@@ -242,7 +242,7 @@ async def test_a_bug_in_a_servicer_is_a_502_without_hints(stack: Stack, raiser: 
 
 
 async def test_grpc_size_limit_gets_no_retry_hint(stack: Stack) -> None:
-    """gRPC's own RESOURCE_EXHAUSTED (a message over its size limit) never says retry."""
+    """gRPC's own RESOURCE_EXHAUSTED (a message over its size limit) is 413, never a retry."""
     channel = grpc.aio.insecure_channel(stack.grpc_target,
                                         options=[("grpc.max_send_message_length", 16)])
     try:
@@ -252,7 +252,7 @@ async def test_grpc_size_limit_gets_no_retry_hint(stack: Stack) -> None:
         await channel.close()
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     answer = error_response(caught.value)
-    assert answer.status_code == 429 and _hints(answer) == {}
+    assert answer.status_code == 413 and _hints(answer) == {}
 
 
 def test_only_rate_limits_carry_a_retry_hint() -> None:
