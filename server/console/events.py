@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, events_pb2_grpc
+from server.codec.values import time_to_ts
 from server.console.web import Page
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
@@ -53,7 +54,7 @@ async def history(ctx: Page) -> Response:
     for name, field in (("since", req.since), ("until", req.until)):
         value = _time(filters[name], name)
         if value is not None:
-            field.FromDatetime(value.astimezone(UTC).replace(tzinfo=None))
+            time_to_ts(value, field, field=name)  # 400 past years 1-9999 in UTC
     stub = ctx.stub(events_pb2_grpc.EventServiceStub)
     reply = await stub.ListEvents(req, metadata=ctx.meta)
     types = await stub.ListEventTypes(events_pb2.ListEventTypesRequest(), metadata=ctx.meta)

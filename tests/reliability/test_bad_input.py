@@ -136,7 +136,7 @@ async def test_workflow_blocks_that_are_not_a_list_are_400(stack: Stack, blocks:
                                  headers={**stack.auth(), **JSON})
     assert made.status_code == 200, made.text
     before = await _counts(stack)
-    body = ('{"name":"x","trigger":{"eventTypeKey":"a"},"start":"a","blocks":%s}' % blocks)
+    body = '{"name":"x","trigger":{"eventTypeKey":"a"},"start":"a","blocks":' + blocks + "}"
     for method, route in (("POST", "/api/v1/workflows"),
                           ("PUT", f"/api/v1/workflows/{made.json()['id']}")):
         r = await stack.http.request(method, route, content=body,
@@ -144,7 +144,7 @@ async def test_workflow_blocks_that_are_not_a_list_are_400(stack: Stack, blocks:
         assert r.status_code == 400, r.text
         assert [v["field"] for v in r.json()["violations"]] == ["blocks"]
     r = await stack.http.post("/api/v1/workflows/simulate",
-                              content='{"definition":%s,"events":[]}' % body,
+                              content='{"definition":' + body + ',"events":[]}',
                               headers={**stack.auth(), **JSON})
     assert r.status_code == 400 and [v["field"] for v in r.json()["violations"]] == ["blocks"]
     assert await _counts(stack) == before
