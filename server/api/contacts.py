@@ -205,6 +205,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         email = _criterion(check, "email", request.email, normalise_email)
         phone = _criterion(check, "phone", request.phone, normalise_phone)
         check.raise_if_any()
+        if request.limit < 0:  # PostgreSQL refuses a negative LIMIT (was INTERNAL)
+            raise InvalidArgument.from_violations([Violation("limit", "must not be negative")])
         limit = min(request.limit or SEARCH_LIMIT, SEARCH_LIMIT)
         async with self._engine.connect() as conn:
             records = await search_contacts(

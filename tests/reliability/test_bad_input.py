@@ -11,6 +11,8 @@ from google.protobuf import timestamp_pb2
 from sqlalchemy import text
 
 from eventflow.v1 import (
+    contacts_pb2,
+    contacts_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     templates_pb2,
@@ -224,3 +226,13 @@ async def test_grpc_json_text_fields_follow_the_body_rules(stack: Stack) -> None
             template="x", event_json=data), metadata=stack.meta())
         assert reply.error.kind == "wrong_format" and DEEP in reply.error.message
 
+
+
+async def test_a_negative_search_limit_is_invalid_argument(stack: Stack) -> None:
+    """SearchContacts with limit -1 names the limit (PostgreSQL refused the LIMIT: INTERNAL;
+    found by the sweep)."""
+    stub = contacts_pb2_grpc.ContactServiceStub(stack.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SearchContacts(contacts_pb2.SearchContactsRequest(limit=-1),
+                                  metadata=stack.meta())
+    assert _field_named(caught.value, "limit"), caught.value.details()
