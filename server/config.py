@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from server.db.dialect import normalise_database_url
+
+__all__ = ["LOG_LEVELS", "Settings", "normalise_database_url"]
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
@@ -32,21 +36,6 @@ def _admin_key(env: Mapping[str, str]) -> str | None:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def normalise_database_url(url: str) -> str:
-    """Map user-facing URLs onto the SQLAlchemy drivers we ship (psycopg 3, aiosqlite)."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    return url
-
-
-def sync_database_url(url: str) -> str:
-    """The synchronous twin of an async URL, for Alembic migrations."""
-    return url.replace("sqlite+aiosqlite://", "sqlite://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +122,6 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     @property
     def queue_name(self) -> str:

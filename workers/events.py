@@ -16,6 +16,7 @@ from arq.worker import Retry
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.dialect import lock_rows
 from server.db.models import Event, EventType, as_utc, table_of, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,9 @@ async def load_for_update(conn: AsyncConnection, event_id: int) -> tuple[Dispatc
                     _types.c.create_contacts)
              .join(_types, _types.c.id == _events.c.event_type_id)
              .where(_events.c.id == event_id))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=_events)
-    row = (await conn.execute(query)).first()
+    # Locked first, so two workers cannot both see the event unprocessed.
+    row = (await lock_rows(conn, query, table=_events, where=_events.c.id == event_id,
+                           of=_events)).first()
     if row is None:
         return None
     body = orjson.loads(row.body)
@@ -92,10 +93,6 @@ async def _process(ctx: dict[str, Any], event_id: int) -> str:
     post_commit: list[Callable[[], Awaitable[None]]] = []
     ctx["post_commit"] = post_commit
     async with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            # Take SQLite's write lock up front so two workers cannot both see "unprocessed".
-            await conn.exec_driver_sql("UPDATE events SET processed_at = processed_at WHERE id = ?",
-                                       (event_id,))
         loaded = await load_for_update(conn, event_id)
         if loaded is None:
             log.warning("event %s is not in the database; nothing to do", event_id)

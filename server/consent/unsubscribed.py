@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from server.contacts.errors import InvalidValue
-from server.contacts.sql import chunked, upsert_statement
+from server.contacts.sql import chunked
 from server.contacts.validation import email_key, normalise_email
+from server.db.dialect import on_conflict_insert
 from server.db.models import _ts, table_of, utcnow
 from server.errors import InvalidArgument, Violation
 
@@ -80,7 +81,7 @@ async def add_unsubscribed(conn: AsyncConnection, *, account_id: int,
                            "created_at": utcnow()} for e in emails}
     added = 0
     for part in chunked(list(rows.values())):
-        stmt = upsert_statement(conn, _u).values(list(part)).on_conflict_do_nothing()
+        stmt = on_conflict_insert(conn, _u).values(list(part)).on_conflict_do_nothing()
         added += (await conn.execute(stmt)).rowcount or 0
     return added
 

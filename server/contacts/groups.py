@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from server.contacts.group_names import MAX_GROUP_NAME, parse_group_names
-from server.contacts.sql import chunked, upsert_statement
+from server.contacts.sql import chunked
+from server.db.dialect import on_conflict_insert
 from server.db.models import _ts, table_of, utcnow
 
 __all__ = [
@@ -59,7 +60,7 @@ async def _group_ids(conn: AsyncConnection, *, account_id: int, names: Sequence[
     if not names:
         return {}
     now = utcnow()
-    await conn.execute(upsert_statement(conn, _g).values(
+    await conn.execute(on_conflict_insert(conn, _g).values(
         [{"account_id": account_id, "name": n, "created_at": now} for n in names])
         .on_conflict_do_nothing())
     rows = await conn.execute(select(_g.c.name, _g.c.id).where(
@@ -74,7 +75,7 @@ async def add_to_groups(conn: AsyncConnection, *, account_id: int, contact_ids: 
     rows = [{"group_id": gid, "contact_id": cid, "account_id": account_id, "added_at": utcnow()}
             for cid in sorted(set(contact_ids)) for gid in ids.values()]
     for part in chunked(rows):
-        await conn.execute(upsert_statement(conn, _m).values(list(part)).on_conflict_do_nothing())
+        await conn.execute(on_conflict_insert(conn, _m).values(list(part)).on_conflict_do_nothing())
 
 
 async def groups_of(conn: AsyncConnection, *, account_id: int, contact_ids: Sequence[int]

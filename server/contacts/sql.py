@@ -1,6 +1,6 @@
 """SQL building blocks of the contact stores, written once for SQLite and PostgreSQL.
 
-Both dialects have ``INSERT ... ON CONFLICT``; these helpers pick the right construct and
+The ``INSERT ... ON CONFLICT`` construct comes from ``server.db.dialect``; these helpers
 batch their work so a bulk upsert costs a handful of statements, not one per contact.
 """
 
@@ -10,19 +10,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.model import ContactData
 from server.contacts.record import field_value_text
 from server.contacts.tables import CONTACTS, FIELD_VALUES, PUSH_TOKENS
+from server.db.dialect import on_conflict_insert
 
 __all__ = [
     "UNIQUE_COLUMNS",
     "chunked",
     "conflicting_owner",
     "insert_ignoring_conflicts",
-    "upsert_statement",
     "write_field_values",
     "write_push_tokens",
 ]
@@ -42,20 +41,11 @@ def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
-def upsert_statement(conn: AsyncConnection, table: Table) -> Any:
-    """The dialect's ``INSERT`` that knows ``ON CONFLICT``."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"contacts need SQLite or PostgreSQL, not {conn.dialect.name}")
-
-
 async def insert_ignoring_conflicts(
     conn: AsyncConnection, *, table: Table, row: Mapping[str, Any], returning: Any
 ) -> Any:
     """Insert ``row``; the ``returning`` value, or ``None`` if a unique value was taken."""
-    stmt = upsert_statement(conn, table).values(**row).on_conflict_do_nothing()
+    stmt = on_conflict_insert(conn, table).values(**row).on_conflict_do_nothing()
     return (await conn.execute(stmt.returning(returning))).scalar()
 
 
@@ -73,7 +63,7 @@ async def write_field_values(
                 upserts.append({"contact_id": contact_id, "field_id": field_id,
                                 "account_id": account_id, "value": field_value_text(value)})
     if upserts:
-        stmt = upsert_statement(conn, _values)
+        stmt = on_conflict_insert(conn, _values)
         stmt = stmt.on_conflict_do_update(index_elements=[_values.c.contact_id, _values.c.field_id],
                                           set_={"value": stmt.excluded.value})
         await conn.execute(stmt, upserts)

@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from server.db.models import BIGINT_PK, _ts, table_of, utcnow
+from server.db.dialect import BIGINT_PK
+from server.db.models import _ts, table_of, utcnow
 
 __all__ = [
     "CONTACTS",

@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Index,
-    Integer,
     Table,
     Text,
     UniqueConstraint,
@@ -23,10 +22,9 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-metadata = SQLModel.metadata
+from server.db.dialect import BIGINT_PK
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
-BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
+metadata = SQLModel.metadata
 
 
 def id_is(column: ColumnElement[Any], value: int) -> ColumnElement[bool]:

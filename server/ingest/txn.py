@@ -1,8 +1,8 @@
 """The body of one group-commit transaction, as plain synchronous SQLAlchemy Core.
 
-Synchronous so that on SQLite the whole transaction runs in the writer's own thread in
-one hand-off (an async driver pays a thread round trip per statement, cursor and fetch);
-on PostgreSQL the writer runs the same function through ``AsyncConnection.run_sync``.
+Synchronous so that the whole transaction runs in the writer's own thread (or the writer
+process) in one hand-off; an async driver pays a thread round trip per statement, cursor
+and fetch. The rows go in through the database's cheapest bulk insert (``dialect``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
-from server.db.models import EventType, MessageId, table_of
-from server.ingest.inserts import insert_events
+from server.db.dialect import backend_of, on_conflict_insert
+from server.db.models import Event, EventType, MessageId, table_of
 from server.ingest.model import ValidEvent, WriteResult
 
+_events = table_of(Event)
 _types = table_of(EventType)
 _msgids = table_of(MessageId)
 DEDUP_WINDOW = timedelta(hours=24)
@@ -38,7 +38,7 @@ def write_events(conn: Connection, events: list[ValidEvent], *, now: datetime,
             continue
         rows.append(_row(ev, type_ids, now))
         row_index.append(i)
-    ids = insert_events(conn, rows) if rows else []
+    ids = backend_of(conn).insert_returning_ids(conn, _events, rows) if rows else []
     event_id: dict[int, int] = dict(zip(row_index, ids))
     msg_rows = [{"account_id": ev.account_id, "message_id": ev.message_id,
                  "event_id": event_id[i], "created_at": now}
@@ -108,9 +108,9 @@ def _type_ids_for(conn: Connection, events: list[ValidEvent], now: datetime,
     needed = {(ev.account_id, ev.event_type_key) for ev in events}
     missing = [k for k in needed if k not in cache]
     if missing:
-        ins = postgresql.insert(_types) if conn.dialect.name == "postgresql" else sqlite.insert(_types)
         # ON CONFLICT makes concurrent first events of a type create it exactly once.
-        conn.execute(ins.on_conflict_do_nothing(index_elements=["account_id", "key"]),
+        conn.execute(on_conflict_insert(conn, _types)
+                     .on_conflict_do_nothing(index_elements=["account_id", "key"]),
                      [{"account_id": a, "key": k, "create_contacts": True, "created_at": now}
                       for a, k in missing])
         found = conn.execute(

@@ -17,8 +17,9 @@ import orjson
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.contacts.sql import chunked, upsert_statement
+from server.contacts.sql import chunked
 from server.contacts.validation import email_key
+from server.db.dialect import on_conflict_insert
 from server.db.models import as_utc, utcnow
 from server.orders.events import STATUS_OF_EVENT, next_event
 from server.orders.model import OrderData
@@ -111,7 +112,7 @@ async def write_route_orders(conn: AsyncConnection, *, account_id: int,
                                 pending=before.pending_event if before else None,
                                 order=order)
         if before is None:
-            stmt = upsert_statement(conn, _o).values(
+            stmt = on_conflict_insert(conn, _o).values(
                 account_id=account_id, external_order_id=order.external_order_id,
                 revision=1, pending_event=event_type, created_at=now, updated_at=now,
                 **_columns(order, status)).on_conflict_do_nothing().returning(_o.c.id)
@@ -165,7 +166,7 @@ async def record_event_order(conn: AsyncConnection, *, account_id: int, event_id
     if contact_id is not None:
         values["contact_id"] = contact_id
     if existing is None:
-        stmt = upsert_statement(conn, _o).values(
+        stmt = on_conflict_insert(conn, _o).values(
             account_id=account_id, external_order_id=order.external_order_id, revision=1,
             created_at=now, **values)
         await conn.execute(stmt.on_conflict_do_update(

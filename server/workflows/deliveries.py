@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.db.dialect import on_conflict_insert
 from server.db.models import table_of, utcnow
 from server.workflows.models import WorkflowMessageRow
 from server.workflows.runtime import Delivery, RunView
@@ -45,9 +45,7 @@ async def open_delivery(engine: AsyncEngine, run: RunView, plan: Planned) -> Del
         if row is not None and row.status in ("sent", "failed"):
             return Delivery(row.status, row.reason)
         if row is None:
-            ins = (postgresql.insert(_msgs) if conn.dialect.name == "postgresql"
-                   else sqlite.insert(_msgs))
-            await conn.execute(ins.values(
+            await conn.execute(on_conflict_insert(conn, _msgs).values(
                 account_id=run.account_id, workflow_id=run.workflow_id, run_id=run.run_id,
                 seq=run.seq, block_id=plan.block_id, contact_id=plan.contact_id,
                 channel=plan.channel, recipient=plan.recipient, subject=plan.subject,

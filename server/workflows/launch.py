@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.codec.jsonbody import event_from_json
+from server.db.dialect import on_conflict_insert
 from server.db.models import Event, EventType, table_of, utcnow
 from server.errors import InvalidArgument, TooLarge
 from server.ingest.accept import Acceptance, accept
@@ -38,9 +38,9 @@ async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key
     event = await accept_launched(account_id=account_id, event_type_key=event_type_key,
                                   key_value=key_value, params=params, using=using)
     now = utcnow()
-    ins = postgresql.insert(_types) if conn.dialect.name == "postgresql" else sqlite.insert(_types)
-    await conn.execute(ins.values(account_id=account_id, key=event.event_type_key,
-                                  create_contacts=True, created_at=now)
+    await conn.execute(on_conflict_insert(conn, _types)
+                       .values(account_id=account_id, key=event.event_type_key,
+                               create_contacts=True, created_at=now)
                        .on_conflict_do_nothing(index_elements=["account_id", "key"]))
     type_id = (await conn.execute(select(_types.c.id).where(and_(
         _types.c.account_id == account_id, _types.c.key == event.event_type_key)))).scalar_one()

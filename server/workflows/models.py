@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from server.db.models import BIGINT_PK, utcnow
+from server.db.dialect import BIGINT_PK
+from server.db.models import utcnow
 
 
 def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.dialect import lock_rows
 from server.db.models import Event, EventType, as_utc, table_of, utcnow
 from server.workflows.models import WorkflowRunRow, WorkflowStepRow
 from server.workflows.policy import PriorRun
@@ -60,14 +61,11 @@ def _row(r: Any) -> RunRow:
 
 async def load_run(conn: AsyncConnection, run_id: int, *, lock: bool = False) -> RunRow | None:
     """The run; with ``lock`` the row is locked until the transaction ends."""
-    if lock and conn.dialect.name == "sqlite":
-        # Take SQLite's write lock first, so two workers cannot both advance the run.
-        await conn.execute(update(_runs).where(_runs.c.id == run_id)
-                           .values(step_seq=_runs.c.step_seq))
     query = select(_runs).where(_runs.c.id == run_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    r = (await conn.execute(query)).first()
+    if lock:  # two workers cannot both advance the run
+        r = (await lock_rows(conn, query, table=_runs, where=_runs.c.id == run_id)).first()
+    else:
+        r = (await conn.execute(query)).first()
     return None if r is None else _row(r)
 
 

@@ -10,9 +10,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.db.dialect import serialise
 from server.db.models import Event, table_of, utcnow
 from server.workflows import runs, store
 from server.workflows.conditions import holds
@@ -65,10 +66,8 @@ async def _stop_waiting(conn: AsyncConnection, event: IncomingEvent, contact_id:
 
 
 async def _serialise(conn: AsyncConnection, workflow_id: int, subject: str) -> None:
-    """On PostgreSQL two events of one contact may be processed at once; policies need order."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                           {"a": workflow_id, "b": zlib.crc32(subject.encode()) - 2**31})
+    """Two events of one contact may be processed at once; policies need them in order."""
+    await serialise(conn, workflow_id, zlib.crc32(subject.encode()) - 2**31)
 
 
 async def handle_event(conn: AsyncConnection, event: IncomingEvent, *, worker: str = ""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, pool
 
 from server.db import models  # noqa: F401  (registers every table on the metadata)
+from server.db.dialect import backend_of
 from server.db.models import metadata
 
 config = context.config
@@ -16,19 +17,20 @@ def run_migrations_online() -> None:
     assert url
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
+        backend = backend_of(connection)
+        if backend.migration_lock is not None:
             # Several processes may start at once; one migrates, the others wait.
-            connection.execute(text("SELECT pg_advisory_lock(7262001)"))
+            connection.execute(backend.migration_lock)
             connection.commit()
         context.configure(
             connection=connection,
             target_metadata=metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=backend.render_as_batch,
         )
         with context.begin_transaction():
             context.run_migrations()
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_unlock(7262001)"))
+        if backend.migration_unlock is not None:
+            connection.execute(backend.migration_unlock)
             connection.commit()
     engine.dispose()
 

@@ -18,7 +18,7 @@ from sqlalchemy import URL, Connection, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from server.config import Settings
-from server.db.engine import sqlite_pragmas
+from server.db.dialect import backend_for_url, sync_database_url
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.txn import TypeIds, write_events
 
@@ -88,7 +88,10 @@ class SqliteConnection(IngestConnection):
 
     def __init__(self, url: URL, settings: Settings) -> None:
         super().__init__(url)
-        event.listen(self._engine, "connect", sqlite_pragmas(settings))
+        pragmas = backend_for_url(settings.database_url).on_connect(
+            synchronous=settings.sqlite_synchronous)
+        assert pragmas is not None  # WAL and the synchronous mode, as every engine's
+        event.listen(self._engine, "connect", pragmas)
         event.listen(self._engine, "connect", _no_busy_timeout)
         self._lock_path = _ingest_lock_path(url.database)
         self._lock_fd: int | None = None
@@ -127,10 +130,9 @@ class SqliteConnection(IngestConnection):
 
 def open_connection(settings: Settings) -> IngestConnection:
     """The ingest connection for ``settings.database_url`` (not connected yet)."""
-    url = make_url(settings.database_url)
-    if settings.is_sqlite:
-        return SqliteConnection(url.set(drivername="sqlite"), settings)
-    # psycopg's SQLAlchemy dialect serves synchronous engines from the same URL.
+    url = make_url(sync_database_url(settings.database_url))
+    if backend_for_url(settings.database_url).single_writer:
+        return SqliteConnection(url, settings)
     return IngestConnection(url)
 
 
