@@ -28,6 +28,7 @@ from server.ingest.ratelimit import RateLimiter
 from server.ingest.writer import Writer
 from server.ingest.writer.group import local_writer, remote_writer
 from server.keyrevocation import RevocationFeed
+from server.services import Closer, Register, register_all
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -53,7 +54,8 @@ class Running:
     dispatcher: Dispatcher
     redis: ArqRedis
     health: health.aio.HealthServicer
-    extras: list[Any] = field(default_factory=list)
+    # Resources of the services beyond EventService (``register_all``), closed last first.
+    closers: list[Closer] = field(default_factory=list)
 
     async def stop(self, grace: float = 5.0) -> None:
         for svc in SERVICE_NAMES + [""]:
@@ -61,8 +63,8 @@ class Running:
         await self.server.stop(grace)
         await self.writer.stop()
         await self.dispatcher.stop()
-        for extra in reversed(self.extras):
-            await extra.close()
+        for closer in reversed(self.closers):
+            await closer.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -144,7 +146,7 @@ def build_writer(settings: Settings, dispatcher: Dispatcher) -> Writer:
 
 
 async def start_server(settings: Settings, *, reuse_port: bool = False,
-                       register: Any = None) -> Running:
+                       register: Register | None = None) -> Running:
     """Start serving on settings.grpc_addr (port 0 picks a free port). Migrations must have run."""
     if settings.redis_url is None:
         raise SystemExit("REDIS_URL is not set; `make run` starts an embedded Valkey for you")
@@ -170,15 +172,15 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     deps = IngestDeps(settings=settings, writer=writer,
                       limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)
-    extras: list[Any] = []
+    closers: list[Closer] = []
     names = list(SERVICE_NAMES)
     if register is not None:
-        extras, more = await register(server, deps)
+        closers, more = await register(server, deps)
         names += more
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(engine, settings, resolver),
                                                       server)
     names.append(ADMIN_SERVICE)
-    extras.append(feed)
+    closers.append(feed)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -190,7 +192,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
         await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
     dispatcher.start_sweeper()
     return Running(settings=settings, server=server, port=port, engine=engine, writer=writer,
-                   dispatcher=dispatcher, redis=redis, health=health_servicer, extras=extras)
+                   dispatcher=dispatcher, redis=redis, health=health_servicer, closers=closers)
 
 
 def host_of(addr: str) -> str:
@@ -204,8 +206,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 async def serve_forever(settings: Settings, *, reuse_port: bool = False) -> None:
-    from server.services import register_all
-
     running = await start_server(settings, reuse_port=reuse_port, register=register_all)
     log.info("gRPC server listening on %s:%d", host_of(settings.grpc_addr), running.port)
     stop = asyncio.Event()

@@ -5,7 +5,8 @@ Each feature adds itself here, so the server assembly in ``app.py`` stays unchan
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import grpc
 from arq.connections import ArqRedis
@@ -14,13 +15,22 @@ from redis.asyncio import ConnectionPool
 from server.api.events import IngestDeps
 
 
-async def register_all(server: grpc.aio.Server, deps: IngestDeps) -> tuple[list[Any], list[str]]:
+class Closer(Protocol):
+    async def close(self) -> None: ...
+
+
+# What start_server calls to add services: (resources to close on shutdown, service names).
+Register = Callable[[grpc.aio.Server, IngestDeps], Awaitable[tuple[list[Closer], list[str]]]]
+
+
+async def register_all(server: grpc.aio.Server, deps: IngestDeps
+                       ) -> tuple[list[Closer], list[str]]:
     """Returns (resources to close on shutdown, full service names for reflection/health)."""
     from server.templating.pool import RenderPool
 
     # One pool of render processes for previews and simulations of this serving process.
     renderer = RenderPool(processes=deps.settings.render_processes)
-    closers: list[Any] = [renderer]
+    closers: list[Closer] = [renderer]
     names: list[str] = []
 
     from eventflow.v1 import templates_pb2, templates_pb2_grpc

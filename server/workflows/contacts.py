@@ -1,36 +1,29 @@
-"""The workflow engine's one door to contacts storage (``server.contacts.store``).
-
-Until that module is installed, contacts are unknown: events carry no contact id, email
-blocks send to the address from the event, and contact Task blocks fail with a reason.
-"""
+"""The workflow engine's one door to contacts storage (``server.contacts.store``): the
+contact a run is about, as the blocks see it, and the contact Task blocks' writes."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.contacts import ContactValidationError, Identifiers, identifiers_from_params
+from server.contacts import (
+    ContactValidationError,
+    Identifiers,
+    identifiers_from_params,
+    parse_event_form,
+    store,
+)
+from server.contacts.fields_store import load_field_definitions
 from server.errors import NotFound
 from server.workflows.runtime import ContactInfo, StepFailed
 
 SOURCE = "workflow"
 
 
-def _store() -> Any:
-    try:
-        return importlib.import_module("server.contacts.store")
-    except ImportError:
-        return None
-
-
 async def find_contact(conn: AsyncConnection, *, account_id: int,
                        params: Sequence[tuple[str, Any]]) -> int | None:
-    store = _store()
-    if store is None:
-        return None
     ids = identifiers_from_params(list(params))
     found = await store.find_contact_id(conn, account_id=account_id, identifiers=ids)
     return None if found is None else int(found)
@@ -38,30 +31,20 @@ async def find_contact(conn: AsyncConnection, *, account_id: int,
 
 async def contact_info(conn: AsyncConnection, *, account_id: int, contact_id: int | None
                        ) -> ContactInfo | None:
-    store = _store()
-    if store is None or contact_id is None:
+    if contact_id is None:
         return None
     rec = await store.get_contact(conn, account_id=account_id, contact_id=contact_id)
     if rec is None:
         return None
-    status = str(getattr(rec, "status", "active") or "active")
-    blacklisted = bool(getattr(rec, "blacklisted", status == "blacklisted"))
-    subscribed = bool(getattr(rec, "subscribed", status not in ("unsubscribed", "blacklisted")))
-    fields: dict[str, Any] = {}
-    to_api = getattr(rec, "to_api_dict", None)
-    if callable(to_api):
-        fields = {k: v for k, v in to_api().items() if k != "id"}
-    return ContactInfo(contact_id=contact_id, email=getattr(rec, "email", None),
-                       phone=getattr(rec, "phone", None),
-                       time_zone=getattr(rec, "time_zone", None), subscribed=subscribed,
-                       blacklisted=blacklisted, fields=fields)
+    fields = {k: v for k, v in rec.to_api_dict().items() if k != "id"}
+    return ContactInfo(contact_id=contact_id, email=rec.email, phone=rec.phone,
+                       time_zone=rec.time_zone,
+                       subscribed=rec.status not in ("unsubscribed", "blacklisted"),
+                       blacklisted=rec.status == "blacklisted", fields=fields)
 
 
 async def contact_by_email(conn: AsyncConnection, *, account_id: int, email: str
                            ) -> ContactInfo | None:
-    store = _store()
-    if store is None:
-        return None
     found = await store.find_contact_id(conn, account_id=account_id,
                                         identifiers=identifiers_from_params([("email", email)]))
     if found is None:
@@ -72,12 +55,6 @@ async def contact_by_email(conn: AsyncConnection, *, account_id: int, email: str
 async def write_contact(conn: AsyncConnection, *, account_id: int, create: bool,
                         form: dict[str, Any]) -> int | None:
     """Create-or-update (``create``) or update-only; None when updating an unknown contact."""
-    store = _store()
-    if store is None:
-        raise StepFailed("contacts storage is not installed in this deployment")
-    from server.contacts import parse_event_form
-    from server.contacts.fields_store import load_field_definitions
-
     fields = await load_field_definitions(conn, account_id=account_id)
     try:
         data = parse_event_form(form, fields=fields, field_prefix="json", creating=create)
