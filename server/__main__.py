@@ -47,12 +47,11 @@ def _stop_starting(_signum: int, _frame: object) -> None:
 
 
 def main() -> None:
+    settings = Settings.load()
     if CHILD_FLAG in sys.argv:
-        settings = Settings.from_json(sys.stdin.buffer.read())
         setup_logging(settings.log_level)
         _run_child(settings, reuse_port=True)
         return
-    settings = Settings.from_env()
     setup_logging(settings.log_level)
     # Stopped while still starting (make run's Ctrl-C): unwind, so the finally below stops
     # the writer process and Valkey. The serving loop installs its own handlers later.

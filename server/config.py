@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from server.db.dialect import normalise_database_url
 
-__all__ = ["LOG_LEVELS", "Settings", "normalise_database_url"]
+__all__ = ["LOG_LEVELS", "SETTINGS_ON_STDIN", "Settings", "normalise_database_url"]
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -35,7 +36,23 @@ def _admin_key(env: Mapping[str, str]) -> str | None:
     return raw or None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SystemExit(f"{name}={raw!r} is not a number of seconds above 0; unset it or "
+                         "give one such as 0.5")
+    return value
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Given by ``procs.spawn``: the settings come on stdin from the process that started us.
+SETTINGS_ON_STDIN = "--settings-on-stdin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +87,11 @@ class Settings:
     # Convert protobuf Values in pure Python, not with the C codec (server.codec.values).
     pure_python: bool = False
     log_level: str = "INFO"
-    extra: dict[str, str] = field(default_factory=dict)
+    # First retry delays (seconds, doubling per try) of failed event processing, workflow
+    # steps and API messages; the tests shorten them.
+    process_retry_base: float = 1.0
+    workflow_retry_base: float = 5.0
+    message_retry_base: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,11 +124,21 @@ class Settings:
             ingest_writer=writer,
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,
             mail_from=env.get("EVENTFLOW_MAIL_FROM") or "eventflow <noreply@eventflow.local>",
-            sweep_interval=float(env.get("EVENTFLOW_SWEEP_INTERVAL") or 5.0),
+            sweep_interval=_seconds(env, "EVENTFLOW_SWEEP_INTERVAL", 5.0),
+            process_retry_base=_seconds(env, "EVENTFLOW_PROCESS_RETRY_BASE", 1.0),
+            workflow_retry_base=_seconds(env, "EVENTFLOW_WORKFLOW_RETRY_BASE", 5.0),
+            message_retry_base=_seconds(env, "EVENTFLOW_MESSAGE_RETRY_BASE", 5.0),
             render_processes=_int(env, "EVENTFLOW_RENDER_PROCESSES", 2),
             pure_python=env.get("EVENTFLOW_PURE_PYTHON", "").strip() not in ("", "0"),
             log_level=level,
         )
+
+    @classmethod
+    def load(cls, argv: list[str] | None = None) -> Settings:
+        """This process's settings: from its parent (``procs.spawn``), else the environment."""
+        if SETTINGS_ON_STDIN in (sys.argv if argv is None else argv):
+            return cls.from_json(sys.stdin.buffer.read())
+        return cls.from_env()
 
     def to_json(self) -> bytes:
         """The settings for a child process (``from_json``), so it need not read the

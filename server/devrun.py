@@ -8,19 +8,15 @@ stops them all, children first, Valkey last.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
 from server.config import Settings
 from server.embedded import resolve_redis
 from server.logs import setup_logging
-
-# Extra processes a feature may add (e.g. the development SMTP sink): name -> argv.
-EXTRA_PROCESSES: dict[str, list[str]] = {}
+from server.procs import spawn
 
 
 def _prepare(settings: Settings) -> Any:
@@ -55,7 +51,7 @@ def _wait_http(url: str, timeout: float = 60.0) -> bool:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.load()
     setup_logging(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"==> data dir: {settings.data_dir.resolve()}", flush=True)
@@ -68,16 +64,15 @@ def main() -> None:
         key = _prepare(settings)
         origin = f"generated, kept in {settings.data_dir / 'api_key'}" if first_start \
             else f"from {key.source}"
-        env = dict(os.environ, REDIS_URL=settings.redis_url or "",
-                   EVENTFLOW_DATA_DIR=str(settings.data_dir), DATABASE_URL=settings.database_url)
         from server.mail.devrun import configure_dev_mail
 
-        mail_note = configure_dev_mail(settings, env, EXTRA_PROCESSES)
-        procs = {"server": [sys.executable, "-m", "server"],
-                 "gateway": [sys.executable, "-m", "server.gateway"],
-                 "worker": [sys.executable, "-m", "workers"], **EXTRA_PROCESSES}
-        for name, argv in procs.items():
-            children.append((name, subprocess.Popen(argv, env=env)))
+        settings, mail_note, sink = configure_dev_mail(settings)
+        modules = {"server": "server", "gateway": "server.gateway", "worker": "workers"}
+        if sink:
+            modules["mail-sink"] = "server.mail"
+        # Every child gets these settings (Redis resolved, the sink's URL) from here.
+        for name, module in modules.items():
+            children.append((name, spawn(module, settings=settings)))
         http = f"http://{settings.http_addr}"
         up = _wait_http(f"{http}/healthz")
         print("\n" + "=" * 72)

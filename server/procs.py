@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
-from server.config import Settings
+from server.config import SETTINGS_ON_STDIN, Settings
 
 # Helper processes (template renders, bulk decoding and validation) yield the CPU to the
 # serving processes that wait on them: their work is batch work, the callers' is not.
@@ -35,8 +35,9 @@ def terminate(proc: subprocess.Popen[Any], *, timeout: float = 15.0) -> None:
 
 def spawn(module: str, *args: str, settings: Settings) -> subprocess.Popen[bytes]:
     """``python -m module args...`` with ``settings`` handed over on its stdin (the child
-    reads them with ``Settings.from_json``), not through the environment."""
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE)
+    reads them with ``Settings.load``), not through the environment."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args, SETTINGS_ON_STDIN],
+                            stdin=subprocess.PIPE)
     assert proc.stdin is not None
     try:
         proc.stdin.write(settings.to_json())

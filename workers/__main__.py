@@ -33,7 +33,7 @@ async def _main(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.load()
     setup_logging(settings.log_level)
     if not settings.redis_url:
         url = running_embedded_url(settings)

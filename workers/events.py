@@ -66,8 +66,7 @@ async def process_event(ctx: dict[str, Any], event_id: int) -> str:
     except Exception as exc:
         tries = int(ctx.get("job_try") or 1)
         if tries < PROCESS_TRIES:
-            base = float(ctx["settings"].extra.get("process_retry_base", "1.0")) \
-                if "settings" in ctx else 1.0
+            base = ctx["settings"].process_retry_base if "settings" in ctx else 1.0
             log.warning("event %s failed on try %d (%s); retrying", event_id, tries, exc)
             raise Retry(defer=min(base * 2 ** (tries - 1), 300.0)) from exc
         log.exception("event %s failed %d times; giving up, see events.process_error",

@@ -26,8 +26,7 @@ async def send_api_message(ctx: dict[str, Any], message_id: int) -> str:
     tries = int(ctx.get("job_try", 1))
     result = await send_message(deps, message_id=message_id, final_try=tries >= MAX_TRIES)
     if result.status == "retry":
-        base = float(ctx["settings"].extra.get("message_retry_base", "5"))
-        delay = backoff(tries, base=base)
+        delay = backoff(tries, base=ctx["settings"].message_retry_base)
         log.info("message %s: %s; retrying in %s", message_id, result.reason, delay)
         raise Retry(defer=delay)
     return result.status

@@ -67,8 +67,7 @@ async def workflow_step(ctx: dict[str, Any], run_id: int, seq: int) -> str:
     final = int(ctx.get("job_try", 1)) >= MAX_TRIES
     result: StepResult = await run_step(deps, run_id=run_id, seq=seq, final_try=final)
     if result.status == "retry":
-        base = float(deps.settings.extra.get("workflow_retry_base", "5"))
-        delay = backoff(int(ctx.get("job_try", 1)), base=base)
+        delay = backoff(int(ctx.get("job_try", 1)), base=deps.settings.workflow_retry_base)
         log.info("run %s step %s: %s; retrying in %s", run_id, seq, result.reason, delay)
         raise Retry(defer=delay)
     if result.launched:

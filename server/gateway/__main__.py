@@ -30,7 +30,7 @@ def uvicorn_options(*, connection_timeout: float = DEFAULT_TIMEOUT) -> dict[str,
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.load()
     setup_logging(settings.log_level)
     host, _, port = settings.http_addr.rpartition(":")
     uvicorn.run(build_app(settings), host=host or "127.0.0.1", port=int(port),

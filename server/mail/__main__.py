@@ -30,7 +30,7 @@ async def _serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.load()
     setup_logging(settings.log_level)
     asyncio.run(_serve(settings))
 

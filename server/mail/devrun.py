@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from server.config import Settings
 
 
-def configure_dev_mail(settings: Settings, env: dict[str, str],
-                       processes: dict[str, list[str]]) -> str:
-    """Without EVENTFLOW_SMTP_URL, start the sink and point children at it; says where mail goes."""
+def configure_dev_mail(settings: Settings) -> tuple[Settings, str, bool]:
+    """Without EVENTFLOW_SMTP_URL, point the processes at the development sink on a free
+    port: (the settings to start them with, where mail goes, whether to run the sink)."""
     if settings.smtp_url:
-        return f"{settings.smtp_url} (EVENTFLOW_SMTP_URL)"
+        return settings, f"{settings.smtp_url} (EVENTFLOW_SMTP_URL)", False
     from server.app import free_port
 
     url = f"smtp://127.0.0.1:{free_port()}"
-    env["EVENTFLOW_SMTP_URL"] = url
-    processes["mail-sink"] = [sys.executable, "-m", "server.mail"]
     folder = Path(settings.data_dir / "mail").resolve()
-    return f"{folder}/*.eml   (development SMTP sink on {url})"
+    return (settings.with_(smtp_url=url), f"{folder}/*.eml   (development SMTP sink on {url})",
+            True)

@@ -30,7 +30,7 @@ async def compat(backends: Backends, sink: MailSink, tmp_path_factory: pytest.Te
     tmp = tmp_path_factory.mktemp("compat-stack")
     own = private_backends(backends, tmp)
     s = await start_stack(own, tmp, smtp_url=sink.url,
-                          extra={"workflow_retry_base": "0.2"})
+                          workflow_retry_base=0.2)
     yield s
     await s.stop()
     own.close()

@@ -114,7 +114,7 @@ async def test_failing_event_is_retried_then_recorded_as_failed(backends: Backen
 
     # A database of its own: the shared stack's sweeper must not handle this event.
     own = private_backends(backends, tmp_path)
-    s = await start_stack(own, tmp_path, worker=False, extra={"process_retry_base": "0.05"})
+    s = await start_stack(own, tmp_path, worker=False, process_retry_base=0.05)
     worker = build_worker(s.settings, processors=[boom], poll_delay=0.05)
     s.worker = worker
     s._tasks.append(asyncio.create_task(worker.main()))

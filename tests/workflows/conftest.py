@@ -27,7 +27,7 @@ async def wf(backends: Backends, sink: MailSink, tmp_path_factory: pytest.TempPa
              ) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("wfstack")
     b = private_backends(backends, tmp)
-    s = await start_stack(b, tmp, smtp_url=sink.url, extra={"workflow_retry_base": "0.2"})
+    s = await start_stack(b, tmp, smtp_url=sink.url, workflow_retry_base=0.2)
     yield s
     await s.stop()
     b.close()

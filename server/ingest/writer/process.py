@@ -150,7 +150,7 @@ def serve(path: str, settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = Settings.from_json(sys.stdin.buffer.read())
+    settings = Settings.load()
     setup_logging(settings.log_level)
     try:
         serve(sys.argv[1], settings)
