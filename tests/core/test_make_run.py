@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import basic, free_port
 
@@ -41,6 +42,8 @@ def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
                 break
         text = "".join(lines)
         assert "eventflow is running" in text, text
+        # Quiet start-up: the banner is not buried under library chatter.
+        assert " alembic." not in text and " mail.log:" not in text, text
         key = (tmp_path / "var" / "api_key").read_text().strip()
         assert key in text
         assert f"console      : http://127.0.0.1:{http_port}/" in text
@@ -58,3 +61,17 @@ def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     assert "==> stopped" in out
     assert not _port_open(http_port) and not _port_open(grpc_port)
     assert not _port_open(valkey_port)
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_alembic_and_the_mail_sink_speak_only_at_debug(level: str, shown: bool) -> None:
+    """Below DEBUG, Alembic's and the mail sink's INFO lines are not logged; at DEBUG they are."""
+    probe = ("import logging\nfrom server.logs import setup_logging\n"
+             f"setup_logging({level!r})\n"
+             "logging.getLogger('alembic.runtime.plugins').info('alembic-line')\n"
+             "logging.getLogger('mail.log').info('sink-line')\n"
+             "logging.getLogger('server').info('ours')\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stderr
+    assert "ours" in out
+    assert ("alembic-line" in out) is shown and ("sink-line" in out) is shown
