@@ -116,7 +116,7 @@ class Settings:
             redis_prefix=env.get("EVENTFLOW_REDIS_PREFIX") or "eventflow:",
             api_key=env.get("EVENTFLOW_API_KEY") or None,
             admin_key=_admin_key(env),
-            connection_timeout=float(env.get("EVENTFLOW_CONNECTION_TIMEOUT") or 10.0),
+            connection_timeout=_seconds(env, "EVENTFLOW_CONNECTION_TIMEOUT", 10.0),
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
