@@ -136,7 +136,13 @@ async def test_concurrent_creations_of_one_new_contact_make_one(db: Db) -> None:
         async with db.engine.begin() as conn:
             return await upsert_contact(conn, account_id=db.account_id, data=data, source="event")
 
-    ids = await asyncio.gather(*(one() for _ in range(20)))
+    # Every transaction ends before the test does, even when one fails: one left open
+    # would hold the schema that the module's teardown drops.
+    results = await asyncio.gather(*(one() for _ in range(20)), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+    ids = [r for r in results if isinstance(r, int)]
     async with db.engine.connect() as conn:
         found = await search_contacts(conn, account_id=db.account_id, email="race@example.com")
     assert len(set(ids)) == 1 and [r.id for r in found] == [ids[0]]
