@@ -6,12 +6,12 @@ domain; its ``ContactValidationError`` goes to the interceptor like every domain
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import struct_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
 from server.api.errors import current_account
@@ -27,6 +27,7 @@ from server.contacts.batchcheck import BulkChecker
 from server.contacts.bulk import (
     MAX_BULK_BYTES,
     BulkResult,
+    UpdateOnly,
     bulk_size_problem,
     bulk_upsert,
     contact_size_problem,
@@ -40,9 +41,13 @@ from server.contacts.fields_store import (
     load_field_definitions,
     replace_field,
 )
+from server.contacts.forms import unwrap_api_form
+from server.contacts.groups import add_to_groups, groups_of, parse_group_names
+from server.contacts.imports import load_import, record_import
 from server.contacts.record import ContactRecord
 from server.contacts.store import (
     SEARCH_LIMIT,
+    ContactSearch,
     delete_contact,
     get_contact,
     search_contacts,
@@ -100,8 +105,21 @@ def _field(definition: FieldDefinition) -> contacts_pb2.FieldDefinition:
     return out
 
 
-def _contact(record: ContactRecord) -> contacts_pb2.Contact:
-    return contacts_pb2.Contact(id=record.id, body=_struct(record.to_api_dict()))
+def _contact(record: ContactRecord, groups: list[tuple[int, str]]) -> contacts_pb2.Contact:
+    return contacts_pb2.Contact(
+        id=record.id, body=_struct(record.to_api_dict()), address_book_id=record.account_id,
+        groups=[contacts_pb2.ContactGroup(id=gid, name=name, type="Static")
+                for gid, name in groups])
+
+
+async def _contacts(conn: AsyncConnection, records: list[ContactRecord]
+                    ) -> list[contacts_pb2.Contact]:
+    """The records as messages, each with its static groups (one query for all)."""
+    if not records:
+        return []
+    groups = await groups_of(conn, account_id=records[0].account_id,
+                             contact_ids=[r.id for r in records])
+    return [_contact(r, groups.get(r.id, [])) for r in records]
 
 
 def _positive(value: int, name: str = "id") -> int:
@@ -116,9 +134,21 @@ def _criterion(check: ViolationCollector, name: str, text: str,
     return None if found is None else str(found)
 
 
+def _text(text: str) -> str | None:
+    return text.strip() or None
+
+
 def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
     return contacts_pb2.BulkContactResult(index=result.index, status=result.status,
                                           id=result.contact_id or 0, errors=list(result.errors))
+
+
+_WRITTEN = ("CREATED", "UPDATED")
+
+
+def _counts(results: Sequence[BulkResult]) -> dict[str, int]:
+    ok = sum(result.status in _WRITTEN for result in results)
+    return {"success_count": ok, "error_count": len(results) - ok}
 
 
 class ContactService(contacts_pb2_grpc.ContactServiceServicer):
@@ -164,11 +194,14 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
     async def UpsertContact(self, request: contacts_pb2.UpsertContactRequest, context: Ctx
                             ) -> contacts_pb2.UpsertContactResponse:
         account_id = current_account.get()
+        body, groups = unwrap_api_form(_dict(request.contact))
         async with self._engine.begin() as conn:
             fields = await load_field_definitions(conn, account_id=account_id)
-            data = parse_api_form(_dict(request.contact), fields=fields)
+            data = parse_api_form(body, fields=fields)
             contact_id = await upsert_contact(conn, account_id=account_id, data=data,
                                               source="api", fields=fields)
+            await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
+                                names=groups)
         return contacts_pb2.UpsertContactResponse(id=contact_id)
 
     async def GetContact(self, request: contacts_pb2.GetContactRequest, context: Ctx
@@ -176,21 +209,26 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         async with self._engine.connect() as conn:
             record = await get_contact(conn, account_id=current_account.get(),
                                        contact_id=_positive(request.id))
-        if record is None:
-            raise NotFound(f"no contact with id {request.id} in this account")
-        return _contact(record)
+            if record is None:
+                raise NotFound(f"no contact with id {request.id} in this account")
+            (contact,) = await _contacts(conn, [record])
+        return contact
 
     async def UpdateContact(self, request: contacts_pb2.UpdateContactRequest, context: Ctx
                             ) -> contacts_pb2.Contact:
         account_id, contact_id = current_account.get(), _positive(request.id)
+        body, groups = unwrap_api_form(_dict(request.contact))
         async with self._engine.begin() as conn:
             fields = await load_field_definitions(conn, account_id=account_id)
-            data = parse_api_form({**_dict(request.contact), "id": contact_id}, fields=fields)
+            data = parse_api_form({**body, "id": contact_id}, fields=fields)
             if await update_contact(conn, account_id=account_id, data=data) is None:
                 raise NotFound(f"no contact with id {contact_id} in this account")
+            await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
+                                names=groups)
             record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
-        assert record is not None
-        return _contact(record)
+            assert record is not None
+            (contact,) = await _contacts(conn, [record])
+        return contact
 
     async def DeleteContact(self, request: contacts_pb2.DeleteContactRequest, context: Ctx
                             ) -> contacts_pb2.DeleteContactResponse:
@@ -205,14 +243,22 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         email = _criterion(check, "email", request.email, normalise_email)
         phone = _criterion(check, "phone", request.phone, normalise_phone)
         check.raise_if_any()
-        if request.limit < 0:  # PostgreSQL refuses a negative LIMIT (was INTERNAL)
+        # PostgreSQL refuses a negative LIMIT or OFFSET (was INTERNAL).
+        if request.limit < 0:
             raise InvalidArgument.from_violations([Violation("limit", "must not be negative")])
+        if request.offset < 0:
+            raise InvalidArgument.from_violations([Violation("offset", "must not be negative")])
         limit = min(request.limit or SEARCH_LIMIT, SEARCH_LIMIT)
+        search = ContactSearch(
+            email=email, phone=phone, external_customer_id=_text(request.external_customer_id),
+            contact_key=_text(request.contact_key), first_name=_text(request.first_name),
+            last_name=_text(request.last_name))
         async with self._engine.connect() as conn:
-            records = await search_contacts(
-                conn, account_id=current_account.get(), email=email, phone=phone,
-                external_customer_id=request.external_customer_id.strip() or None, limit=limit)
-        return contacts_pb2.SearchContactsResponse(contacts=[_contact(r) for r in records])
+            records, total = await search_contacts(conn, account_id=current_account.get(),
+                                                   search=search, offset=request.offset,
+                                                   limit=limit)
+            contacts = await _contacts(conn, records)
+        return contacts_pb2.SearchContactsResponse(contacts=contacts, total_count=total)
 
     async def BulkUpsertContacts(self, request: contacts_pb2.BulkUpsertContactsRequest,
                                  context: Ctx) -> contacts_pb2.BulkUpsertContactsResponse:
@@ -227,6 +273,11 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         if problems:
             raise InvalidArgument.from_violations(problems)
         _check_bulk_bytes(request)
+        groups = parse_group_names(list(request.group_names), name="groupNames")
+        update_only = UpdateOnly.parse(
+            contact_fields=list(request.contact_fields) if request.limit_contact_fields else None,
+            custom_field_ids=(list(request.custom_field_ids) if request.limit_custom_fields
+                              else None))
         account_id = current_account.get()
         entries = []
         for index, struct in enumerate(request.contacts):
@@ -242,9 +293,28 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                 else:
                     items.append((index, checked))
             results += await bulk_upsert(conn, account_id=account_id, items=items,
-                                         dedupe_on=dedupe_on, fields=fields)
-        results.sort(key=lambda result: result.index)
-        ok = sum(result.status in ("CREATED", "UPDATED") for result in results)
+                                         dedupe_on=dedupe_on, fields=fields,
+                                         update_only=update_only)
+            results.sort(key=lambda result: result.index)
+            await add_to_groups(conn, account_id=account_id, names=groups, contact_ids=[
+                r.contact_id for r in results if r.status in _WRITTEN and r.contact_id])
+            session_id = await record_import(conn, account_id=account_id, results=results)
         return contacts_pb2.BulkUpsertContactsResponse(
-            results=[_bulk_result(r) for r in results], success_count=ok,
-            error_count=len(results) - ok)
+            results=[_bulk_result(r) for r in results], session_id=session_id,
+            **_counts(results))
+
+    async def GetImportStatus(self, request: contacts_pb2.GetImportStatusRequest,
+                              context: Ctx) -> contacts_pb2.ImportStatus:
+        async with self._engine.connect() as conn:
+            found = await load_import(conn, account_id=current_account.get(),
+                                      session_id=request.session_id.strip())
+        if found is None:
+            raise NotFound(f"no import session {request.session_id!r} in this account "
+                           "(sessions are kept 7 days)")
+        counts = _counts(found.results)
+        out = contacts_pb2.ImportStatus(
+            session_id=found.session_id, status=found.status,
+            results=[_bulk_result(r) for r in found.results],
+            success_count=counts["success_count"], error_count=counts["error_count"])
+        out.created_at.FromDatetime(found.created_at)
+        return out

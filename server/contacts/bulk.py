@@ -17,16 +17,17 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.model import ContactData
+from server.contacts.model import CHANNEL_ATTRIBUTES, ContactData
 from server.contacts.record import check_required_fields, contact_columns
 from server.contacts.sql import UNIQUE_COLUMNS, chunked, write_field_values, write_push_tokens
 from server.contacts.tables import CONTACTS
 from server.contacts.validation import email_key
 from server.db.models import utcnow
-from server.errors import ContactValidationError
+from server.errors import ContactValidationError, InvalidArgument, Violation
 
-__all__ = ["DEDUPE_ON", "MAX_BULK", "MAX_BULK_BYTES", "MAX_CONTACT_BYTES", "BulkResult",
-           "bulk_size_problem", "bulk_upsert", "contact_size_problem", "dedupe_column"]
+__all__ = ["CONTACT_FIELDS", "DEDUPE_ON", "MAX_BULK", "MAX_BULK_BYTES", "MAX_CONTACT_BYTES",
+           "BulkResult", "UpdateOnly", "bulk_size_problem", "bulk_upsert",
+           "contact_size_problem", "dedupe_column"]
 
 MAX_BULK: Final = 3000
 # Size bounds, checked before a contact is converted or validated, so the work a request
@@ -44,7 +45,57 @@ DEDUPE_ON: Final[Mapping[str, str]] = {
     "contactkey": "contact_key",
     "id": "id",
 }
+# eSputnik's contactFields names (compared lower-cased) -> ContactData attributes.
+CONTACT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "firstname": ("first_name",),
+    "lastname": ("last_name",),
+    "email": ("email",),
+    "sms": ("phone",),
+    "phone": ("phone",),
+    "mobilepush": ("push_tokens",),
+    "channels": CHANNEL_ATTRIBUTES,
+    "externalcustomerid": ("external_customer_id",),
+    "contactkey": ("contact_key",),
+    "languagecode": ("language_code",),
+    "timezone": ("time_zone",),
+    "address": ("address.address",),
+    "town": ("address.town",),
+    "region": ("address.region",),
+    "postcode": ("address.postcode",),
+    "confirmed": ("confirmed",),
+}
 _c = CONTACTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateOnly:
+    """What a bulk may change in contacts that exist: these attributes and additional
+    fields (None: every one given). eSputnik's ``contactFields`` / ``customFieldsIDs``."""
+
+    attributes: frozenset[str] | None = None
+    field_ids: frozenset[int] | None = None
+
+    @classmethod
+    def parse(cls, *, contact_fields: Sequence[str] | None,
+              custom_field_ids: Sequence[int] | None) -> UpdateOnly:
+        """From the request's lists (None: not given); unknown names are violations."""
+        attributes: set[str] | None = None
+        if contact_fields is not None:
+            attributes = set()
+            problems = []
+            for index, name in enumerate(contact_fields):
+                found = CONTACT_FIELDS.get(name.strip().lower())
+                if found is None:
+                    problems.append(Violation(f"contactFields[{index}]", (
+                        f"{name!r} is not a contact field; it takes firstName, lastName, email, "
+                        "sms, mobilepush, channels, externalCustomerId, contactKey, "
+                        "languageCode, timeZone, address, town, region, postcode, confirmed")))
+                else:
+                    attributes.update(found)
+            if problems:
+                raise InvalidArgument.from_violations(problems)
+        return cls(attributes=None if attributes is None else frozenset(attributes),
+                   field_ids=None if custom_field_ids is None else frozenset(custom_field_ids))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,13 +146,21 @@ async def bulk_upsert(
     dedupe_on: str,
     fields: Mapping[int, FieldDefinition],
     source: str = "bulk",
+    update_only: UpdateOnly = UpdateOnly(),
 ) -> list[BulkResult]:
-    """Write ``(index, contact)`` pairs matched on ``dedupe_on``; one result per index."""
+    """Write ``(index, contact)`` pairs matched on ``dedupe_on``; one result per index.
+    Contacts that exist change only as ``update_only`` allows."""
     column = dedupe_column(dedupe_on)
     assert column is not None, "check dedupe_on with dedupe_column first"
     results: list[BulkResult] = []
     groups = _group(items, column=column, results=results)
     await _find_targets(conn, account_id=account_id, column=column, groups=groups)
+    if update_only != UpdateOnly():
+        for group in groups:
+            if group.target is not None:
+                group.data = group.data.only(attributes=update_only.attributes,
+                                             field_ids=update_only.field_ids)
+                group.changed = contact_columns(group.data, every=False)
     if column == "id":
         for group in groups:
             if group.target is None:

@@ -11,8 +11,15 @@
 
 In the event form a blank external id (null, "", blanks, "null") is ignored, as eSputnik
 does for events; in the API form it clears the stored one like any null attribute.
-Keys match ignoring case, and unknown keys are ignored: clients echo whole ``GET`` answers
-back and send members we do not model. A null list or object counts as not given.
+Keys match ignoring case. In the API form an unknown top-level member is a violation
+naming it (nothing sent is dropped silently); the read-only members our answers carry
+(``READ_ONLY_MEMBERS``: ``addressBookId``, ``groups``, ``status``, ``createdAt``,
+``updatedAt``) are accepted and not applied, since clients echo whole ``GET`` answers
+back. The event form keeps ignoring keys it does not model: it is the form of event
+params, whose other members belong to the event. A null list or object counts as not given.
+
+``unwrap_api_form`` reads the wrapped form a public Ruby client sends to update a contact,
+``{"contact": {...}, "groups": [...] | null, "formType": null}``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,22 @@ from typing import Final
 from server.contacts.builder import ContactBuilder
 from server.contacts.definitions import FieldDefinition
 from server.contacts.errors import ViolationCollector
+from server.contacts.group_names import parse_group_names
 from server.contacts.model import ContactData
 from server.contacts.scalars import json_type
 from server.contacts.validation import is_blank_external_id
+from server.errors import InvalidArgument, Violation
 
-__all__ = ["parse_api_form", "parse_event_form"]
+__all__ = ["API_MEMBERS", "READ_ONLY_MEMBERS", "parse_api_form", "parse_event_form",
+           "unwrap_api_form"]
+
+# The API form's members as callers spell them (matched ignoring case).
+API_MEMBERS: Final = ("id", "firstName", "lastName", "channels", "externalCustomerId",
+                      "contactKey", "languageCode", "timeZone", "address", "fields",
+                      "confirmed")
+READ_ONLY_MEMBERS: Final = ("addressBookId", "groups", "status", "createdAt", "updatedAt")
+_READ_ONLY: Final = frozenset(name.lower() for name in READ_ONLY_MEMBERS)
+_WRAPPER_MEMBERS: Final = ("contact", "groups", "formType")
 
 _COMMON_ATTRIBUTES: Final = {
     "externalcustomerid": "external_customer_id",
@@ -109,7 +127,29 @@ def parse_api_form(
             handlers[lowered](path, value)
         elif lowered in _API_ATTRIBUTES:
             attributes.read(_API_ATTRIBUTES[lowered], key=key, path=path, value=value)
+        elif lowered not in _READ_ONLY:
+            collector.add(path=path, value=value, reason=(
+                "is not a member of a contact; it takes " + ", ".join(API_MEMBERS)))
     return builder.build(creating=creating, fields_path=_join(field_prefix, "fields"))
+
+
+def unwrap_api_form(doc: Mapping[str, object]) -> tuple[Mapping[str, object], list[str]]:
+    """The contact of a body and the static groups it joins: the body itself and none, or,
+    for ``{"contact": {...}, "groups", "formType"}``, the wrapped contact and its groups
+    (``formType`` belongs to subscription forms: only null is accepted here)."""
+    if not isinstance(doc.get("contact"), Mapping):
+        return doc, []
+    unknown = [name for name in doc if name not in _WRAPPER_MEMBERS]
+    problems = [Violation(name, "is not a member of the wrapped form; it takes "
+                          + ", ".join(_WRAPPER_MEMBERS)) for name in unknown]
+    if doc.get("formType") is not None:
+        problems.append(Violation("formType", "belongs to subscription forms (POST "
+                                  "/api/v1/contact/subscribe); send null here"))
+    if problems:
+        raise InvalidArgument.from_violations(problems)
+    contact = doc["contact"]
+    assert isinstance(contact, Mapping)
+    return contact, parse_group_names(doc.get("groups"), name="groups")
 
 
 class _AttributeReader:

@@ -8,8 +8,8 @@ given value and ``None`` clears it. Values are already validated and normalised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
 
 from server.contacts.field_values import FieldValue, render_field_value
@@ -89,6 +89,15 @@ class ContactData:
     confirmed: bool | None = None
     fields: Mapping[int, FieldValue | None] = field(default_factory=dict)
     present: frozenset[str] = frozenset()
+
+    def only(self, *, attributes: Collection[str] | None = None,
+             field_ids: Collection[int] | None = None) -> ContactData:
+        """This change narrowed to ``attributes`` and to the additional fields
+        ``field_ids`` (None: that kind is not narrowed)."""
+        present = self.present if attributes is None else self.present.intersection(attributes)
+        fields = self.fields if field_ids is None else {
+            field_id: value for field_id, value in self.fields.items() if field_id in field_ids}
+        return replace(self, present=present, fields=fields)
 
     def to_api_dict(self) -> dict[str, object]:
         """The eSputnik API form (``GET /api/v1/contact/{id}``) of the present attributes."""

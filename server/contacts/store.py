@@ -10,9 +10,10 @@ nothing and the contact is read again, so one contact results and no transaction
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
@@ -47,6 +48,7 @@ from server.errors import Conflict, InvalidArgument, NotFound, Violation
 
 __all__ = [
     "ContactRecord",
+    "ContactSearch",
     "delete_contact",
     "find_contact_id",
     "get_contact",
@@ -191,25 +193,48 @@ async def get_contact(
     return records[0] if records else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ContactSearch:
+    """Criteria of ``search_contacts``, each compared as stored after normalising
+    (email ignoring case, phone as E.164; names exactly as stored); None is any."""
+
+    email: str | None = None
+    phone: str | None = None
+    external_customer_id: str | None = None
+    contact_key: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
 async def search_contacts(
     conn: AsyncConnection,
     *,
     account_id: int,
-    email: str | None = None,
-    phone: str | None = None,
-    external_customer_id: str | None = None,
+    search: ContactSearch = ContactSearch(),
+    offset: int = 0,
     limit: int = SEARCH_LIMIT,
-) -> list[ContactRecord]:
-    """Contacts matching every given (normalised) criterion, oldest first."""
+) -> tuple[list[ContactRecord], int]:
+    """A page of the contacts matching every given criterion, oldest first, and how
+    many match in all."""
+    where = _search_where(search)
+    total = (await conn.execute(select(func.count()).select_from(_c).where(
+        and_(_c.c.account_id == account_id, where)))).scalar_one()
+    records = await _load(conn, account_id=account_id, where=where, limit=limit, offset=offset)
+    return records, int(total)
+
+
+def _search_where(search: ContactSearch) -> Any:
     conditions = []
-    if email is not None:
-        conditions.append(_c.c.email_key == email_key(email))
-    if phone is not None:
-        conditions.append(_c.c.phone == phone)
-    if external_customer_id is not None:
-        conditions.append(_c.c.external_customer_id == external_customer_id)
-    where = and_(*conditions) if conditions else _c.c.id.is_not(None)
-    return await _load(conn, account_id=account_id, where=where, limit=limit)
+    if search.email is not None:
+        conditions.append(_c.c.email_key == email_key(search.email))
+    for column, value in ((_c.c.phone, search.phone),
+                          (_c.c.external_customer_id, search.external_customer_id),
+                          (_c.c.contact_key, search.contact_key),
+                          (_c.c.first_name, search.first_name),
+                          (_c.c.last_name, search.last_name)):
+        if value is not None:
+            conditions.append(column == value)
+    return and_(*conditions) if conditions else _c.c.id.is_not(None)
 
 
 async def delete_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
@@ -285,10 +310,10 @@ async def _apply(conn: AsyncConnection, *, account_id: int, contact_id: int, dat
 
 
 async def _load(
-    conn: AsyncConnection, *, account_id: int, where: Any, limit: int = 1
+    conn: AsyncConnection, *, account_id: int, where: Any, limit: int = 1, offset: int = 0
 ) -> list[ContactRecord]:
     rows = (await conn.execute(select(_c).where(and_(_c.c.account_id == account_id, where))
-                               .order_by(_c.c.id).limit(limit))).all()
+                               .order_by(_c.c.id).limit(limit).offset(offset))).all()
     if not rows:
         return []
     ids = [int(row.id) for row in rows]

@@ -21,14 +21,36 @@ import orjson
 
 from eventflow.v1 import contacts_pb2
 from server.contacts.bulk import bulk_size_problem, contact_size_problem
+from server.contacts.group_names import parse_group_names
 from server.errors import EventflowError, InvalidArgument, TooLarge, Violation
 from server.gateway.http import json_struct, parse_json
+from server.members import only_members
 from server.procs import lower_priority
 
 __all__ = ["INLINE_BYTES", "BulkEncoder", "bulk_request", "encode"]
 
 # Bodies up to this size are converted on the loop (a few milliseconds at most).
 INLINE_BYTES = 64 * 1024
+# The top-level members of a bulk body: eSputnik's, less those not supported (refused by
+# name as unknown: restoreDeleted, eventKeyForNewContacts).
+BULK_MEMBERS = ("contacts", "dedupeOn", "groupNames", "contactFields", "customFieldsIDs")
+
+
+def _item_of(value: Any, kind: type) -> bool:
+    if kind is str:
+        return isinstance(value, str)
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def _names(doc: dict[str, Any], name: str, kind: type) -> list[Any] | None:
+    """The list member ``name`` of items of ``kind`` (None when absent or null)."""
+    value = doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(_item_of(v, kind) for v in value):
+        what = "strings" if kind is str else "field ids (positive whole numbers)"
+        raise InvalidArgument.from_violations([Violation(name, f"must be a list of {what}")])
+    return value
 
 
 def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
@@ -36,6 +58,8 @@ def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
     checked before that entry is converted."""
     if isinstance(doc, list):
         doc = {"contacts": doc}
+    if isinstance(doc, dict):
+        only_members(doc, BULK_MEMBERS)
     if not isinstance(doc, dict) or not isinstance(doc.get("contacts"), list):
         raise InvalidArgument.from_violations([Violation(
             "contacts", "is required: send {\"contacts\": [...], \"dedupeOn\": \"email\"}")])
@@ -46,7 +70,15 @@ def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
     problem = bulk_size_problem(len(contacts))
     if problem:
         raise InvalidArgument.from_violations([Violation("contacts", problem)])
-    request = contacts_pb2.BulkUpsertContactsRequest(dedupe_on=dedupe)
+    request = contacts_pb2.BulkUpsertContactsRequest(
+        dedupe_on=dedupe, group_names=parse_group_names(doc.get("groupNames"), name="groupNames"))
+    contact_fields, field_ids = _names(doc, "contactFields", str), _names(doc, "customFieldsIDs", int)
+    if contact_fields is not None:
+        request.contact_fields.extend(contact_fields)
+        request.limit_contact_fields = True
+    if field_ids is not None:
+        request.custom_field_ids.extend(field_ids)
+        request.limit_custom_fields = True
     for index, item in enumerate(contacts):
         problem = contact_size_problem(len(orjson.dumps(item)))
         if problem:

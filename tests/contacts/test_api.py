@@ -49,7 +49,8 @@ async def count_contacts(stack: Stack) -> int:
 async def find_by_email(stack: Stack, email: str, *, wait: float = 0.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait
     while True:
-        r = await stack.http.get("/api/v1/contacts", params={"email": email}, headers=stack.auth())
+        r = await stack.http.get("/api/v1/contacts", params={"email": email, "full": "true"},
+                                 headers=stack.auth())
         assert r.status_code == 200, r.text
         if r.json() or time.monotonic() >= deadline:
             return list(r.json())
@@ -68,7 +69,8 @@ async def test_seed_contact_through_api_form_shows_phone_id_and_field(stack: Sta
     r = await stack.http.post("/api/v1/contact", headers=stack.auth(), json=SEED_API_FORM)
     assert r.status_code == 200, r.text
     contact_id = r.json()["id"]
-    doc = (await stack.http.get(f"/api/v1/contact/{contact_id}", headers=stack.auth())).json()
+    doc = (await stack.http.get(f"/api/v1/contact/{contact_id}?full=true",
+                                headers=stack.auth())).json()
     assert_seed_contact(doc)
     assert doc["id"] == contact_id and doc["status"] == "active"
 
@@ -81,7 +83,8 @@ async def test_seed_contact_through_create_or_update_function(stack: Stack) -> N
         data = parse_event_form(SEED_FORM, fields=fields)
         contact_id = await upsert_contact(conn, account_id=stack.other_account_id, data=data,
                                           source="workflow")
-    r = await stack.http.get(f"/api/v1/contact/{contact_id}", headers=stack.auth(stack.other_key))
+    r = await stack.http.get(f"/api/v1/contact/{contact_id}", params={"full": "1"},
+                             headers=stack.auth(stack.other_key))
     assert r.status_code == 200, r.text
     assert_seed_contact(r.json())
 
@@ -247,7 +250,8 @@ async def test_put_get_delete_contact_and_account_isolation(stack: Stack) -> Non
     path = f"/api/v1/contact/{r.json()['id']}"
     r = await stack.http.put(path, headers=stack.auth(), json={"lastName": "Shevchenko"})
     assert r.status_code == 200, r.text
-    doc = r.json()
+    assert r.text == f"Contact with id='{path.rsplit('/', 1)[1]}' has been updated"
+    doc = (await stack.http.get(path + "?full=true", headers=stack.auth())).json()
     assert (doc["firstName"], doc["lastName"], doc["address"]["town"]) == ("Olena", "Shevchenko",
                                                                            "Lviv")
     other = stack.auth(stack.other_key)
@@ -273,10 +277,11 @@ async def test_bulk_upsert_reports_each_failure_and_writes_the_rest(stack: Stack
         {"lastName": "Again", "channels": [{"type": "email", "value": emails[0].upper()}]},
         {"firstName": "D", "channels": [{"type": "email", "value": emails[1]}]},
     ]
-    r = await stack.http.post("/api/v1/contacts", headers=stack.auth(),
+    r = await stack.http.post("/api/v1/contacts?results=true", headers=stack.auth(),
                               json={"contacts": contacts, "dedupeOn": "email"})
     assert r.status_code == 200, r.text
     doc = r.json()
+    assert doc["asyncSessionId"]
     statuses = [result["status"] for result in doc["results"]]
     assert statuses == ["CREATED", "INVALID", "INVALID", "CREATED", "CREATED"]
     assert (doc["successCount"], doc["errorCount"]) == (3, 2)
@@ -284,7 +289,8 @@ async def test_bulk_upsert_reports_each_failure_and_writes_the_rest(stack: Stack
     (first,) = await find_by_email(stack, emails[0])
     assert (first["firstName"], first["lastName"]) == ("A", "Again")
     assert first["fields"] == [{"id": 10001, "value": "2021-02-01"}]
-    r = await stack.http.post("/api/v1/contacts", headers=stack.auth(), json={
+    r = await stack.http.post("/api/v1/contacts", params={"results": "true"},
+                              headers=stack.auth(), json={
         "contacts": [{"firstName": "Z", "channels": {"type": "email", "value": emails[1]}}],
         "dedupeOn": "email"})
     assert r.json()["results"][0]["status"] == "UPDATED"

@@ -48,7 +48,7 @@ async def processed(stack: Stack, key: str, event_id: int, *, timeout: float = 3
 
 
 async def contacts(stack: Stack, key: str) -> list[dict[str, Any]]:
-    r = await stack.http.get("/api/v1/contacts", headers=stack.auth(key))
+    r = await stack.http.get("/api/v1/contacts?full=true", headers=stack.auth(key))
     assert r.status_code == 200, r.text
     return list(r.json())
 

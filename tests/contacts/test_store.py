@@ -10,6 +10,7 @@ from server.contacts import ContactValidationError, parse_api_form, parse_event_
 from server.contacts.fields_store import load_field_definitions
 from server.contacts.identity import Identifiers
 from server.contacts.store import (
+    ContactSearch,
     delete_contact,
     find_contact_id,
     get_contact,
@@ -73,8 +74,9 @@ async def test_email_identity_ignores_case(db: Db) -> None:
     async with db.engine.begin() as conn:
         found = await find_contact_id(conn, account_id=db.account_id,
                                       identifiers=Identifiers(email="SITE@UKR.NET"))
-        results = await search_contacts(conn, account_id=db.account_id, email="Site@Ukr.Net")
-    assert found is not None and [r.id for r in results] == [found]
+        results, total = await search_contacts(conn, account_id=db.account_id,
+                                               search=ContactSearch(email="Site@Ukr.Net"))
+    assert found is not None and [r.id for r in results] == [found] and total == 1
 
 
 async def test_identifier_of_another_contact_is_a_conflict(db: Db) -> None:
@@ -144,7 +146,8 @@ async def test_concurrent_creations_of_one_new_contact_make_one(db: Db) -> None:
         raise failures[0]
     ids = [r for r in results if isinstance(r, int)]
     async with db.engine.connect() as conn:
-        found = await search_contacts(conn, account_id=db.account_id, email="race@example.com")
+        found, _ = await search_contacts(conn, account_id=db.account_id,
+                                         search=ContactSearch(email="race@example.com"))
     assert len(set(ids)) == 1 and [r.id for r in found] == [ids[0]]
 
 
