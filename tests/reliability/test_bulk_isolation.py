@@ -17,7 +17,7 @@ from tests.reliability import latency
 from tests.reliability.procs import Procs
 from tests.support import basic
 
-BULK = "/api/v1/contacts"
+BULK = "/api/v1/contacts?results=true"  # our per-contact counts, not only the session
 # Distinct bodies per scenario, taken in turn (two "full" bulks at once never share one).
 BODIES = 8
 
