@@ -178,7 +178,7 @@ async def test_search_takes_esputniks_parameters_pages_and_counts(compat: Stack)
                      content_type=None, key=key)
     assert [c["id"] for c in r.json()] == [ids[1], ids[3]] and r.headers["TotalCount"] == "2"
     phone = f"+38067{secrets.randbelow(10**7):07d}"
-    contact_id, email = await a_contact(compat, key, channels=[
+    contact_id, _ = await a_contact(compat, key, channels=[
         {"type": "email", "value": unique_email()}, {"type": "sms", "value": phone}])
     r = await replay(compat, "GET", "/api/v1/contacts", params={"sms": phone[1:]},
                      content_type=None, key=key)
