@@ -16,7 +16,13 @@ from server.errors import InvalidArgument, Violation
 from server.templating import TemplateError, WrongFormat, build_context, compile_template
 from server.templating.context import parse_json
 from server.templating.pool import RenderPart, RenderPool
-from server.templating.store import StoredTemplate, create_template, get_template, list_templates
+from server.templating.store import (
+    StoredTemplate,
+    create_template,
+    get_template,
+    list_templates,
+    update_template,
+)
 
 
 def _context_from(request: templates_pb2.RenderTemplateRequest) -> dict[str, Any]:
@@ -85,6 +91,15 @@ class TemplateService(templates_pb2_grpc.TemplateServiceServicer):
             stored = await create_template(conn, account_id=current_account.get(),
                                            name=request.name, subject=request.subject,
                                            html=request.html, text=request.text)
+        return _message(stored)
+
+    async def UpdateTemplate(self, request: templates_pb2.UpdateTemplateRequest,
+                             context: grpc.aio.ServicerContext[Any, Any]) -> templates_pb2.MessageTemplate:
+        async with self._engine.begin() as conn:
+            stored = await update_template(conn, account_id=current_account.get(),
+                                           template_id=request.id, name=request.name,
+                                           subject=request.subject, html=request.html,
+                                           text=request.text)
         return _message(stored)
 
     async def ListTemplates(self, request: templates_pb2.ListTemplatesRequest,

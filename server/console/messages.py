@@ -61,27 +61,38 @@ async def show_message(ctx: Page) -> Response:
 
 
 async def save_message(ctx: Page) -> Response:
+    """``POST /messages`` makes a new message; ``POST /messages/{id}`` saves that one in place
+    (``UpdateTemplate``: it keeps its id, which workflows name)."""
+    template_id = path_id(ctx.request, "template_id") if "template_id" in ctx.request.path_params \
+        else 0
     form = await ctx.form()
     values = {k: form.get(k, "") for k in ("name", *PARTS, "json_param", "event_id")}
     # Browsers send textarea line breaks as CRLF; templates keep the author's LF.
     for part in ("html", "text"):
         values[part] = values[part].replace("\r\n", "\n")
     if not values["name"].strip():
-        return await editor(ctx, values=values, status=400,
+        return await editor(ctx, values=values, status=400, template_id=template_id,
                             error={"field": "name", "message": "Give the message a name."})
+    texts = {"name": values["name"].strip(), "subject": values["subject"],
+             "html": values["html"], "text": values["text"]}
     try:
-        reply = await _stub(ctx).CreateTemplate(templates_pb2.CreateTemplateRequest(
-            name=values["name"].strip(), subject=values["subject"], html=values["html"],
-            text=values["text"]), metadata=ctx.meta)
+        if template_id:
+            reply = await _stub(ctx).UpdateTemplate(templates_pb2.UpdateTemplateRequest(
+                id=template_id, **texts), metadata=ctx.meta)
+        else:
+            reply = await _stub(ctx).CreateTemplate(templates_pb2.CreateTemplateRequest(
+                **texts), metadata=ctx.meta)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
             raise
         err = failure(exc)
-        return await editor(ctx, values=values, status=err.status, error={
-            "field": err.metadata.get("field") or "", "message": err.message,
-            "line": err.metadata.get("line"), "column": err.metadata.get("column")})
+        return await editor(ctx, values=values, status=err.status, template_id=template_id,
+                            error={"field": err.metadata.get("field") or "",
+                                   "message": err.message, "line": err.metadata.get("line"),
+                                   "column": err.metadata.get("column")})
     # The preview's choices travel along, so the saved message shows as it was written.
-    keep = urlencode({"saved": 1, "json": values["json_param"], "event": values["event_id"]})
+    keep = urlencode({"saved": "updated" if template_id else "created",
+                      "json": values["json_param"], "event": values["event_id"]})
     return RedirectResponse(f"/messages/{reply.id}?{keep}", status_code=303)
 
 

@@ -60,8 +60,9 @@ async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
 async def new_workflow(ctx: Page) -> Response:
     q = ctx.request.query_params
     return await _new_form(ctx, values={
-        "name": "", "type": q.get("type", ""), "wait": "PT1M", "template": "",
-        "to": "${email}", "json_param": "items", "active": "1", "definition": ""})
+        "name": "", "type": q.get("type", ""), "wait": "PT1M", "template": q.get("template", ""),
+        "to": "${email}", "json_param": q.get("json") or "items", "active": "1",
+        "definition": ""})
 
 
 def recipe(values: dict[str, str]) -> dict[str, Any]:

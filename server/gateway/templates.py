@@ -38,6 +38,15 @@ def _text(doc: dict[str, Any], name: str, out: list[Violation], *, required: boo
     return str(value)
 
 
+def _fields(doc: dict[str, Any]) -> dict[str, str]:
+    """A template body's four texts, each checked to be a string."""
+    out: list[Violation] = []
+    fields = {name: _text(doc, name, out) for name in ("name", "subject", "html", "text")}
+    if out:
+        raise InvalidArgument.from_violations(out)
+    return fields
+
+
 def _template(t: templates_pb2.MessageTemplate) -> dict[str, Any]:
     created = t.created_at.ToDatetime().isoformat(timespec="milliseconds") + "Z"
     return {"id": t.id, "name": t.name, "subject": t.subject, "html": t.html, "text": t.text,
@@ -91,14 +100,19 @@ def routes(state: GatewayState) -> list[Route]:
     async def create(request: Request) -> Response:
         meta = auth_metadata(request)
         doc = json_object(await read_json(request, limit=MAX_TEMPLATE_BODY))
-        out: list[Violation] = []
-        req = templates_pb2.CreateTemplateRequest(
-            name=_text(doc, "name", out), subject=_text(doc, "subject", out),
-            html=_text(doc, "html", out), text=_text(doc, "text", out))
-        if out:
-            raise InvalidArgument.from_violations(out)
-        reply = await stub().CreateTemplate(req, metadata=meta)
+        reply = await stub().CreateTemplate(templates_pb2.CreateTemplateRequest(**_fields(doc)),
+                                            metadata=meta)
         return json_response({"id": reply.id})
+
+    @endpoint
+    async def replace(request: Request) -> Response:
+        """PUT: the whole template (name, subject, html, text) replaces the stored one."""
+        meta = auth_metadata(request)
+        template_id = path_id(request, "template_id")
+        doc = json_object(await read_json(request, limit=MAX_TEMPLATE_BODY))
+        reply = await stub().UpdateTemplate(templates_pb2.UpdateTemplateRequest(
+            id=template_id, **_fields(doc)), metadata=meta)
+        return json_response(_template(reply))
 
     @endpoint
     async def list_all(request: Request) -> Response:
@@ -118,4 +132,5 @@ def routes(state: GatewayState) -> list[Route]:
         Route("/api/v1/messages", create, methods=["POST"]),
         Route("/api/v1/messages", list_all, methods=["GET"]),
         Route("/api/v1/messages/{template_id}", get_one, methods=["GET"]),
+        Route("/api/v1/messages/{template_id}", replace, methods=["PUT"]),
     ]

@@ -1,11 +1,11 @@
-"""Stored message templates of an account: create (compiled first), list, get."""
+"""Stored message templates of an account: create and update (compiled first), list, get."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import as_utc, id_is, table_of, utcnow
@@ -64,6 +64,22 @@ async def create_template(conn: AsyncConnection, *, account_id: int, name: str, 
     ).returning(_t.c.id))).scalar_one()
     return StoredTemplate(id=int(new_id), name=name, subject=subject, html=html, text=text,
                           created_at=now)
+
+
+async def update_template(conn: AsyncConnection, *, account_id: int, template_id: int,
+                          name: str, subject: str, html: str, text: str) -> StoredTemplate:
+    """Replace the template's name, subject and bodies in place (it keeps its id and creation
+    time); the same checks as creating. The store keeps no older texts: a letter already
+    sent is unchanged, the next one uses the new text."""
+    check_template(name=name, subject=subject, html=html, text=text)
+    r = (await conn.execute(update(_t).where(and_(id_is(_t.c.id, template_id),
+                                                  _t.c.account_id == account_id))
+                            .values(name=name, subject=subject, html=html, text=text)
+                            .returning(_t.c.id, _t.c.created_at))).first()
+    if r is None:
+        raise NotFound(f"no message template with id {template_id} in this account")
+    return StoredTemplate(id=int(r.id), name=name, subject=subject, html=html, text=text,
+                          created_at=as_utc(r.created_at))
 
 
 async def get_template(conn: AsyncConnection, *, account_id: int, template_id: int

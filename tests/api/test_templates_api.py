@@ -107,3 +107,61 @@ async def test_grpc_render_and_template_syntax_status(stack: Stack) -> None:
         await stub.CreateTemplate(templates_pb2.CreateTemplateRequest(
             name="x", html="#foreach($i in )#end"), metadata=stack.meta())
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_put_replaces_a_template_in_place(stack: Stack) -> None:
+    """PUT /api/v1/messages/{id} keeps the id and creation time and answers the new text;
+    another account's PUT is 404 and changes nothing; a broken or incomplete body is refused
+    with the field and leaves the stored text as it was."""
+    body = {"name": "Cart", "subject": "s1", "html": "<p>one</p>", "text": "one"}
+    made = (await stack.http.post("/api/v1/messages", headers=stack.auth(), json=body)).json()
+    url = f"/api/v1/messages/{made['id']}"
+    first = (await stack.http.get(url, headers=stack.auth())).json()
+    new = {"name": "Cart v2", "subject": "You left $!data.get('array').size() items",
+           "html": "<ul>" + SEED_LOOP + "</ul>", "text": SEED_LOOP}
+    r = await stack.http.put(url, headers=stack.auth(), json=new)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["id"] == made["id"] and got["createdAt"] == first["createdAt"]
+    assert {k: got[k] for k in new} == new
+    assert (await stack.http.get(url, headers=stack.auth())).json() == got
+    listed = (await stack.http.get("/api/v1/messages", headers=stack.auth())).json()
+    assert [t for t in listed if t["id"] == made["id"]] == [got]
+
+    other = await stack.http.put(url, headers=stack.auth(stack.other_key), json=body)
+    assert other.status_code == 404, other.text
+    broken = await stack.http.put(url, headers=stack.auth(), json={**new, "text": "#if($x"})
+    assert broken.status_code == 422 and broken.json()["field"] == "text", broken.text
+    empty = await stack.http.put(url, headers=stack.auth(), json={"subject": 5})
+    assert empty.status_code == 400
+    assert {v["field"] for v in empty.json()["violations"]} == {"subject"}
+    unnamed = await stack.http.put(url, headers=stack.auth(), json={"html": "<p>x</p>"})
+    assert unnamed.status_code == 400 and unnamed.json()["violations"][0]["field"] == "name"
+    assert (await stack.http.get(url, headers=stack.auth())).json() == got
+    missing = await stack.http.put("/api/v1/messages/999999999", headers=stack.auth(), json=new)
+    assert missing.status_code == 404
+
+
+async def test_grpc_update_template(stack: Stack) -> None:
+    """UpdateTemplate answers the stored template; an unknown id is NOT_FOUND; a syntax
+    error is INVALID_ARGUMENT and the old text stays."""
+    stub = templates_pb2_grpc.TemplateServiceStub(stack.channel)
+    made = await stub.CreateTemplate(templates_pb2.CreateTemplateRequest(
+        name="pw", html="old"), metadata=stack.meta())
+    updated = await stub.UpdateTemplate(templates_pb2.UpdateTemplateRequest(
+        id=made.id, name="pw", subject="Password", html="$!data.get('password')"),
+        metadata=stack.meta())
+    assert (updated.id, updated.html, updated.subject) == (made.id, "$!data.get('password')",
+                                                          "Password")
+    assert updated.created_at == made.created_at
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.UpdateTemplate(templates_pb2.UpdateTemplateRequest(
+            id=made.id, name="pw", html="#foreach($i in )#end"), metadata=stack.meta())
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.UpdateTemplate(templates_pb2.UpdateTemplateRequest(
+            id=made.id, name="pw", html="x"), metadata=stack.meta(stack.other_key))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    got = await stub.GetTemplate(templates_pb2.GetTemplateRequest(id=made.id),
+                                 metadata=stack.meta())
+    assert got.html == "$!data.get('password')"

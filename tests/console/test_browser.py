@@ -172,6 +172,19 @@ def test_seed_guide_from_first_event_to_delivered_letter(
     expect(page.get_by_role("status").filter(has_text="Saved as message")).to_be_visible()
     template_id = page.url.rsplit("/", 1)[1].split("?")[0]
 
+    # Saving again saves in place: the same id, the new subject (UpdateTemplate).
+    page.get_by_label("Subject").fill("You left $!data.get('array').size() items in your cart!")
+    page.get_by_role("button", name="Save message", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text=f"Saved message {template_id}.")
+           ).to_be_visible()
+    assert page.url.rsplit("/", 1)[1].split("?")[0] == template_id
+    expect(page.get_by_label("Subject")).to_have_value(
+        "You left $!data.get('array').size() items in your cart!")
+    page.get_by_label("Subject").fill("You left $!data.get('array').size() items in your cart")
+    page.get_by_role("button", name="Save message", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text=f"Saved message {template_id}.")
+           ).to_be_visible()
+
     # The abandoned-cart workflow: wait (short), then the email to ${email} with items.
     go(page, "Workflows")
     expect(page.get_by_text("No workflows yet")).to_be_visible()
@@ -276,4 +289,75 @@ def test_keyboard_reaches_the_navigation_and_the_editor(
         "[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
         ".filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id || e.name)")
     assert unlabelled == []
+    context.close()
+
+
+# Text colour against the first opaque background behind it, as WCAG 2 computes contrast.
+CONTRAST_JS = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const box = el.getBoundingClientRect();
+    if (!own || !box.width || getComputedStyle(el).visibility === "hidden") continue;
+    const style = getComputedStyle(el);
+    const a = lum(rgb(style.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) bad.push(`${el.tagName}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+  }
+  return bad;
+}"""
+UNLABELLED_JS = (
+    "[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+    ".filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id || e.name)")
+
+
+def test_phone_sized_window(sync_api: Any, devstack: DevStack, browser: Any) -> None:
+    """At 390x844 every section link is on screen and reachable, no main screen scrolls
+    sideways, every field is labelled, focus is visible and text meets WCAG AA contrast."""
+    expect = sync_api.expect
+    event_id = curl_event(devstack, CART)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto(devstack.url + "/login")
+    page.get_by_label("API key").fill(devstack.api_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    screens = ["/", "/event-types", "/event-types/abandoned_cart", "/events",
+               f"/events/{event_id}", "/messages", "/messages/new", "/workflows",
+               "/workflows/new", "/contacts", "/sent"]
+    nav = page.get_by_role("navigation", name="Sections")
+    for path in screens:
+        page.goto(devstack.url + path)
+        page.wait_for_load_state()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} scrolls sideways: {width}px"
+        for link in nav.get_by_role("link").all():
+            box = link.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
+                path, link.text_content(), box)
+        assert page.evaluate(UNLABELLED_JS) == [], path
+        assert page.evaluate(CONTRAST_JS) == [], path
+    # The last section is a tap away, not hidden past the edge.
+    nav.get_by_role("link", name="Sent messages").tap()
+    expect(page.get_by_role("heading", name="Sent messages")).to_be_visible()
+    expect(nav.get_by_role("link", name="Sent messages")).to_have_attribute(
+        "aria-current", "page")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused != "none", focused
     context.close()

@@ -223,3 +223,43 @@ async def test_static_assets_are_the_package_files_only(stack: Stack) -> None:
     for path in ("/console/static/nope.js", "/console/static/..%2F__init__.py",
                  "/console/static/../__init__.py"):
         assert (await stack.http.get(path)).status_code == 404, path
+
+
+async def test_saving_a_message_keeps_its_id(stack: Stack) -> None:
+    """The editor of a saved message saves it in place (UpdateTemplate); "Save as a new
+    message" posts to /messages and makes another; a broken save changes nothing; another
+    account can not save over it."""
+    c = await signed_in(stack, stack.api_key)
+    other = await signed_in(stack, stack.other_key)
+    stub = templates_pb2_grpc.TemplateServiceStub(stack.channel)
+    try:
+        made = await c.post_form("/messages", {"name": "in place", "subject": "s",
+                                               "html": "<p>one</p>", "text": "one"})
+        path = made.headers["location"].split("?")[0]
+        template_id = int(path.rsplit("/", 1)[1])
+        page = await c.get(made.headers["location"])
+        assert f'action="{path}"' in page.text and "Saved as message" in page.text
+        before = len((await stub.ListTemplates(templates_pb2.ListTemplatesRequest(),
+                                               metadata=stack.meta())).templates)
+        saved = await c.post_form(path, {"name": "in place", "subject": "s2",
+                                         "html": LOOP, "text": "two"})
+        assert saved.status_code == 303 and saved.headers["location"].startswith(path + "?")
+        assert "saved=updated" in saved.headers["location"]
+        got = await stub.GetTemplate(templates_pb2.GetTemplateRequest(id=template_id),
+                                     metadata=stack.meta())
+        assert (got.subject, got.html, got.text) == ("s2", LOOP, "two")
+        after = len((await stub.ListTemplates(templates_pb2.ListTemplatesRequest(),
+                                              metadata=stack.meta())).templates)
+        assert after == before
+        broken = await c.post_form(path, {"name": "in place", "html": "#if($x", "text": ""})
+        assert broken.status_code == 422 and f'action="{path}"' in broken.text
+        foreign = await other.post_form(path, {"name": "taken", "html": "x", "text": ""})
+        assert foreign.status_code == 404
+        got = await stub.GetTemplate(templates_pb2.GetTemplateRequest(id=template_id),
+                                     metadata=stack.meta())
+        assert (got.name, got.html) == ("in place", LOOP)
+        copy = await c.post_form("/messages", {"name": "copy", "html": LOOP, "text": ""})
+        assert copy.status_code == 303 and not copy.headers["location"].startswith(path + "?")
+    finally:
+        await c.aclose()
+        await other.aclose()

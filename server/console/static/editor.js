@@ -179,6 +179,24 @@
     el.addEventListener("change", () => { syncSource(); schedule(); });
   });
 
+  // The seed's loop over the abandoned cart's items, for a first message.
+  const example = $("f-example");
+  if (example) {
+    example.addEventListener("click", () => {
+      if (!$("f-name").value) $("f-name").value = "Abandoned cart";
+      if (!$("f-subject").value) $("f-subject").value = "You left $!data.get('array').size() items in your cart";
+      $("f-html").value = "<p>You left these in your cart:</p>\n" +
+        "#foreach($!item in $!data.get('array'))\n<p>$!item.get('name'): $!item.get('price')</p>\n#end";
+      $("f-text").value = "You left these in your cart:\n" +
+        "#foreach($!item in $!data.get('array'))\n$!item.get('name'): $!item.get('price')\n#end";
+      const jsonParam = $("pv-json-param");
+      if (jsonParam && !jsonParam.value) jsonParam.value = "items";
+      ["f-html", "f-text"].forEach((id) => $(id).dispatchEvent(new Event("input")));
+      $("starter").hidden = true;
+      $("f-html").focus();
+    });
+  }
+
   // An error the server found on save (a template that does not compile) is marked too.
   const saveError = $("save-error");
   if (saveError && saveError.dataset.line) {
