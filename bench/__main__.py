@@ -5,7 +5,8 @@ its own: h2load (bench/h2load.py) for the closed-loop unary, batch and HTTP rows
 is installed, the Python generator (bench/load.py) for the rest or when ``BENCH_LOADGEN=
 python``. SQLite always; PostgreSQL too when ``DATABASE_URL`` points to one. Rate limit
 off, no arq worker (jobs are enqueued to Valkey/Redis and stay queued). Writes
-``bench/results/latest.json``; then runs the feature benches beside this file, if present.
+``bench/results/latest.json``; then runs the feature benches beside this file, if present
+(workers_bench.py: the workers, with make run's whole stack; docs/bench.md, "Workers").
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TARGETS = {
     "GenerateEvents 500 x 1 KB, c=2": ">= 15,000 ev/s",
     "unary at 1,000 ev/s offered": "p99 <= 10 ms",
 }
-FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py")
+FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py", "workers_bench.py")
 X2 = "GenerateEvent unary c=64"  # the informational row of two no-op processes
 
 
