@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventflow.v1 import console_pb2, console_pb2_grpc, events_pb2, workflows_pb2
 from server.api.errors import current_account
 from server.api.events import _fill_stored as fill_stored
+from server.api.workflows import _message as sent_message
 from server.api.workflows import _run as run_message
 from server.api.workflows import _workflow as workflow_message
 from server.codec.values import dt_to_ts
 from server.errors import InvalidArgument, Violation
 from server.ingest import history
 from server.stats import event_types, overview, workflows
+from server.workflows import queries
 
 
 def _stats(s: event_types.TypeStats, out: console_pb2.EventTypeStats) -> None:
@@ -83,6 +85,14 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         rows = await workflows.runs_of_event(self._engine, account_id=current_account.get(),
                                              event_id=request.event_id)
         return workflows_pb2.ListRunsResponse(runs=[run_message(r) for r in rows])
+
+    async def GetSentMessage(self, request: Any, context: Any) -> console_pb2.SentMessage:
+        async with self._engine.connect() as conn:
+            row = await queries.get_message(conn, account_id=current_account.get(),
+                                            message_id=request.id)
+        kept = row.body_html is not None or row.body_text is not None
+        return console_pb2.SentMessage(message=sent_message(row), html=row.body_html or "",
+                                       text=row.body_text or "", kept=kept)
 
     async def ListWorkflowVersions(self, request: Any, context: Any) -> Any:
         current, found = await workflows.versions(

@@ -70,5 +70,6 @@ def routes(state: GatewayState) -> list[Any]:
               methods=["POST"]),
         Route("/contacts/{contact_id}", page(console, "contacts", contacts.contact_page)),
         Route("/sent", page(console, "sent", sent.sent)),
+        Route("/sent/{message_id}", page(console, "sent", sent.sent_one)),
         Route("/console/static/{name}", static, methods=["GET"]),
     ]

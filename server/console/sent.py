@@ -1,5 +1,5 @@
 """Screen 7, Sent messages: every letter and webhook call with its status and reason,
-filtered by run, contact or workflow."""
+filtered by run, contact or workflow; one of them with what it sent."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from eventflow.v1 import workflows_pb2, workflows_pb2_grpc
-from server.console.web import Page
-from server.gateway.http import query_number
+from eventflow.v1 import console_pb2, console_pb2_grpc, workflows_pb2, workflows_pb2_grpc
+from server.console.web import Page, pretty_json
+from server.gateway.http import path_id, query_number
 
 PAGE_SIZE = 50
 
@@ -30,3 +30,14 @@ async def sent(ctx: Page) -> Response:
     return ctx.render("sent.html", messages=reply.messages, filters=filters,
                       filtered=bool(active), next_url=next_url, first_page=not before,
                       open_now=open_now)
+
+
+async def sent_one(ctx: Page) -> Response:
+    """A letter as it went out (subject, HTML in a sandboxed frame, text), or a webhook's body."""
+    reply = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).GetSentMessage(
+        console_pb2.GetSentMessageRequest(id=path_id(ctx.request, "message_id")),
+        metadata=ctx.meta)
+    m = reply.message
+    body = pretty_json(reply.text) if m.channel == "webhook" else reply.text
+    return ctx.render("sent_message.html", m=m, html=reply.html, text=body, kept=reply.kept,
+                      open_now=m.status == "queued")

@@ -30,6 +30,9 @@ class Planned:
     subject: str
     key: str
     refused: str | None = None
+    # What is sent, kept with the record: a letter's rendered bodies, a webhook's JSON.
+    html: str | None = None
+    text: str | None = None
 
 
 def _where(run: RunView) -> Any:
@@ -51,6 +54,7 @@ async def open_delivery(engine: AsyncEngine, run: RunView, plan: Planned) -> Del
                 channel=plan.channel, recipient=plan.recipient, subject=plan.subject,
                 message_id=plan.key, status="failed" if plan.refused else "queued",
                 reason=plan.refused, attempts=0, created_at=now, updated_at=now,
+                body_html=plan.html, body_text=plan.text,
             ).on_conflict_do_nothing(index_elements=["run_id", "seq"]))
     if plan.refused:
         return Delivery("failed", plan.refused)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.config import Settings
@@ -120,7 +121,8 @@ class EngineRuntime:
                             contact_id: int | None, refused: str | None) -> Delivery:
         plan = deliveries.Planned(channel="email", block_id=block["id"], contact_id=contact_id,
                                   recipient=letter.to, subject=letter.subject,
-                                  key=letter.message_id, refused=refused)
+                                  key=letter.message_id, refused=refused, html=letter.html,
+                                  text=letter.text)
         try:
             status, reason = await deliver_letter(
                 log=_StepDeliveryLog(self._d.engine, run, plan), smtp=self._d.smtp,
@@ -132,7 +134,8 @@ class EngineRuntime:
     async def post_webhook(self, run: RunView, block: dict[str, Any], url: str,
                            payload: dict[str, Any], key: str) -> Delivery:
         plan = deliveries.Planned(channel="webhook", block_id=block["id"],
-                                  contact_id=run.contact_id, recipient=url, subject="", key=key)
+                                  contact_id=run.contact_id, recipient=url, subject="", key=key,
+                                  text=orjson.dumps(payload).decode())
         earlier = await deliveries.open_delivery(self._d.engine, run, plan)
         if earlier is not None:
             return earlier

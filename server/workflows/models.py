@@ -118,3 +118,7 @@ class WorkflowMessageRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # What went out: a letter's rendered HTML and text, a webhook's JSON body. Listings leave
+    # them out (queries.list_messages); NULL in records made before they were kept.
+    body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    body_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -63,5 +63,18 @@ async def list_messages(conn: AsyncConnection, *, account_id: int, run_id: int =
         where.append(id_is(_msgs.c.workflow_id, workflow_id))
     if before_id:
         where.append(_msgs.c.id < before_id)
-    return list((await conn.execute(select(_msgs).where(and_(*where))
+    return list((await conn.execute(select(*_LISTED).where(and_(*where))
                                     .order_by(_msgs.c.id.desc()).limit(_page(page_size)))).all())
+
+
+# A listing's columns: every one but the bodies (up to megabytes each).
+_LISTED = [c for c in _msgs.c if c.name not in ("body_html", "body_text")]
+
+
+async def get_message(conn: AsyncConnection, *, account_id: int, message_id: int) -> Any:
+    """One record with what it sent; NotFound outside the account."""
+    row = (await conn.execute(select(_msgs).where(and_(
+        id_is(_msgs.c.id, message_id), _msgs.c.account_id == account_id)))).first()
+    if row is None:
+        raise NotFound(f"no sent message with id {message_id} in this account")
+    return row

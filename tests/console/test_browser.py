@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.console.browser import DevStack, launch, require_browser, run_devstack, shots_dir
+from tests.console.browser import (
+    SHOTS,
+    DevStack,
+    launch,
+    require_browser,
+    run_devstack,
+    shots_dir,
+)
 
 LOOP = ("#foreach($!item in $!data.get('array'))\n"
         "<p>$!item.get('name'): $!item.get('price')</p>\n"
@@ -227,6 +234,13 @@ def test_seed_guide_from_first_event_to_delivered_letter(
     expect(row).to_contain_text("You left 2 items in your cart")
     expect(row.locator(".status")).to_have_text("sent", timeout=30_000)
     shots.take("sent-messages")
+    row.get_by_role("link", name="You left 2 items in your cart").click()
+    expect(page.locator("#letter-subject")).to_have_text("You left 2 items in your cart")
+    letter = page.frame_locator("#letter-html").locator("body")
+    expect(letter).to_contain_text("Hair styler: 341")
+    expect(letter).to_contain_text("Magnolia Nobile Парфумована вода: 2341")
+    expect(page.locator("#letter-text")).to_contain_text("Hair styler: 341")
+    shots.take("sent-letter", full=False)
     letters = list((devstack.data_dir / "mail").glob("*.eml"))
     assert letters and any("Hair styler" in p.read_text(errors="replace") for p in letters)
 
@@ -340,9 +354,12 @@ def test_phone_sized_window(sync_api: Any, devstack: DevStack, browser: Any) -> 
                f"/events/{event_id}", "/messages", "/messages/new", "/workflows",
                "/workflows/new", "/contacts", "/sent"]
     nav = page.get_by_role("navigation", name="Sections")
+    SHOTS.mkdir(exist_ok=True)
     for path in screens:
         page.goto(devstack.url + path)
         page.wait_for_load_state()
+        slug = path.strip("/").replace("/", "-") or "overview"
+        page.screenshot(path=str(SHOTS / f"phone-{slug}.png"), full_page=True)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways: {width}px"
         for link in nav.get_by_role("link").all():
