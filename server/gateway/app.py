@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import grpc
+import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -56,6 +57,20 @@ class GatewayApp(Starlette):
         await super().__call__(without_trailing_slash(scope), request.receive, request.send)
 
 
+def openapi_route(routes: list[Any]) -> Any:
+    """``GET /openapi.json``: the document of ``routes`` (this route included), built once."""
+    from server.gateway.openapi import document, release
+
+    built: list[bytes] = []
+
+    async def openapi(request: Request) -> Response:
+        if not built:
+            built.append(orjson.dumps(document(routes, version=release())))
+        return Response(built[0], media_type="application/json")
+
+    return openapi
+
+
 def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlette:
     values.configure(settings)
     state = GatewayState(settings, grpc_target)
@@ -86,6 +101,7 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
     from server.console import routes as console_routes
 
     route_list += console_routes(state)  # the operator console at /
+    route_list.append(Route("/openapi.json", openapi_route(route_list), methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
