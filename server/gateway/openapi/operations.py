@@ -105,6 +105,8 @@ _LIST_QUERY = [query("pageSize", {"type": "integer", "minimum": 0}),
                query("beforeId", {"type": "integer", "minimum": 0}),
                query("contactId", {"type": "integer", "minimum": 0})]
 _TIME = {"type": "string", "format": "date-time"}
+_TEXT = "text/plain"
+_FULL = query("full", {"type": "boolean"}, "the whole record, not eSputnik's shape")
 
 
 def _event_post(version: str) -> Operation:
@@ -206,21 +208,30 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                                 params=[_field_id]),
     ("POST", "/api/v1/contact"): api("Create or update a contact", "contacts", _ok(ref("Id")),
                                      body=ref("Contact")),
-    ("GET", "/api/v1/contact/{item_id}"): api("Read a contact", "contacts", _ok(ref("StoredContact")),
-                                              params=[_contact_id]),
-    ("PUT", "/api/v1/contact/{item_id}"): api("Replace a contact", "contacts",
-                                              _ok(ref("StoredContact")), params=[_contact_id],
-                                              body=ref("Contact")),
-    ("DELETE", "/api/v1/contact/{item_id}"): api("Delete a contact", "contacts", _ok(None),
-                                                 params=[_contact_id]),
-    ("GET", "/api/v1/contacts"): api("Search contacts", "contacts", _ok(array(ref("StoredContact"))),
-                                     params=[query("email", STRING), query("sms", STRING),
-                                             query("phone", STRING),
-                                             query("externalCustomerId", STRING),
-                                             query("maxrows", {"type": "integer", "minimum": 0}),
-                                             query("limit", {"type": "integer", "minimum": 0})]),
-    ("POST", "/api/v1/contacts"): api("Create or update up to 3,000 contacts", "contacts",
-                                      _ok(ref("BulkResult")), body=ref("BulkContacts")),
+    ("GET", "/api/v1/contact/{item_id}"): api("Read a contact", "contacts",
+                                              _ok(ref("StoredContact")),
+                                              params=[_contact_id, _FULL]),
+    ("PUT", "/api/v1/contact/{item_id}"): api(
+        "Replace a contact", "contacts",
+        _ok(STRING, media=_TEXT, description="Contact with id='N' has been updated"),
+        params=[_contact_id], body=ref("Contact")),
+    ("DELETE", "/api/v1/contact/{item_id}"): api(
+        "Delete a contact", "contacts",
+        _ok(STRING, media=_TEXT, description="Contact with id='N' has been deleted"),
+        params=[_contact_id]),
+    ("GET", "/api/v1/contacts"): api("Search contacts", "contacts",
+                                     _ok(array(ref("StoredContact")), headers=_TOTAL),
+                                     params=[query(name, STRING) for name in (
+                                         "email", "sms", "phone", "externalCustomerId",
+                                         "contactKey", "firstname", "lastname")]
+                                     + [*_PAGE_QUERY, _FULL]),
+    ("POST", "/api/v1/contacts"): {**api("Create or update up to 3,000 contacts", "contacts",
+                                         _ok(ref("BulkResult")), body=ref("BulkContacts")),
+                                   "parameters": [query("results", {"type": "boolean"})]},
+    ("GET", "/api/v1/importstatus/{session_id}"): api(
+        "A bulk import's session", "contacts", _ok(ref("ImportStatus")),
+        params=[{"name": "session_id", "in": "path", "required": True, "schema": STRING,
+                 "example": "0" * 32, "description": "asyncSessionId of the bulk's answer"}]),
     # consent
     ("POST", "/api/v1/contact/subscribe"): api("The subscription form", "consent",
                                                _ok(ref("Id")), body=ref("Subscribe")),
