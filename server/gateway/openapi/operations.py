@@ -170,6 +170,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/messages/{template_id}"): api("Read a message template", "messages",
                                                    _ok(ref("Template")),
                                                    params=[path_id("template_id", "template")]),
+    ("PUT", "/api/v1/messages/{template_id}"): api("Replace a message template", "messages",
+                                                   _ok(ref("Template")),
+                                                   params=[path_id("template_id", "template")],
+                                                   body=ref("TemplateInput")),
     # workflows
     ("POST", "/api/v1/workflows"): api("Create a workflow", "workflows", _ok(ref("IdVersion")),
                                        body=ref("WorkflowDefinition")),
@@ -310,6 +314,8 @@ CONSOLE: dict[tuple[str, str], Operation] = {
     ("POST", "/messages"): page("Save a template", body=True),
     ("GET", "/messages/new"): page("A new template"),
     ("POST", "/messages/preview"): page("Preview a template", body=True),
+    ("POST", "/messages/{template_id}"): page("Save a template in place", body=True,
+                                              params=[path_id("template_id", "template")]),
     ("GET", "/messages/{template_id}"): page("One template",
                                              params=[path_id("template_id", "template")]),
     ("GET", "/workflows"): page("Workflows"),
@@ -329,6 +335,8 @@ CONSOLE: dict[tuple[str, str], Operation] = {
     ("GET", "/contacts/{contact_id}"): page("One contact",
                                             params=[path_id("contact_id", "contact")]),
     ("GET", "/sent"): page("Sent messages"),
+    ("GET", "/sent/{message_id}"): page("One sent letter",
+                                        params=[path_id("message_id", "message")]),
     ("GET", "/console/static/{name}"): {
         "summary": "The console's scripts, styles and icon", "tags": ["console"],
         "security": [],
