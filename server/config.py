@@ -72,6 +72,8 @@ class Settings:
     max_event_bytes: int = 20480
     rate_limit: int = 350
     server_processes: int = 1
+    # EVENTFLOW_WORKER_PROCESSES: worker processes ``python -m workers`` runs (docs/workers.md).
+    worker_processes: int = 1
     sqlite_synchronous: str = "FULL"
     # Under ``python -m server``: "process" (one ingest writer process commits for all
     # serving processes) or "inline" (each serving process commits itself, from a
@@ -107,6 +109,9 @@ class Settings:
         writer = (env.get("EVENTFLOW_INGEST_WRITER") or "process").lower()
         if writer not in {"process", "inline"}:
             raise SystemExit("EVENTFLOW_INGEST_WRITER must be process or inline")
+        workers = _int(env, "EVENTFLOW_WORKER_PROCESSES", os.cpu_count() or 1)
+        if workers < 1:
+            raise SystemExit(f"EVENTFLOW_WORKER_PROCESSES={workers} must be at least 1")
         return cls(
             grpc_addr=env.get("EVENTFLOW_GRPC_ADDR") or "127.0.0.1:50051",
             http_addr=env.get("EVENTFLOW_HTTP_ADDR") or "127.0.0.1:8080",
@@ -120,6 +125,7 @@ class Settings:
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
+            worker_processes=workers,
             sqlite_synchronous=sync,
             ingest_writer=writer,
             smtp_url=env.get("EVENTFLOW_SMTP_URL") or None,

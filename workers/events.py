@@ -1,111 +1,196 @@
-"""The ``process_event`` job: hands one stored event to every processor, exactly once.
+"""The event pump of a worker process: drainers that take woken accounts, lease them and
+process their events in batches (``server.processing``), and the sweeper that wakes every
+account with unprocessed events (see docs/workers.md).
 
-``processed_at`` is set in the same transaction as the processors' database effects,
-so a retried or duplicated job finds it set and does nothing.
+Each drainer is one lease owner (``<host>:<pid>/<n>``). An account is drained for at most
+``TURN_BATCHES`` batches, then woken again behind the others, so one account's backlog
+does not keep a drainer from the rest. After its last batch a drainer gives the lease up
+and looks once more: an event committed while it held the lease, whose wake-up another
+drainer dropped, is found then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import orjson
-from arq.worker import Retry
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db.dialect import lock_rows
-from server.db.models import Event, EventType, as_utc, table_of, utcnow
+from server.config import Settings
+from server.db.models import Event, table_of, utcnow
+from server.ingest.dispatch import pending_accounts, wake
+from server.processing.batch import (
+    BATCH_SIZE,
+    PROCESS_TRIES,
+    BatchProcessor,
+    DatabaseUnavailable,
+    DispatchedEvent,
+    LeaseLost,
+    Processor,
+    process_pending,
+)
+from server.processing.leases import Held, Lease, acquire, release
+from server.processing.wake import wake_key, wake_mapping
+
+__all__ = ["PROCESS_TRIES", "DispatchedEvent", "EventPump", "Processor"]
 
 log = logging.getLogger(__name__)
-# Tries of one event (with doubling delays) before it is recorded as failed.
-PROCESS_TRIES = 5
 _events = table_of(Event)
-_types = table_of(EventType)
+# Batches one drainer runs for an account before it lets the next account have a turn.
+TURN_BATCHES = 8
+DRAINERS = 2
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchedEvent:
-    id: int
-    account_id: int
-    event_type_key: str
-    key_value: str
-    params: list[tuple[str, Any]]
-    body: dict[str, Any]
-    received_at: Any
-    create_contacts: bool
+class EventPump:
+    def __init__(self, *, settings: Settings, engine: AsyncEngine,
+                 processors: list[BatchProcessor], ctx: dict[str, Any], worker: str,
+                 drainers: int = DRAINERS, batch_size: int = BATCH_SIZE) -> None:
+        assert settings.redis_url
+        self._settings, self._engine, self._ctx = settings, engine, ctx
+        self._processors = processors
+        self._worker = worker
+        self._drainers = drainers
+        self._batch_size = batch_size
+        self._key = wake_key(settings)
+        # Blocking pops hold a connection each; the rest share one.
+        self._redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                              socket_connect_timeout=2)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rewake: dict[int, asyncio.TimerHandle] = {}
+        # Accounts a drainer of this process holds now: others here skip them at once.
+        self._held: set[int] = set()
 
+    def start(self) -> None:
+        for n in range(self._drainers):
+            self._tasks.append(asyncio.create_task(self._drain_forever(n),
+                                                   name=f"event-drainer-{n}"))
+        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="event-sweeper"))
 
-Processor = Callable[[AsyncConnection, DispatchedEvent, dict[str, Any]], Awaitable[None]]
+    async def stop(self) -> None:
+        """Stop taking accounts; a batch in flight is cancelled and rolled back (its lease
+        expires; another worker processes it again)."""
+        for handle in self._rewake.values():
+            handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._redis.aclose()
 
+    async def wake(self, accounts: list[int]) -> None:
+        await wake(self._redis, self._settings, accounts)
 
-async def load_for_update(conn: AsyncConnection, event_id: int) -> tuple[DispatchedEvent, bool] | None:
-    query = (select(_events.c.id, _events.c.account_id, _types.c.key, _events.c.key_value,
-                    _events.c.body, _events.c.received_at, _events.c.processed_at,
-                    _types.c.create_contacts)
-             .join(_types, _types.c.id == _events.c.event_type_id)
-             .where(_events.c.id == event_id))
-    # Locked first, so two workers cannot both see the event unprocessed.
-    row = (await lock_rows(conn, query, table=_events, where=_events.c.id == event_id,
-                           of=_events)).first()
-    if row is None:
-        return None
-    body = orjson.loads(row.body)
-    event = DispatchedEvent(
-        id=int(row.id), account_id=int(row.account_id), event_type_key=row.key,
-        key_value=row.key_value, params=[(p["name"], p["value"]) for p in body["params"]],
-        body=body, received_at=as_utc(row.received_at), create_contacts=bool(row.create_contacts))
-    return event, row.processed_at is not None
-
-
-async def process_event(ctx: dict[str, Any], event_id: int) -> str:
-    try:
-        return await _process(ctx, event_id)
-    except Exception as exc:
-        tries = int(ctx.get("job_try") or 1)
-        if tries < PROCESS_TRIES:
-            base = ctx["settings"].process_retry_base if "settings" in ctx else 1.0
-            log.warning("event %s failed on try %d (%s); retrying", event_id, tries, exc)
-            raise Retry(defer=min(base * 2 ** (tries - 1), 300.0)) from exc
-        log.exception("event %s failed %d times; giving up, see events.process_error",
-                      event_id, tries)
-        await _give_up(ctx["engine"], event_id, f"{type(exc).__name__}: {exc}"[:2000])
-        return "failed"
-
-
-async def _give_up(engine: Any, event_id: int, error: str) -> None:
-    """Record the failure so the sweeper stops re-dispatching the event; it stays visible."""
-    async with engine.begin() as conn:
-        await conn.execute(update(_events).where(
-            (_events.c.id == event_id) & _events.c.processed_at.is_(None))
-            .values(processed_at=utcnow(), process_error=error))
-
-
-async def _process(ctx: dict[str, Any], event_id: int) -> str:
-    engine = ctx["engine"]
-    processors: list[Processor] = ctx.get("processors", [])
-    # Processors append coroutine functions here that must run only after the commit
-    # (enqueueing jobs that read what the transaction wrote); a crash before they run is
-    # covered by the features' sweepers.
-    post_commit: list[Callable[[], Awaitable[None]]] = []
-    ctx["post_commit"] = post_commit
-    async with engine.begin() as conn:
-        loaded = await load_for_update(conn, event_id)
-        if loaded is None:
-            log.warning("event %s is not in the database; nothing to do", event_id)
-            return "missing"
-        event, done = loaded
-        if done:
-            return "already processed"
-        for processor in processors:
-            await processor(conn, event, ctx)
-        await conn.execute(update(_events).where(_events.c.id == event_id)
-                           .values(processed_at=utcnow()))
-    for action in post_commit:
+    async def _drain_forever(self, n: int) -> None:
+        owner = f"{self._worker}/{n}"
+        assert self._settings.redis_url
+        blocking = aioredis.Redis.from_url(self._settings.redis_url, socket_timeout=10,
+                                           socket_connect_timeout=2)
         try:
-            await action()
-        except Exception:
-            log.exception("post-commit action of event %s failed", event_id)
-    return "processed"
+            while True:
+                try:
+                    popped = await blocking.bzpopmin(self._key, timeout=1)
+                except (RedisError, OSError) as exc:
+                    log.warning("taking a wake-up failed (%s); trying again", exc)
+                    await asyncio.sleep(1)
+                    continue
+                if popped is None:
+                    continue
+                account = int(popped[1])
+                try:
+                    await self.drain(account, owner)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("draining account %s failed; it is woken again", account)
+                    await asyncio.sleep(1)
+                    await self._wake_quietly(account)
+        finally:
+            await blocking.aclose()
+
+    async def drain(self, account: int, owner: str) -> int:
+        """Process the account's events for one turn; how many were processed."""
+        if account in self._held:
+            return 0  # a drainer here holds it and looks again when it lets go
+        got = await acquire(self._engine, partition=account, owner=owner)
+        if isinstance(got, Held):
+            self._wake_when(account, got.expires_at)
+            return 0
+        self._held.add(account)
+        more = False
+        try:
+            done = await process_pending(self._engine, got, processors=self._processors,
+                                         ctx=self._ctx, worker=self._worker,
+                                         limit=self._batch_size, max_batches=TURN_BATCHES)
+            more = done.batches >= TURN_BATCHES
+            return done.processed + done.failed
+        except LeaseLost as exc:
+            log.warning("account %s: %s; another worker goes on", account, exc)
+            return 0
+        except DatabaseUnavailable as exc:
+            log.warning("account %s: the database is unavailable (%s); waking it again in 1 s",
+                        account, exc)
+            self._wake_when(account, None, delay=1.0)
+            return 0
+        finally:
+            self._held.discard(account)
+            await self._release_quietly(got)
+            if more or await self._pending(account):
+                await self._wake_quietly(account)
+
+    async def _pending(self, account: int) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                found = (await conn.execute(select(_events.c.id).where(and_(
+                    _events.c.account_id == account, _events.c.processed_at.is_(None)))
+                    .limit(1))).first()
+        except Exception as exc:  # noqa: BLE001 - the sweeper looks again
+            log.warning("looking for account %s's events failed: %s", account, exc)
+            return False
+        return found is not None
+
+    async def _release_quietly(self, lease: Lease) -> None:
+        try:
+            await release(self._engine, lease)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("releasing the lease of account %s failed: %s", lease.partition, exc)
+
+    async def _wake_quietly(self, account: int) -> None:
+        try:
+            await self._redis.zadd(self._key, wake_mapping([account]), nx=True)
+        except (RedisError, OSError) as exc:
+            log.warning("waking account %s failed (%s); the sweeper will", account, exc)
+
+    def _wake_when(self, account: int, at: datetime | None, *, delay: float = 0.0) -> None:
+        """Wake the account again when another's lease ends (the holder may be dead)."""
+        if account in self._rewake:
+            return
+        if at is not None:
+            delay = max(0.0, (at - utcnow()).total_seconds()) + 0.05
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._rewake.pop(account, None)
+            task = asyncio.create_task(self._wake_quietly(account))
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+        self._rewake[account] = loop.call_later(delay, fire)
+
+    async def sweep_once(self) -> int:
+        async with self._engine.connect() as conn:
+            accounts = await pending_accounts(conn)
+        if accounts:
+            await self.wake(accounts)
+        return len(accounts)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval)
+            try:
+                await self.sweep_once()
+            except Exception as exc:  # noqa: BLE001 - keep sweeping; Redis or the DB may come back
+                log.warning("event sweep failed: %s", exc)

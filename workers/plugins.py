@@ -1,23 +1,27 @@
-"""Feature hooks of the worker: processors run by process_event and extra arq jobs.
+"""Feature hooks of the worker: the batch processors and extra arq jobs.
 
-Contacts and workflows register here, keeping ``settings.py`` unchanged as they grow.
+``ctx["batch_processors"]`` is the ordered list of ``server.processing.batch.BatchProcessor``
+each event batch runs inside its transaction (docs/workers.md, "Processors"): contacts
+first (later processors read ``Batch.contacts``), then orders, the one-event processors a
+caller passed to ``build_worker``, then workflows. Features add theirs here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from server.processing.batch import each_event
+
 
 async def install(ctx: dict[str, Any]) -> None:
     """Add feature processors (in order) and resources to the worker context."""
-    from server.contacts.events import link_event_contact
-
-    # First: later processors (workflows) read the event's contact.
-    ctx.setdefault("processors", []).insert(0, link_event_contact)
     from server.orders.processor import record_order_event
+    from server.processing.contacts import link_batch_contacts
 
-    # After the contact linking: an order belongs to its event's contact.
-    ctx["processors"].insert(1, record_order_event)
+    extra = [each_event(p) for p in ctx.get("processors", [])]
+    # First: later processors (orders, workflows) read the events' contacts. Orders next:
+    # an order belongs to its event's contact.
+    ctx["batch_processors"] = [link_batch_contacts, each_event(record_order_event), *extra]
     from workers import messaging, workflows
 
     await workflows.install(ctx)

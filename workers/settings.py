@@ -1,21 +1,39 @@
-"""arq worker settings built from the one Settings object; dependencies go into ctx."""
+"""arq worker settings built from the one Settings object; dependencies go into ctx.
+
+Events do not travel as arq jobs: the worker's event pump (``workers.events``) takes
+woken accounts and processes their events in batches. arq carries the workflow steps and
+API messages, each job with a timeout sized to what it does (a job of a killed worker is
+taken again once arq's in-progress mark, timeout + 10 s, expires).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
-from arq.worker import Worker, func
+from arq.worker import Worker
 
 from server.app import redis_settings
 from server.config import Settings
 from server.db.engine import create_engine
-from workers.events import process_event
+
+# Longest a job may run: a step renders (2 s limit), talks SMTP or posts a webhook (10 s
+# client timeout) and commits; far less than arq's default of 300 s.
+JOB_TIMEOUT = 30
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
                  extra_functions: list[Any] | None = None,
-                 processors: list[Any] | None = None, **kwargs: Any) -> Worker:
-    """A worker for this deployment's queue; ``on_startup`` opens the engine."""
+                 processors: list[Any] | None = None, drainers: int | None = None,
+                 **kwargs: Any) -> Worker:
+    """A worker for this deployment's queue; ``on_startup`` opens the engine and starts the
+    event pump. ``processors``: one-event processors (``server.processing.batch.Processor``)
+    run in every batch after contacts and orders."""
     assert settings.redis_url, "resolve REDIS_URL before building a worker"
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -25,20 +43,30 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
         from workers.plugins import install
 
         await install(ctx)
+        from workers.events import DRAINERS, EventPump
+
+        pump = EventPump(settings=settings, engine=ctx["engine"],
+                         processors=ctx["batch_processors"], ctx=ctx,
+                         worker=ctx.get("worker_name") or worker_name(),
+                         drainers=drainers or DRAINERS)
+        ctx["event_pump"] = pump
+        pump.start()
+        await pump.sweep_once()  # what was left before this worker started
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        pump = ctx.pop("event_pump", None)
+        if pump is not None:
+            await pump.stop()
         from workers.plugins import uninstall
 
         await uninstall(ctx)
         await ctx["engine"].dispose()
 
-    # No stored result: a job that failed for good must not block the sweeper's re-enqueue
-    # for an hour; process_event is idempotent through processed_at instead.
-    functions = [func(process_event, name="process_event", max_tries=10, keep_result=0)]
-    functions += extra_functions or []
+    functions: list[Any] = list(extra_functions or [])
     from workers.plugins import job_functions
 
     functions += job_functions()
+    kwargs.setdefault("job_timeout", JOB_TIMEOUT)
     return Worker(
         functions=functions,
         queue_name=settings.queue_name,

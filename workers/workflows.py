@@ -1,4 +1,4 @@
-"""Workflow jobs on the arq workers: the event processor that starts and stops runs, the
+"""Workflow jobs on the arq workers: the batch processor that starts and stops runs, the
 ``workflow_step`` job (one per run step, job id ``<prefix>wf:<run>:<seq>``, deferred for
 timers) and the sweeper that re-enqueues steps whose job was lost.
 """
@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from arq.worker import Retry, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,16 +24,34 @@ from server.db.models import utcnow
 from server.ingest.accept import Acceptance
 from server.ingest.dispatch import Dispatcher
 from server.mail import SmtpConfig
+from server.processing.batch import Batch
 from server.templating.pool import RenderPool
 from server.workflows import runs
 from server.workflows.engine import EngineDeps, StepResult, run_step
 from server.workflows.runtime import backoff
-from server.workflows.trigger import IncomingEvent, handle_event
-from workers.events import DispatchedEvent
+from server.workflows.trigger import BatchEvent, handle_batch
 
 log = logging.getLogger(__name__)
 STEP_JOB = "workflow_step"
 MAX_TRIES = 8
+JOB_EXPIRES_MS = 7 * 24 * 3600 * 1000
+
+# Same keys and job format as arq's enqueue_job, for many jobs in one round trip:
+# a job is added only if neither its job key nor its result key exists.
+ENQUEUE_LUA = """
+local queue = KEYS[1]
+local added = 0
+for i = 1, #ARGV, 4 do
+  local job_id, payload, score, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('EXISTS', '""" + result_key_prefix + """' .. job_id) == 0 then
+    if redis.call('SET', '""" + job_key_prefix + """' .. job_id, payload, 'PX', ttl, 'NX') then
+      redis.call('ZADD', queue, score, job_id)
+      added = added + 1
+    end
+  end
+end
+return added
+"""
 
 
 def step_job_id(prefix: str, run_id: int, seq: int) -> str:
@@ -46,20 +67,37 @@ async def enqueue_step(ctx: dict[str, Any], run_id: int, seq: int,
                                    _defer_until=wake if wake and wake > utcnow() else None)
 
 
-async def workflow_processor(conn: AsyncConnection, event: DispatchedEvent,
-                             ctx: dict[str, Any]) -> None:
-    """Runs inside process_event's transaction; step jobs are enqueued after its commit."""
-    result = await handle_event(conn, IncomingEvent(
-        id=event.id, account_id=event.account_id, event_type_key=event.event_type_key,
-        key_value=event.key_value, params=event.params), worker=ctx.get("worker_name", ""))
+async def enqueue_first_steps(ctx: dict[str, Any], run_ids: list[int]) -> int:
+    """Enqueue step 1 of these runs now, in one round trip; how many were new to Redis."""
+    settings = ctx["settings"]
+    redis = ctx["redis"]
+    script = ctx.get("enqueue_script")
+    if script is None:
+        script = ctx["enqueue_script"] = redis.register_script(ENQUEUE_LUA)
+    now = timestamp_ms()
+    args: list[Any] = []
+    for run_id in run_ids:
+        payload = serialize_job(STEP_JOB, (run_id, 1), {}, None, now,
+                                serializer=redis.job_serializer)
+        args += [step_job_id(settings.redis_prefix, run_id, 1), payload, now, JOB_EXPIRES_MS]
+    return int(await script(keys=[settings.queue_name], args=args))
+
+
+async def workflow_batch(conn: AsyncConnection, batch: Batch, ctx: dict[str, Any]) -> None:
+    """A ``BatchProcessor``: starts and stops runs inside the batch's transaction; the new
+    runs' first steps are enqueued after its commit (the step sweeper covers a crash)."""
+    result = await handle_batch(conn, account_id=batch.account_id, worker=batch.worker, events=[
+        BatchEvent(id=e.id, event_type_key=e.event_type_key, key_value=e.key_value,
+                   params=e.params, contact_id=batch.contacts.get(e.id))
+        for e in batch.events])
     if not result.started:
         return
+    started = list(result.started)
 
     async def after_commit() -> None:
-        for run_id in result.started:
-            await enqueue_step(ctx, run_id, 1)
+        await enqueue_first_steps(ctx, started)
 
-    ctx.setdefault("post_commit", []).append(after_commit)
+    batch.post_commit.append(after_commit)
 
 
 async def workflow_step(ctx: dict[str, Any], run_id: int, seq: int) -> str:
@@ -109,7 +147,7 @@ async def install(ctx: dict[str, Any]) -> None:
                                       acceptance=Acceptance(
                                           max_bytes=settings.max_event_bytes,
                                           contact_json=ContactJsonCheck(ctx["engine"])))
-    ctx["processors"].append(workflow_processor)
+    ctx["batch_processors"].append(workflow_batch)
     ctx["workflow_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="workflow-sweeper")
 
 

@@ -178,3 +178,61 @@ async def due_runs(conn: AsyncConnection, *, before: datetime, limit: int = 500
         _runs.c.status.in_(ACTIVE), _runs.c.due_at < before)).order_by(_runs.c.due_at)
         .limit(limit))).all()
     return [(int(r.id), int(r.step_seq), r.due_at) for r in rows]
+
+
+# The batch forms: one query or statement for a whole batch of events.
+
+async def insert_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert runs (``insert_run``'s fields each) in one statement; their ids, in order."""
+    if not rows:
+        return []
+    now = utcnow()
+    values = [{"account_id": r["account_id"], "workflow_id": r["workflow_id"],
+               "version": r["version"], "event_id": r["event_id"], "contact_id": r["contact_id"],
+               "key_value": r["key_value"], "status": "running", "current_block": r["start"],
+               "step_seq": 1, "due_at": now, "trigger": orjson.dumps(r["trigger"]).decode(),
+               "started_at": now, "updated_at": now} for r in rows]
+    result = await conn.execute(insert(_runs).returning(_runs.c.id, sort_by_parameter_order=True),
+                                values)
+    return [int(r[0]) for r in result.all()]
+
+
+def _subjects(contact_ids: set[int], keys: set[str]) -> Any:
+    by_key = _runs.c.key_value.in_(sorted(keys))
+    if contact_ids:
+        return or_(_runs.c.contact_id.in_(sorted(contact_ids)), by_key)
+    return by_key
+
+
+async def waiting_runs_of(conn: AsyncConnection, *, account_id: int, contact_ids: set[int],
+                          keys: set[str]) -> list[RunRow]:
+    """Runs waiting in a timer for any of these contacts or keys (``waiting_runs`` for many;
+    the caller matches each event as ``waiting_runs`` does)."""
+    rows = (await conn.execute(select(_runs).where(and_(
+        _runs.c.account_id == account_id, _runs.c.status == "waiting",
+        _subjects(contact_ids, keys))).order_by(_runs.c.id))).all()
+    return [_row(r) for r in rows]
+
+
+def is_subject(run: RunRow, *, contact_id: int | None, key_value: str) -> bool:
+    """Whether a waiting run is about this contact (else, without contact ids, this key)."""
+    if run.contact_id is not None and contact_id is not None:
+        return run.contact_id == contact_id
+    return run.key_value == key_value
+
+
+async def prior_runs_of(conn: AsyncConnection, *, workflow_ids: set[int], contact_ids: set[int],
+                        keys: set[str]) -> dict[int, list[PriorRun]]:
+    """``prior_runs`` of several workflows for several contacts/keys, by workflow id."""
+    out: dict[int, list[PriorRun]] = {wf: [] for wf in workflow_ids}
+    if not workflow_ids:
+        return out
+    rows = (await conn.execute(select(_runs.c.workflow_id, _runs.c.contact_id, _runs.c.key_value,
+                                      _runs.c.started_at, _runs.c.status)
+                               .where(and_(_runs.c.workflow_id.in_(sorted(workflow_ids)),
+                                           _subjects(contact_ids, keys))))).all()
+    for r in rows:
+        out[int(r.workflow_id)].append(PriorRun(
+            contact_id=None if r.contact_id is None else int(r.contact_id),
+            key_value=r.key_value, started_at=as_utc(r.started_at), status=r.status))
+    return out

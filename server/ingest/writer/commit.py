@@ -17,7 +17,7 @@ from server.errors import Unavailable
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.writer.connections import IngestConnection
 
-__all__ = ["ATTEMPTS", "CommitFailed", "commit", "new_event_ids"]
+__all__ = ["ATTEMPTS", "CommitFailed", "commit", "dispatch_accounts"]
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
@@ -49,7 +49,8 @@ def commit(conn: IngestConnection, events: list[ValidEvent]) -> list[WriteResult
     raise CommitFailed("conflicting concurrent writes")
 
 
-def new_event_ids(events: Sequence[ValidEvent], results: Sequence[WriteResult]) -> list[int]:
-    """The committed events the workers should process: new ones, not past events."""
-    return [r.event_id for r, ev in zip(results, events, strict=True)
-            if not r.duplicate and ev.occurred is None]
+def dispatch_accounts(events: Sequence[ValidEvent], results: Sequence[WriteResult]) -> list[int]:
+    """The accounts whose workers should wake: those with new events (not past events, which
+    are stored processed)."""
+    return sorted({ev.account_id for r, ev in zip(results, events, strict=True)
+                   if not r.duplicate and ev.occurred is None})

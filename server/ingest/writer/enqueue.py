@@ -1,7 +1,7 @@
-"""The writer process's hand-off of committed events to the arq workers, from a thread.
+"""The writer process's wake-up of the workers for committed events, from a thread.
 
-One Lua enqueue per round, carrying everything handed over while the previous one ran,
-so the committing thread never waits for Redis.
+One ``ZADD`` per round (``server.processing.wake``), carrying every account handed over
+while the previous one ran, so the committing thread never waits for Redis.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from server.config import Settings
-from server.ingest.dispatch import ENQUEUE_LUA, enqueue_args
+from server.processing.wake import wake_key, wake_mapping
 
 __all__ = ["Enqueuer"]
 
@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Enqueuer:
-    """Enqueues process_event jobs for committed events from a thread of its own.
+    """Wakes the workers for the accounts of committed events from a thread of its own.
 
-    Everything handed over while one enqueue ran goes out in the next one. When Redis
-    fails the ids are dropped with a warning: the events stay unprocessed in the database
-    and the sweeper of the serving processes enqueues them (the database is the truth).
+    Everything handed over while one wake-up ran goes out in the next one. When Redis
+    fails the wake-up is dropped with a warning: the events stay unprocessed in the
+    database and the sweepers wake their accounts (the database is the truth).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -38,16 +38,15 @@ class Enqueuer:
         self._quiet_until = 0.0
         self._thread = threading.Thread(target=self._run, name="enqueue", daemon=True)
         self._client: Any = None
-        self._script: Any = None
+        self._key = wake_key(settings)
         if settings.redis_url:
             self._client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
                                                 socket_connect_timeout=2)
-            self._script = self._client.register_script(ENQUEUE_LUA)
             self._thread.start()
 
-    def submit(self, event_ids: list[int]) -> None:
-        if self._script is not None and event_ids:
-            self._ids.put(event_ids)
+    def submit(self, accounts: list[int]) -> None:
+        if self._client is not None and accounts:
+            self._ids.put(accounts)
 
     def _run(self) -> None:
         stopping = False
@@ -63,19 +62,18 @@ class Enqueuer:
                     chunks.append(chunk)
             if not chunks:
                 continue
-            ids = [i for chunk in chunks for i in chunk]
+            accounts = {i for chunk in chunks for i in chunk}
             try:
-                self._script(keys=[self._settings.queue_name],
-                             args=enqueue_args(self._settings, ids))
+                self._client.zadd(self._key, wake_mapping(accounts), nx=True)
             except redis.RedisError as exc:
                 now = time.monotonic()
                 if now >= self._quiet_until:
-                    log.warning("enqueue of %d events failed (%s); the sweeper will retry",
-                                len(ids), exc)
+                    log.warning("waking the workers for %d accounts failed (%s); the "
+                                "sweepers will retry", len(accounts), exc)
                     self._quiet_until = now + 10
 
     def stop(self) -> None:
-        """Enqueue what was handed over, then end the thread."""
+        """Send the wake-ups handed over, then end the thread."""
         if self._thread.is_alive():
             self._ids.put(None)
             self._thread.join(timeout=10)

@@ -20,7 +20,7 @@ from server.config import Settings
 from server.errors import Unavailable
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.writer.client import WriterClient
-from server.ingest.writer.commit import CommitFailed, commit, new_event_ids
+from server.ingest.writer.commit import CommitFailed, commit, dispatch_accounts
 from server.ingest.writer.connections import IngestConnection, open_connection
 
 __all__ = ["MAX_ROWS_PER_TXN", "GroupCommit", "OnCommit", "local_writer", "remote_writer"]
@@ -109,9 +109,9 @@ class GroupCommit:
                 job.future.set_result(results[pos:pos + n])
             pos += n
         if self._on_commit is not None:
-            new_ids = new_event_ids(events, results)
-            if new_ids:
-                await self._on_commit(new_ids)
+            accounts = dispatch_accounts(events, results)
+            if accounts:
+                await self._on_commit(accounts)
 
 
 def _fail(batch: list[_Job], exc: Unavailable) -> None:

@@ -29,7 +29,7 @@ import threading
 
 from server.config import Settings
 from server.ingest.model import ValidEvent
-from server.ingest.writer.commit import CommitFailed, commit, new_event_ids
+from server.ingest.writer.commit import CommitFailed, commit, dispatch_accounts
 from server.ingest.writer.connections import IngestConnection, open_connection
 from server.ingest.writer.enqueue import Enqueuer
 from server.ingest.writer.frames import (
@@ -57,7 +57,7 @@ class _Peer:
 def _answers(conn: IngestConnection, batches: list[list[ValidEvent]]
              ) -> tuple[list[bytes], list[int]]:
     """One transaction for every batch: the answer frame of each batch, in order, and the
-    ids of the new events to dispatch."""
+    accounts whose workers to wake."""
     events = [ev for batch in batches for ev in batch]
     try:
         results = commit(conn, events)
@@ -69,7 +69,7 @@ def _answers(conn: IngestConnection, batches: list[list[ValidEvent]]
     for batch in batches:
         answers.append(encode_answer(results[pos:pos + len(batch)]))
         pos += len(batch)
-    return answers, new_event_ids(events, results)
+    return answers, dispatch_accounts(events, results)
 
 
 def _listen(path: str) -> socket.socket:
@@ -130,7 +130,7 @@ def serve(path: str, settings: Settings) -> None:
                     drop(peer)
             if not pending:
                 continue
-            answers, new_ids = _answers(conn, [batch for _, batch in pending])
+            answers, accounts = _answers(conn, [batch for _, batch in pending])
             for (peer, _), answer in zip(pending, answers):
                 if peer.sock.fileno() < 0:
                     continue
@@ -138,7 +138,7 @@ def serve(path: str, settings: Settings) -> None:
                     peer.sock.sendall(answer)
                 except OSError:
                     drop(peer)
-            enqueuer.submit(new_ids)
+            enqueuer.submit(accounts)
     finally:
         for peer in list(peers.values()):
             peer.sock.close()
