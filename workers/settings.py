@@ -30,7 +30,7 @@ def worker_name() -> str:
 def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
                  extra_functions: list[Any] | None = None,
                  processors: list[Any] | None = None, drainers: int | None = None,
-                 **kwargs: Any) -> Worker:
+                 batch_size: int | None = None, **kwargs: Any) -> Worker:
     """A worker for this deployment's queue; ``on_startup`` opens the engine and starts the
     event pump. ``processors``: one-event processors (``server.processing.batch.Processor``)
     run in every batch after contacts and orders."""
@@ -43,12 +43,14 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
         from workers.plugins import install
 
         await install(ctx)
+        from server.processing.batch import BATCH_SIZE
         from workers.events import DRAINERS, EventPump
 
         pump = EventPump(settings=settings, engine=ctx["engine"],
                          processors=ctx["batch_processors"], ctx=ctx,
                          worker=ctx.get("worker_name") or worker_name(),
-                         drainers=drainers or DRAINERS)
+                         drainers=drainers or DRAINERS,
+                         batch_size=batch_size or BATCH_SIZE)
         ctx["event_pump"] = pump
         pump.start()
         await pump.sweep_once()  # what was left before this worker started

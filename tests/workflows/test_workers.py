@@ -31,8 +31,8 @@ async def bare(backends: Backends, sink: MailSink, tmp_path: Path) -> AsyncItera
     b.close()
 
 
-def spawn_worker(s: Stack) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, DATABASE_URL=s.settings.database_url,
+def spawn_worker(s: Stack, **extra: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, **extra, DATABASE_URL=s.settings.database_url,
                REDIS_URL=s.settings.redis_url or "", EVENTFLOW_REDIS_PREFIX=s.settings.redis_prefix,
                EVENTFLOW_SMTP_URL=s.settings.smtp_url or "", EVENTFLOW_SWEEP_INTERVAL="0.5",
                EVENTFLOW_DATA_DIR=str(s.settings.data_dir), EVENTFLOW_LOG_LEVEL="WARNING")
