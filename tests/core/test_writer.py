@@ -70,12 +70,13 @@ async def _stored(settings: Settings) -> dict[int, str]:
 
 
 async def test_local_writer_hands_on_new_events_only(fresh: tuple[Settings, int]) -> None:
-    """on_commit gets the ids of new live events: not repeats of a messageId, not past ones."""
+    """on_commit gets the accounts of new live events (the workers to wake): a commit of
+    only a repeated messageId or a past event wakes nobody."""
     settings, account = fresh
     handed: list[list[int]] = []
 
-    async def on_commit(ids: list[int]) -> None:
-        handed.append(ids)
+    async def on_commit(accounts: list[int]) -> None:
+        handed.append(accounts)
 
     writer = local_writer(settings, on_commit=on_commit)
     await writer.start()
@@ -84,15 +85,17 @@ async def test_local_writer_hands_on_new_events_only(fresh: tuple[Settings, int]
             writer.write([_event(account, "a", message_id="m1")]),
             writer.write([_event(account, "b", message_id="m1")]),
             writer.write([_event(account, "c", past=True)]))
+        quiet = await asyncio.gather(writer.write([_event(account, "f", message_id="m1")]),
+                                     writer.write([_event(account, "g", past=True)]))
         later = await writer.write([_event(account, "d", message_id="m1"),
                                     _event(account, "e")])
     finally:
         await writer.stop()
     assert again == [WriteResult(first[0].event_id, duplicate=True)]
     assert later[0] == WriteResult(first[0].event_id, duplicate=True)
-    assert [i for ids in handed for i in ids] == [first[0].event_id, later[1].event_id]
+    assert handed == [[account], [account]]
     assert await _stored(settings) == {first[0].event_id: "a", past[0].event_id: "c",
-                                       later[1].event_id: "e"}
+                                       quiet[1][0].event_id: "g", later[1].event_id: "e"}
 
 
 async def test_writer_process_takes_settings_from_its_parent(
