@@ -130,20 +130,22 @@ async def test_serving_processes_share_one_writer(server: Server) -> None:
         assert len(group) == 1, group
         assert stored[group.pop()] == f"m{n}"
     assert len(stored) == 210
-    # The writer process enqueued every new event for the workers itself (the serving
+    # The writer process woke the workers for the events' account itself (the serving
     # processes' sweeper waits 10 s before it looks, so this is not the sweeper's doing).
     import redis
 
+    with sqlite3.connect(f"file:{server.db}?mode=ro", uri=True) as conn:
+        accounts = {str(a) for (a,) in conn.execute("SELECT DISTINCT account_id FROM events")}
     client = redis.Redis.from_url(server.redis_url)
     try:
-        queue = f"{server.prefix}queue"
+        key = f"{server.prefix}events:wake"
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and client.zcard(queue) < 210:
+        while time.monotonic() < deadline and client.zcard(key) < len(accounts):
             await asyncio.sleep(0.05)
-        queued = {m.decode() for m in client.zrange(queue, 0, -1)}
+        woken = {m.decode() for m in client.zrange(key, 0, -1)}
     finally:
         client.close()
-    assert queued == {f"{server.prefix}event:{i}" for i in stored}
+    assert len(accounts) == 1 and woken == accounts
 
 
 async def test_killed_writer_is_replaced_and_nothing_acked_is_lost(server: Server) -> None:
