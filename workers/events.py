@@ -76,10 +76,15 @@ class EventPump:
         expires; another worker processes it again)."""
         for handle in self._rewake.values():
             handle.cancel()
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._redis.aclose()
+        if tasks:  # bounded: a drainer stuck on a dead Redis or database must not hang shutdown
+            await asyncio.wait(tasks, timeout=5)
+        try:
+            await asyncio.wait_for(self._redis.aclose(), timeout=2)
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("closing the wake-up connection failed: %s", exc)
 
     async def wake(self, accounts: list[int]) -> None:
         await wake(self._redis, self._settings, accounts)
