@@ -1,15 +1,15 @@
 """worker_leases: which worker process holds a partition of the event work; a partial
 index on the events still to process, per account in commit order
 
-Revision ID: 0011_worker_leases
-Revises: 0010_event_identity_notes
+Revision ID: 0013_worker_leases
+Revises: 0012_message_bodies
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_worker_leases"
-down_revision = "0010_event_identity_notes"
+revision = "0013_worker_leases"
+down_revision = "0012_message_bodies"
 branch_labels = None
 depends_on = None
 
