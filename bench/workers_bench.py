@@ -255,7 +255,9 @@ def tree_cpu(root: int) -> Cpu:
     for pid, worker in tree(root):
         if worker:
             cpu.workers += _cpu(pid)
-            cpu.worker_processes += _is_worker(_cmdline(pid))
+            # Workers that do the work: not a supervisor of other worker processes.
+            cpu.worker_processes += (_is_worker(_cmdline(pid)) and not any(
+                _is_worker(_cmdline(c)) for c in _children(pid)))
         else:
             cpu.rest += _cpu(pid)
     return cpu
