@@ -87,7 +87,7 @@ class Console:
              session: Session | None = None, **context: Any) -> HTMLResponse:
         body = self.env.get_template(template).render(
             request=request, session=session, base_url=str(request.base_url).rstrip("/"),
-            **context)
+            http_status=status, **context)
         return HTMLResponse(body, status_code=status, headers={
             "Cache-Control": "no-store",
             "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",

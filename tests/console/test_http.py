@@ -209,7 +209,12 @@ async def test_bad_ids_are_400_pages_naming_the_field(stack: Stack) -> None:
             page = await c.get(path)
             assert page.status_code == 400, path
             assert f"<code>{field}</code>" in page.text, (path, page.text[-600:])
-        assert (await c.get("/events/999999999")).status_code == 404
+            assert "correct the fields named above" in page.text, path
+        missing = await c.get("/events/999999999")
+        assert missing.status_code == 404
+        # The error page says what to do next and links back to its section's list.
+        assert "It is not in this account" in missing.text
+        assert 'Find it in <a href="/events">Event history</a>' in missing.text
         bad = await c.preview({"html": "x", "source": "event", "eventId": "¹"})
         assert bad.status_code == 400 and bad.json()["violations"][0]["field"] == "eventId"
     finally:
