@@ -1,8 +1,9 @@
 """The eSputnik JSON body of an event, shape-checked into an ``EventInput``.
 
 v2 param values may be any JSON value. v1 values travel as strings (nested JSON as an
-escaped string) and are kept exactly as sent; real v1 clients also send booleans and
-numbers, which are accepted as they are.
+escaped string); acceptance reads other values as v1 does (``server.ingest.v1``). A body
+carries only the members of an event (``EVENT_MEMBERS``); any other is refused by name,
+except a public PHP client's v1 ``parameters``, read as ``params``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,21 @@ from datetime import UTC, datetime
 from server.codec.depth import depth_exceeds, few_containers, too_deep
 from server.errors import InvalidArgument, OccurredError, Violation
 from server.ingest.model import JSON, MISSING, EventInput
+
+EVENT_MEMBERS = ("eventTypeKey", "keyValue", "params", "messageId", "occurred")
+V1_PARAMS = "parameters"
+
+
+def _members(doc: dict[str, JSON], *, where: str, legacy_v1: bool) -> tuple[str, list[Violation]]:
+    """Which member holds the params, and a violation for each unknown member."""
+    out = [Violation(f"{where}{name}", "is not a member of an event; it takes "
+                     + ", ".join(EVENT_MEMBERS))
+           for name in doc if name not in EVENT_MEMBERS and not (legacy_v1 and name == V1_PARAMS)]
+    if legacy_v1 and V1_PARAMS in doc:
+        if "params" in doc:
+            out.append(Violation(f"{where}{V1_PARAMS}", "send params or parameters, not both"))
+        return V1_PARAMS, out
+    return "params", out
 
 
 def _type_name(value: JSON) -> str:
@@ -33,10 +49,10 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
     the text cannot hold a value nested too deep (``depth.few_containers``).
     """
     check_depth = source is None or not few_containers(source)
-    out: list[Violation] = []
     if not isinstance(doc, dict):
         raise InvalidArgument.from_violations(
             [Violation(where or "body", f"must be a JSON object, not {_type_name(doc)}")])
+    params_member, out = _members(doc, where=where, legacy_v1=legacy_v1)
     type_key = doc.get("eventTypeKey")
     if type_key is None:
         type_key = ""
@@ -53,16 +69,16 @@ def event_from_json(doc: JSON, *, legacy_v1: bool = False, where: str = "",
         out.append(Violation(f"{where}keyValue", f"must be a string, not {_type_name(key_value)}"))
         key_value = ""
     params: list[tuple[str, JSON]] = []
-    raw_params = doc.get("params", [])
+    raw_params = doc.get(params_member, [])
     if raw_params is None:
         raw_params = []
     if not isinstance(raw_params, list):
-        out.append(Violation(f"{where}params",
+        out.append(Violation(f"{where}{params_member}",
                              f"must be an array of {{\"name\", \"value\"}} objects, not "
                              f"{_type_name(raw_params)}"))
         raw_params = []
     for i, entry in enumerate(raw_params):
-        at = f"{where}params[{i}]"
+        at = f"{where}{params_member}[{i}]"
         if not isinstance(entry, dict):
             out.append(Violation(at, f"must be an object with name and value, not {_type_name(entry)}"))
             continue
@@ -103,4 +119,4 @@ def parse_occurred(value: JSON) -> datetime:
     raise OccurredError("INCORRECT_OCCURRED_DATE_FORMAT")
 
 
-__all__ = ["event_from_json", "parse_occurred"]
+__all__ = ["EVENT_MEMBERS", "event_from_json", "parse_occurred"]

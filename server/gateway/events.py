@@ -214,4 +214,5 @@ def _stored(e: events_pb2.StoredEvent) -> dict[str, Any]:
     out.update(body)
     if "keyValue" not in out:
         out["keyValue"] = e.key_value
+    out["body"] = body  # as received; the contact is the event's own field, never in it
     return out

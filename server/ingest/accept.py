@@ -3,7 +3,8 @@
 A decoded event (``server.codec``: JSON types and nesting depth checked) is accepted for
 an account, or refused by a domain error, in these steps, in order:
 
-1. field rules (``validation.check_fields``): every violation of the event's own fields;
+1. field rules (``validation.check_fields``): every violation of the event's own fields,
+   and, for the v1 form, its values as text (``v1.as_v1_text``);
 2. ``contactJson`` (``contacts.contact_json``): the contact the event carries must be
    one the account would accept; its violations and the field rules' are refused
    together, in one ``InvalidArgument``;
@@ -29,6 +30,7 @@ from server.contacts.contact_json import contact_json_param
 from server.db.models import utcnow
 from server.errors import InvalidArgument, OccurredError, TooLarge, Violation
 from server.ingest.model import EventInput, ValidEvent
+from server.ingest.v1 import as_v1_text
 from server.ingest.validation import check_fields
 
 __all__ = ["FUTURE_SLACK", "PAST_LIMIT", "Acceptance", "accept", "check_occurred",
@@ -82,7 +84,9 @@ def stored_body(event: EventInput, *, max_bytes: int) -> str:
 async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> ValidEvent:
     """The event as it will be stored for ``account_id``; raises InvalidArgument (or its
     OccurredError) or TooLarge."""
-    key_value, violations = check_fields(event)
+    event, violations = as_v1_text(event) if event.legacy_v1 else (event, [])
+    key_value, field_violations = check_fields(event)
+    violations += field_violations
     found = contact_json_param(event.params)
     if found is not None:  # only events that carry one pay for the check's coroutine
         violations += await using.contact_json.violations(*found, account_id=account_id)

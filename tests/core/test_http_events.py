@@ -34,14 +34,15 @@ async def test_seed_body_accepted_and_read_back_unchanged(stack: Stack, name: st
 
 
 async def test_v1_trailing_slash_and_string_values_kept(stack: Stack) -> None:
-    """/api/v1/event/ accepts the old form and keeps escaped-JSON strings as sent."""
+    """/api/v1/event/ accepts the old form, keeps escaped-JSON strings as sent and reads a
+    boolean as v1 does, as its text (docs/compatibility.md)."""
     nested = json.dumps({"array": [{"name": "x", "price": "1"}]})
     body = {"eventTypeKey": "v1_cart", "keyValue": "k1",
             "params": [{"name": "items", "value": nested}, {"name": "flag", "value": True}]}
     r = await stack.post_event(body, path="/api/v1/event/")
     assert r.status_code == 200, r.text
     stored = await read_back(stack, r.headers["X-Event-Id"])
-    assert stored["params"] == body["params"]
+    assert stored["params"] == [body["params"][0], {"name": "flag", "value": "true"}]
     assert isinstance(stored["params"][0]["value"], str)
 
 
