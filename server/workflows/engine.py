@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.config import Settings
+from server.consent.unsubscribed import unsubscribed_among
 from server.db.models import utcnow
 from server.ingest.accept import Acceptance
 from server.mail import MailDeferred, SmtpConfig
@@ -106,6 +107,11 @@ class EngineRuntime:
     async def contact_by_email(self, run: RunView, email: str) -> ContactInfo | None:
         async with self._read() as conn:
             return await contacts.contact_by_email(conn, account_id=run.account_id, email=email)
+
+    async def address_listed(self, run: RunView, email: str) -> bool:
+        async with self._read() as conn:
+            return bool(await unsubscribed_among(conn, account_id=run.account_id,
+                                                 emails=[email]))
 
     async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
         if kind == "eventOccurred":

@@ -82,6 +82,11 @@ class SimRuntime:
     async def contact_by_email(self, run: RunView, email: str) -> ContactInfo | None:
         return self._sim.contacts.by_email(email)
 
+    async def address_listed(self, run: RunView, email: str) -> bool:
+        # A simulation is its own world: its contacts carry their status; the account's
+        # unsubscribed list is not read.
+        return False
+
     async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
         if kind == "eventOccurred":
             sim_run = self._sim.runs[run.run_id]

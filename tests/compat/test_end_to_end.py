@@ -143,3 +143,43 @@ async def test_erasure_removes_personal_data_and_unlinks_history(
     stored = (await replay(compat, "GET", f"/api/v1/events/{event_id}", content_type=None,
                            key=key)).json()
     assert "contactId" not in stored and stored["eventTypeKey"] == "visited"
+
+
+async def test_email_blocks_honour_the_unsubscribed_list(compat: Stack, sink: MailSink) -> None:
+    """An address on the unsubscribed list (no contact needed) gets no marketing letter
+    from an Email block, recorded failed with the reason; an obligatory letter still goes;
+    after /delete the marketing letter goes again."""
+    key = await fresh_key(compat)
+    promo = await template(compat, key, name="promo", subject="Promo", html="<p>sale</p>",
+                           text="")
+    receipt = await template(compat, key, name="receipt", subject="Receipt",
+                             html="<p>paid</p>", text="")
+    await workflow(compat, key, "promoTime", {"type": "email", "templateId": promo,
+                                              "to": "${email}"})
+    await workflow(compat, key, "paid", {"type": "transactional_email", "templateId": receipt,
+                                         "to": "${email}"})
+    email = unique_email("listed")
+    r = await replay(compat, "POST", "/api/v1/emails/unsubscribed/add",
+                     dumps({"emails": [email.upper()]}), key=key)
+    assert r.status_code == 200, r.text
+    for event_type in ("promoTime", "paid"):
+        r = await replay(compat, "POST", "/api/v2/event", dumps(
+            {"eventTypeKey": event_type, "keyValue": email,
+             "params": [{"name": "email", "value": email}]}), key=key)
+        assert r.status_code == 200, r.text
+    await one_letter(sink, email, "Receipt")
+
+    async def refused() -> Any:
+        return await scalar(compat, "SELECT reason FROM workflow_messages WHERE recipient = :e "
+                            "AND subject = 'Promo' AND status = 'failed'", e=email)
+
+    assert "unsubscribed" in await eventually(refused)
+    assert [m for m in letters_to(sink, email) if m.message["Subject"] == "Promo"] == []
+    r = await replay(compat, "POST", "/api/v1/emails/unsubscribed/delete",
+                     dumps({"emails": [email]}), key=key)
+    assert r.status_code == 200, r.text
+    r = await replay(compat, "POST", "/api/v2/event", dumps(
+        {"eventTypeKey": "promoTime", "keyValue": email,
+         "params": [{"name": "email", "value": email}]}), key=key)
+    assert r.status_code == 200, r.text
+    await one_letter(sink, email, "Promo")

@@ -1,12 +1,15 @@
 """``email`` and ``transactional_email``: render a stored template and send it.
 
-``email`` skips unsubscribed and blacklisted contacts, ``transactional_email`` only
-blacklisted ones; a skipped letter is recorded failed with the reason and the run goes on.
+``email`` skips unsubscribed and blacklisted contacts and addresses on the account's
+unsubscribed list, ``transactional_email`` only blacklisted contacts (the rule of
+``messaging.suppression``, which API-sent messages follow too); a skipped letter is
+recorded failed with the reason and the run goes on.
 """
 
 from __future__ import annotations
 
 from server.mail.compose import Letter, message_id_for
+from server.messaging.suppression import AddressStanding, refusal
 from server.templating import TemplateError, build_context
 from server.templating.pool import RenderPart
 from server.workflows.blocks.base import Block, BlockType, Say, register, text
@@ -43,11 +46,11 @@ async def run(block: Block, view: RunView, rt: BlockRuntime) -> StepOutcome:
             account_id=view.account_id)
     except TemplateError as exc:
         raise StepFailed(f"template {block['templateId']}: {exc}") from None
-    refused = None
-    if contact is not None and contact.blacklisted:
-        refused = "the recipient is blacklisted"
-    elif contact is not None and not contact.subscribed and not transactional:
-        refused = "the recipient is unsubscribed (a transactional email would still be sent)"
+    standing = AddressStanding(
+        blacklisted=contact is not None and contact.blacklisted,
+        unsubscribed=(contact is not None and not contact.subscribed)
+        or (not transactional and await rt.address_listed(view, to)))
+    refused = refusal(standing, transactional=transactional)
     letter = Letter(sender=rt.sender, to=to, subject=" ".join(subject.split())[:MAX_SUBJECT],
                     html=html, text=body_text,
                     message_id=message_id_for(account_id=view.account_id, run_id=view.run_id,
