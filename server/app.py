@@ -23,6 +23,7 @@ from server.api.events import EventService, IngestDeps
 from server.codec import values
 from server.config import Settings
 from server.db.engine import create_engine
+from server.eventtypes.rules import EventTypeRules, changes_feed
 from server.ingest.dispatch import Dispatcher
 from server.ingest.ratelimit import RateLimiter
 from server.ingest.writer import Writer
@@ -164,13 +165,18 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     resolver = KeyResolver(engine)
     feed = RevocationFeed(redis_url=settings.redis_url, prefix=settings.redis_prefix)
     feed.start(on_revoked=resolver.forget, on_live=resolver.set_live)
+    # Event-type rules likewise: cached only while their changes can reach this process.
+    event_types = EventTypeRules(engine)
+    types_feed = changes_feed(redis_url=settings.redis_url, prefix=settings.redis_prefix,
+                              rules=event_types)
     interceptor = HandlerCache(AuthErrorInterceptor(resolver, admin_key=settings.admin_key))
     server = grpc.aio.server(interceptors=[interceptor],
                              options=server_options(
                                  reuse_port=reuse_port,
                                  connection_timeout=settings.connection_timeout))
     deps = IngestDeps(settings=settings, writer=writer,
-                      limiter=RateLimiter(per_second=settings.rate_limit), engine=engine)
+                      limiter=RateLimiter(per_second=settings.rate_limit), engine=engine,
+                      event_types=event_types)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)
     closers: list[Closer] = []
     names = list(SERVICE_NAMES)
@@ -180,7 +186,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(engine, settings, resolver),
                                                       server)
     names.append(ADMIN_SERVICE)
-    closers.append(feed)
+    closers += [feed, types_feed]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

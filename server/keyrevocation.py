@@ -7,6 +7,9 @@ nonce; every process subscribed forgets the key and counts itself on ``<prefix>k
 subscribers. A process caches keys only while its subscription is live: when the
 subscription drops it empties its cache and looks every key up in the database until it
 is back, so a revocation it could not hear about cannot be missed.
+
+The same feed, on channels of their own, carries other changes that serving processes
+cache (event-type settings: ``server.eventtypes.rules``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ class RevocationFeed:
     """The subscription of one serving process: calls ``on_revoked(key_hash)`` for each
     revocation and ``on_live(bool)`` when the subscription comes up or goes down."""
 
-    def __init__(self, *, redis_url: str, prefix: str) -> None:
+    def __init__(self, *, redis_url: str, prefix: str, channel: str = CHANNEL,
+                 ack: str = _ACK) -> None:
         self._url = redis_url
-        self._channel = prefix + CHANNEL
-        self._ack = prefix + _ACK
+        self._channel = prefix + channel
+        self._ack = prefix + ack
         self._task: asyncio.Task[None] | None = None
 
     def start(self, *, on_revoked: Callable[[str], None], on_live: Callable[[bool], None]
@@ -81,7 +85,8 @@ class RevocationFeed:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def announce_revocation(*, redis_url: str, prefix: str, key_hash: str
+async def announce_revocation(*, redis_url: str, prefix: str, key_hash: str,
+                              channel: str = CHANNEL, ack: str = _ACK
                               ) -> tuple[int, int] | None:
     """Tells every subscribed serving process to forget ``key_hash``: (confirmed, reached),
     or None when Redis cannot be reached (processes without a live subscription keep no
@@ -89,11 +94,11 @@ async def announce_revocation(*, redis_url: str, prefix: str, key_hash: str
     client = _client(redis_url)
     nonce = secrets.token_hex(8)
     try:
-        reached = int(await client.publish(prefix + CHANNEL, f"{key_hash} {nonce}"))
+        reached = int(await client.publish(prefix + channel, f"{key_hash} {nonce}"))
         deadline = time.monotonic() + ACK_TIMEOUT
         confirmed = 0
         while time.monotonic() < deadline:
-            confirmed = int(await client.get(prefix + _ACK + nonce) or 0)
+            confirmed = int(await client.get(prefix + ack + nonce) or 0)
             if confirmed >= reached:
                 break
             await asyncio.sleep(0.01)

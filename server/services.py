@@ -53,7 +53,7 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
     from server.api.workflows import WorkflowService
 
     workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(
-        WorkflowService(deps.engine, deps.settings, renderer), server)
+        WorkflowService(deps.engine, deps.settings, renderer, deps.event_types), server)
     names.append(workflows_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name)
 
     from eventflow.v1 import account_pb2, account_pb2_grpc
@@ -88,6 +88,12 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
     messaging_pb2_grpc.add_MessagingServiceServicer_to_server(
         MessagingService(deps, redis), server)
     names.append(messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name)
+
+    from eventflow.v1 import event_types_pb2, event_types_pb2_grpc
+    from server.api.event_types import EventTypeService
+
+    event_types_pb2_grpc.add_EventTypeServiceServicer_to_server(EventTypeService(deps), server)
+    names.append(event_types_pb2.DESCRIPTOR.services_by_name["EventTypeService"].full_name)
 
     from eventflow.v1 import console_pb2, console_pb2_grpc
     from server.api.console import ConsoleService

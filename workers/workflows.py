@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import utcnow
+from server.eventtypes.rules import EventTypeRules
 from server.ingest.accept import Acceptance
 from server.ingest.dispatch import Dispatcher
 from server.mail import SmtpConfig
@@ -146,7 +147,9 @@ async def install(ctx: dict[str, Any]) -> None:
                                       renderer=RenderPool(processes=settings.render_processes),
                                       acceptance=Acceptance(
                                           max_bytes=settings.max_event_bytes,
-                                          contact_json=ContactJsonCheck(ctx["engine"])))
+                                          contact_json=ContactJsonCheck(ctx["engine"]),
+                                          # No change feed: read at every launch.
+                                          event_types=EventTypeRules(ctx["engine"])))
     ctx["batch_processors"].append(workflow_batch)
     ctx["workflow_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="workflow-sweeper")
 

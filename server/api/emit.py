@@ -20,7 +20,8 @@ class Emitter:
     def __init__(self, deps: IngestDeps) -> None:
         self._deps = deps
         self.acceptance = Acceptance(max_bytes=deps.settings.max_event_bytes,
-                                     contact_json=ContactJsonCheck(deps.engine))
+                                     contact_json=ContactJsonCheck(deps.engine),
+                                     event_types=deps.event_types)
 
     async def check(self, event: EventInput, *, account_id: int) -> ValidEvent:
         """Accept ``event`` without writing it (to refuse a call before it changes anything)."""

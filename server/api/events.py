@@ -19,6 +19,8 @@ from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
 from server.errors import InvalidArgument, Violation
+from server.eventtypes.rules import EventTypeRules
+from server.eventtypes.settings import TypeSettings
 from server.ingest import history
 from server.ingest.accept import Acceptance, accept
 from server.ingest.model import ValidEvent
@@ -35,6 +37,8 @@ class IngestDeps:
     writer: Writer
     limiter: RateLimiter
     engine: AsyncEngine
+    # The process's cache of "Validate parameters" rules (kept current by app.py's feed).
+    event_types: EventTypeRules
 
 
 class EventService(events_pb2_grpc.EventServiceServicer):
@@ -44,7 +48,8 @@ class EventService(events_pb2_grpc.EventServiceServicer):
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
         self._acceptance = Acceptance(max_bytes=deps.settings.max_event_bytes,
-                                      contact_json=ContactJsonCheck(deps.engine))
+                                      contact_json=ContactJsonCheck(deps.engine),
+                                      event_types=deps.event_types)
 
     def _admit(self, account_id: int, events: int, *, per_event: bool) -> int:
         """The one rate-limit charge of the event methods: how many of ``events`` go on.
@@ -145,6 +150,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         for r in rows:
             t = out.event_types.add(id=r.id, key=r.key, event_count=r.event_count)
             dt_to_ts(r.created_at, t.created_at)
+            fill_settings(t, r.settings)
         return out
 
     async def ListEvents(self, request: events_pb2.ListEventsRequest,
@@ -167,6 +173,15 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         out = events_pb2.StoredEvent()
         _fill_stored(out, row)
         return out
+
+
+def fill_settings(out: events_pb2.EventType, settings: TypeSettings) -> None:
+    """An event type's settings into its message."""
+    out.segmentation = settings.segmentation
+    out.create_contacts = settings.create_contacts
+    dt_to_ts(settings.segmentation_since, out.segmentation_since)
+    for rule in settings.validate_params:
+        out.validate_params.add(name=rule.name, required=rule.required)
 
 
 def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow) -> None:

@@ -15,7 +15,7 @@ from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import as_utc
 from server.errors import InvalidArgument, Violation
-from server.ingest.accept import Acceptance
+from server.ingest.accept import Acceptance, ParamRules
 from server.templating.pool import RenderPool
 from server.workflows import queries, store
 from server.workflows.runtime import stored_template
@@ -66,12 +66,14 @@ def _message(m: Any) -> workflows_pb2.Message:
 
 
 class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, engine: AsyncEngine, settings: Settings, renderer: RenderPool) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, renderer: RenderPool,
+                 event_types: ParamRules) -> None:
         self._engine = engine
         self._settings = settings
         self._renderer = renderer
         self._acceptance = Acceptance(max_bytes=settings.max_event_bytes,
-                                      contact_json=ContactJsonCheck(engine))
+                                      contact_json=ContactJsonCheck(engine),
+                                      event_types=event_types)
 
     async def CreateWorkflow(self, request: Any, context: Any) -> workflows_pb2.Workflow:
         doc = _json(request.definition_json, "definition")

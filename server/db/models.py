@@ -81,6 +81,27 @@ class EventType(SQLModel, table=True):
     # eSputnik's per-type switch: events of this type may create missing contacts.
     create_contacts: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # Its events count for segments, those received from segmentation_since on (the last
+    # time it was switched on; NULL while off).
+    segmentation: bool = Field(default=False)
+    segmentation_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # "Validate parameters": JSON [{"name", "required"}], NULL when not set
+    # (server.eventtypes.settings reads and writes it).
+    validate_params: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class EventTypeParam(SQLModel, table=True):
+    """The recorded structure of a type's params: how many stored events carried the
+    top-level param ``name`` with a value of ``json_type`` (server.eventtypes.shapes)."""
+
+    __tablename__ = "event_type_params"
+    event_type_id: int = Field(foreign_key="event_types.id", primary_key=True)
+    name: str = Field(max_length=100, primary_key=True)
+    # string, number, boolean, null, object or list
+    json_type: str = Field(max_length=8, primary_key=True)
+    seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_seen_at: datetime = Field(sa_column=_ts())
+    last_seen_at: datetime = Field(sa_column=_ts())
 
 
 class Event(SQLModel, table=True):

@@ -19,6 +19,7 @@ from server.codec.jsonbody import event_from_json
 from server.codec.values import time_to_ts
 from server.codec.wire import batch_bytes, event_bytes
 from server.errors import EventflowError, InvalidArgument, Violation
+from server.gateway.event_types import event_type_json
 from server.gateway.http import (
     INT32_MAX,
     auth_metadata,
@@ -166,8 +167,7 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
     async def event_types(request: Request) -> Response:
         reply = await state.events.ListEventTypes(events_pb2.ListEventTypesRequest(),
                                                   metadata=auth_metadata(request))
-        return json_response([{"id": t.id, "key": t.key, "createdAt": _iso(t.created_at),
-                               "eventCount": t.event_count} for t in reply.event_types])
+        return json_response([event_type_json(t, params=False) for t in reply.event_types])
 
     @endpoint
     async def list_events(request: Request) -> Response:

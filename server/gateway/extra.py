@@ -30,6 +30,9 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import messaging
 
     routes += messaging.routes(state)
+    from server.gateway import event_types
+
+    routes += event_types.routes(state)
     from server.gateway import admin
 
     routes += admin.routes(state)

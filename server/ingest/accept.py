@@ -6,11 +6,17 @@ an account, or refused by a domain error, in these steps, in order:
 1. field rules (``validation.check_fields``): every violation of the event's own fields,
    and, for the v1 form, its values as text (``v1.as_v1_text``);
 2. ``contactJson`` (``contacts.contact_json``): the contact the event carries must be
-   one the account would accept; its violations and the field rules' are refused
-   together, in one ``InvalidArgument``;
-3. the past window (``check_occurred``): ``occurred`` more than ``FUTURE_SLACK`` ahead or
+   one the account would accept;
+3. "Validate parameters" (``eventtypes.settings``): the params the event's type
+   requires must be there, one violation of ``params`` per missing one, naming it and the
+   structure the type expects; the violations of steps 1 to 3 are refused together, in
+   one ``InvalidArgument``;
+4. the past window (``check_occurred``): ``occurred`` more than ``FUTURE_SLACK`` ahead or
    ``PAST_LIMIT`` back is refused (``OccurredError`` with eSputnik's status);
-4. size (``stored_body``): the stored JSON within ``max_bytes`` (``TooLarge``).
+5. size (``stored_body``): the stored JSON within ``max_bytes`` (``TooLarge``).
+
+The event accepted carries its params' JSON types for the recorded structure of its
+type (``eventtypes.shapes``, counted by the writer).
 
 Callers: ``EventService``'s ``GenerateEvent``, ``GenerateEvents`` and ``StreamEvents``
 (the gateway's event routes call those), and the Launch event block in the workflow
@@ -19,7 +25,7 @@ engine and in the simulator. Rate limits are charged before, by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,6 +35,8 @@ import orjson
 from server.contacts.contact_json import contact_json_param
 from server.db.models import utcnow
 from server.errors import InvalidArgument, OccurredError, TooLarge, Violation
+from server.eventtypes.settings import RequiredParams
+from server.eventtypes.shapes import param_types
 from server.ingest.model import EventInput, ValidEvent
 from server.ingest.v1 import as_v1_text
 from server.ingest.validation import check_fields
@@ -48,12 +56,23 @@ class ContactJsonRule(Protocol):
                          ) -> list[Violation]: ...
 
 
+class ParamRules(Protocol):
+    """Step 3's rules: ``eventtypes.rules.EventTypeRules`` (the account's types that require
+    params, by key; cached per process while changes can reach it)."""
+
+    def cached(self, account_id: int) -> Mapping[str, RequiredParams] | None: ...
+
+    async def load(self, account_id: int) -> Mapping[str, RequiredParams]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Acceptance:
     """What accepting an event needs besides the event (one per process, or simulation)."""
 
     max_bytes: int
     contact_json: ContactJsonRule
+    # Step 3's rules, per account (one cache per process: ``eventtypes.rules``).
+    event_types: ParamRules
     clock: Callable[[], datetime] = utcnow
 
 
@@ -90,6 +109,13 @@ async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> Va
     found = contact_json_param(event.params)
     if found is not None:  # only events that carry one pay for the check's coroutine
         violations += await using.contact_json.violations(*found, account_id=account_id)
+    rules = using.event_types.cached(account_id)
+    if rules is None:
+        rules = await using.event_types.load(account_id)
+    if rules:
+        required = rules.get(event.event_type_key)
+        if required is not None:
+            violations += required.violations(event)
     if violations:
         raise InvalidArgument.from_violations(violations)
     if event.occurred is not None:
@@ -101,4 +127,5 @@ async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> Va
         body=stored_body(event, max_bytes=using.max_bytes),
         message_id=event.message_id or None,
         occurred=event.occurred,
+        param_types=param_types(event.params),
     )

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.db.models import Event, EventType, as_utc, table_of
 from server.errors import InvalidArgument, NotFound, Violation
+from server.eventtypes.settings import TypeSettings
+from server.eventtypes.store import settings_of
 
 _events = table_of(Event)
 _types = table_of(EventType)
@@ -49,6 +51,7 @@ class EventTypeRow:
     key: str
     created_at: datetime
     event_count: int
+    settings: TypeSettings
 
 
 def _row(r: Any) -> StoredEventRow:
@@ -125,9 +128,11 @@ async def list_event_types(engine: AsyncEngine, *, account_id: int) -> list[Even
               .where(_events.c.account_id == account_id)
               .group_by(_events.c.event_type_id).subquery())
     query = (select(_types.c.id, _types.c.key, _types.c.created_at,
-                    func.coalesce(counts.c.n, 0))
+                    func.coalesce(counts.c.n, 0).label("n"), _types.c.segmentation,
+                    _types.c.segmentation_since, _types.c.create_contacts,
+                    _types.c.validate_params)
              .outerjoin(counts, counts.c.event_type_id == _types.c.id)
              .where(_types.c.account_id == account_id).order_by(_types.c.key))
     async with engine.connect() as conn:
-        return [EventTypeRow(int(i), k, as_utc(c), int(n))
-                for i, k, c, n in (await conn.execute(query)).all()]
+        return [EventTypeRow(int(r.id), r.key, as_utc(r.created_at), int(r.n), settings_of(r))
+                for r in (await conn.execute(query)).all()]

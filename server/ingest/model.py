@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,8 @@ class ValidEvent:
     body: str  # canonical JSON of {"eventTypeKey", "keyValue", "params"}
     message_id: str | None
     occurred: datetime | None
+    # (name, JSON type) of each param, for the recorded structure (server.eventtypes.shapes).
+    param_types: Sequence[Sequence[str]] = ()
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, delete, select, tuple_
 
 from server.db.dialect import backend_of, on_conflict_insert
 from server.db.models import Event, EventType, MessageId, table_of
+from server.eventtypes import shapes
 from server.ingest.model import ValidEvent, WriteResult
 
 _events = table_of(Event)
@@ -24,10 +25,13 @@ TypeIds = dict[tuple[int, str], int]
 
 
 def write_events(conn: Connection, events: list[ValidEvent], *, now: datetime,
-                 type_cache: TypeIds) -> list[WriteResult]:
-    """Store the events in the open transaction of ``conn``; one result per event, in order.
+                 type_cache: TypeIds, param_cache: shapes.KnownPairs | None = None
+                 ) -> list[WriteResult]:
+    """Store the events in the open transaction of ``conn``; one result per event, in order,
+    and add the stored ones' params to their types' recorded structure.
 
     ``type_cache`` keeps event type ids across transactions; clear it after a failure.
+    ``param_cache`` keeps the recorded (name, type) pairs per type (``shapes.record``).
     """
     type_ids = _type_ids_for(conn, events, now, type_cache)
     dup_of, first_of = _dedupe(conn, events, now)
@@ -45,6 +49,9 @@ def write_events(conn: Connection, events: list[ValidEvent], *, now: datetime,
                 for i, ev in enumerate(events) if ev.message_id and i in event_id]
     if msg_rows:
         conn.execute(_msgids.insert(), msg_rows)
+    shapes.record(conn, ((rows[j]["event_type_id"], events[i].param_types)
+                         for j, i in enumerate(row_index)),
+                  now=now, known=param_cache if param_cache is not None else {})
     out: list[WriteResult] = []
     for i in range(len(events)):
         if i in event_id:

@@ -1,6 +1,6 @@
 """The Launch event block's event: accepted through the ingest pipeline
 (``server.ingest.accept``, for the engine and the simulator alike), then written (event
-type, the events table) inside the step's transaction, so it is stored exactly once with
+type, the events table, its type's recorded params) inside the step's transaction, so it is stored exactly once with
 the step record. Dispatch to the workers follows after commit (and the sweeper covers it).
 """
 
@@ -15,6 +15,7 @@ from server.codec.jsonbody import event_from_json
 from server.db.dialect import on_conflict_insert
 from server.db.models import Event, EventType, table_of, utcnow
 from server.errors import InvalidArgument, TooLarge
+from server.eventtypes.shapes import record_async
 from server.ingest.accept import Acceptance, accept
 from server.ingest.model import ValidEvent
 from server.workflows.runtime import StepFailed
@@ -44,7 +45,9 @@ async def insert_event(conn: AsyncConnection, *, account_id: int, event_type_key
                        .on_conflict_do_nothing(index_elements=["account_id", "key"]))
     type_id = (await conn.execute(select(_types.c.id).where(and_(
         _types.c.account_id == account_id, _types.c.key == event.event_type_key)))).scalar_one()
-    return int((await conn.execute(_events.insert().values(
+    event_id = int((await conn.execute(_events.insert().values(
         account_id=account_id, event_type_id=type_id, key_value=event.key_value,
         body=event.body, message_id=None, received_at=now, occurred_at=None,
         processed_at=None, is_past=False).returning(_events.c.id))).scalar_one())
+    await record_async(conn, [(int(type_id), event.param_types)], now=now)
+    return event_id

@@ -39,7 +39,16 @@ class _NoContactJson:
         raise AssertionError("the key tests send no contactJson")
 
 
-ACCEPTANCE = Acceptance(max_bytes=1 << 20, contact_json=_NoContactJson())
+class _NoRequiredParams:
+    def cached(self, account_id: int) -> dict[str, Any]:
+        return {}
+
+    async def load(self, account_id: int) -> dict[str, Any]:
+        return {}
+
+
+ACCEPTANCE = Acceptance(max_bytes=1 << 20, contact_json=_NoContactJson(),
+                        event_types=_NoRequiredParams())
 
 
 async def ingest_key(doc: dict[str, Any]) -> str:

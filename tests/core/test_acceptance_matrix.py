@@ -22,7 +22,7 @@ import grpc
 import httpx
 import pytest
 
-from eventflow.v1 import events_pb2, events_pb2_grpc
+from eventflow.v1 import event_types_pb2, event_types_pb2_grpc, events_pb2, events_pb2_grpc
 from server.codec import results
 from server.codec.values import build_value
 from server.errors import (
@@ -71,6 +71,7 @@ def _event(key: str, *params: tuple[str, Any], type_key: str = "matrix") -> dict
     return body
 
 
+RULED = "matrix_ruled"
 GOOD_CONTACT = {"firstname": "Ivan", "sms": "+380501234567"}
 BAD_CONTACT = {"firstname": "Ivan", "sms": "12ab"}
 TEN_YEARS = timedelta(days=3653)
@@ -108,7 +109,20 @@ CASES = [
     Case("contactJson before size", _event("m15", ("contactJson", BAD_CONTACT),
                                            ("big", "a" * 30000)),
          "INVALID", "contactJson.sms", "not a phone number"),
+    # The type's "Validate parameters" (set up by the test: orderId required, coupon not).
+    Case("required param missing", _event("m16", ("coupon", "X"), type_key=RULED), "INVALID",
+         "params", f"has no 'orderId', a required param; event type '{RULED}' expects "
+         '{"params":[{"name":"orderId","required":true},{"name":"coupon","required":false}]}'),
+    Case("required param null", _event("m17", ("orderId", None), type_key=RULED), "INVALID",
+         "params", "has no 'orderId'"),
+    Case("required param present", _event("m18", ("orderId", "A-1"), type_key=RULED),
+         "ACCEPTED"),
+    Case("field rules and required params together", _event("", type_key=RULED), "INVALID",
+         "keyValue", "is required"),
+    Case("required params before size", _event("m19", ("big", "a" * 30000), type_key=RULED),
+         "INVALID", "params", "has no 'orderId'"),
 ]
+RULES = [("orderId", True), ("coupon", False)]
 
 
 def _request(case: Case, now: datetime) -> events_pb2.GenerateEventRequest:
@@ -229,6 +243,10 @@ async def test_every_entry_point_gives_the_same_verdict(stack: Stack,
     now = datetime.now(UTC)
     stub = events_pb2_grpc.EventServiceStub(stack.channel)
     meta = stack.meta()
+    await event_types_pb2_grpc.EventTypeServiceStub(stack.channel).UpdateEventType(
+        event_types_pb2.UpdateEventTypeRequest(key=RULED, validate_params=event_types_pb2.ParamRules(
+            params=[events_pb2.ParamRule(name=n, required=r) for n, r in RULES])),
+        metadata=meta)
     requests = [_request(case, now) for case in CASES]
     before = await stack.count_events()
     verdicts: dict[str, list[Verdict]] = {name: [] for name in ENTRY_POINTS}

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from server.config import Settings
 from server.db.dialect import backend_for_url, sync_database_url
+from server.eventtypes.shapes import KnownPairs
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.txn import TypeIds, write_events
 
@@ -41,6 +42,7 @@ class IngestConnection:
         self._engine = create_engine(url, pool_size=1, max_overflow=0)
         self._conn: Connection | None = None
         self.type_cache: TypeIds = {}
+        self.param_cache: KnownPairs = {}
 
     def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
         """Store ``events`` in one transaction. A conflict (IntegrityError) keeps the
@@ -61,7 +63,8 @@ class IngestConnection:
         if self._conn is None:
             self._conn = self._engine.connect()
         with self._conn.begin():
-            return write_events(self._conn, events, now=now, type_cache=self.type_cache)
+            return write_events(self._conn, events, now=now, type_cache=self.type_cache,
+                                param_cache=self.param_cache)
 
     def _invalidate(self) -> None:
         conn, self._conn = self._conn, None

@@ -1,7 +1,8 @@
 """The socket format between the serving processes and the ingest writer process.
 
 A frame is a 4-byte big-endian length and an orjson document. A batch is a list of
-``[account_id, event_type_key, key_value, body, message_id, occurred_us]``; its answer is
+``[account_id, event_type_key, key_value, body, message_id, occurred_us, param_types]``
+(``param_types``: ``[[name, JSON type], ...]``); its answer is
 ``{"r": [[event_id, duplicate], ...]}`` in the same order, or ``{"e": reason}`` when
 nothing was stored.
 """
@@ -34,15 +35,17 @@ def _frame(doc: Any) -> bytes:
 def encode_batch(events: Sequence[ValidEvent]) -> bytes:
     return _frame([
         [ev.account_id, ev.event_type_key, ev.key_value, ev.body, ev.message_id,
-         None if ev.occurred is None else (ev.occurred - _EPOCH) // _MICROSECOND]
+         None if ev.occurred is None else (ev.occurred - _EPOCH) // _MICROSECOND,
+         ev.param_types]
         for ev in events])
 
 
 def decode_batch(payload: bytes) -> list[ValidEvent]:
     """The events of one batch frame's payload; ValueError or TypeError if it is malformed."""
     return [ValidEvent(account_id=a, event_type_key=t, key_value=k, body=b, message_id=m,
-                       occurred=None if o is None else _EPOCH + timedelta(microseconds=o))
-            for a, t, k, b, m, o in orjson.loads(payload)]
+                       occurred=None if o is None else _EPOCH + timedelta(microseconds=o),
+                       param_types=p)
+            for a, t, k, b, m, o, p in orjson.loads(payload)]
 
 
 def encode_answer(results: Sequence[WriteResult]) -> bytes:
