@@ -105,6 +105,8 @@ _LIST_QUERY = [query("pageSize", {"type": "integer", "minimum": 0}),
                query("beforeId", {"type": "integer", "minimum": 0}),
                query("contactId", {"type": "integer", "minimum": 0})]
 _TIME = {"type": "string", "format": "date-time"}
+_TYPE_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+             "example": "orderCreated"}
 _TEXT = "text/plain"
 _FULL = query("full", {"type": "boolean"}, "the whole record, not eSputnik's shape")
 
@@ -151,6 +153,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v2/past_events/"): _past_events,
     ("GET", "/api/v1/event-types"): api("List event types", "events",
                                         _ok(array(ref("EventType")))),
+    ("GET", "/api/v1/event-types/{key}"): api(
+        "One event type: settings and the recorded structure of its params", "events",
+        _ok(ref("EventType")), params=[_TYPE_KEY]),
+    ("PATCH", "/api/v1/event-types/{key}"): api(
+        "Change an event type's settings (only the members sent)", "events",
+        _ok(ref("EventType")), params=[_TYPE_KEY], body={"type": "object", "properties": {
+            "segmentation": {"type": "boolean"}, "createContacts": {"type": "boolean"},
+            "validateParams": {"type": "array", "items": {"type": "object", "properties": {
+                "name": STRING, "required": {"type": "boolean"}}}}}}),
     ("GET", "/api/v1/events"): api("List events, newest first", "events", _ok(ref("EventPage")),
                                    params=[query("eventTypeKey", STRING),
                                            query("keyValue", STRING),
