@@ -1,15 +1,15 @@
 """event_types settings (segmentation, its switch time, validate_params) and
 event_type_params, the recorded structure of each type's params
 
-Revision ID: 0013_event_type_settings
-Revises: 0012_message_bodies
+Revision ID: 0014_event_type_settings
+Revises: 0013_worker_leases
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_event_type_settings"
-down_revision = "0012_message_bodies"
+revision = "0014_event_type_settings"
+down_revision = "0013_worker_leases"
 branch_labels = None
 depends_on = None
 
