@@ -12,6 +12,7 @@ from server.api.errors import current_account
 from server.codec.jsondoc import load_document
 from server.codec.values import dt_to_ts
 from server.config import Settings
+from server.consent.unsubscribed import unsubscribed_among
 from server.contacts.contact_json import ContactJsonCheck
 from server.db.models import as_utc
 from server.errors import InvalidArgument, Violation
@@ -118,10 +119,14 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
             async with self._engine.connect() as conn:
                 return await stored_template(conn, account_id=account, template_id=template_id)
 
+        async def listed(email: str) -> bool:
+            async with self._engine.connect() as conn:
+                return bool(await unsubscribed_among(conn, account_id=account, emails=[email]))
+
         result = await simulate(definition=definition, events=events, contacts=contacts,
                                 templates=templates, renderer=self._renderer,
                                 sender=self._settings.mail_from, account_id=account,
-                                acceptance=self._acceptance)
+                                acceptance=self._acceptance, listed=listed)
         return workflows_pb2.SimulateWorkflowResponse(result_json=orjson.dumps(result).decode())
 
     async def ListRuns(self, request: Any, context: Any) -> Any:

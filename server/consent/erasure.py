@@ -3,7 +3,9 @@
 ``erase`` is the right to be forgotten: besides the contact row (with its field values,
 push tokens and group memberships) the contact's personal data held elsewhere goes
 (each feature holding some lists an eraser in ``ERASERS``), and every record that
-pointed at the contact (events, workflow runs and messages, orders) points at nobody.
+pointed at the contact (events, workflow runs and messages, API-sent messages, orders,
+import sessions' results) points at nobody; the letters sent to it lose their address,
+subject and body.
 Events keep their bodies as received: they are the account's history, and their
 identifiers are what the caller sent; see docs/compatibility.md.
 """
@@ -17,11 +19,13 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.groups import forget_memberships
+from server.contacts.imports import erase_from_imports
 from server.contacts.record import ContactRecord
 from server.contacts.store import delete_contact, get_contact
 from server.contacts.tables import CONTACTS
 from server.db.models import Event, table_of
 from server.errors import NotFound
+from server.messaging.store import erase_recipient
 from server.orders.store import erase_order_buyer
 from server.workflows.models import WorkflowMessageRow, WorkflowRunRow
 
@@ -50,9 +54,24 @@ async def _unlink_workflows(conn: AsyncConnection, contact: ContactRecord) -> No
     if contact.email is not None:
         mine = or_(mine, and_(_messages.c.channel == "email",
                               _messages.c.recipient == contact.email))
+    # The letter as sent (kept for the console) is addressed to the person: it goes too.
     await conn.execute(update(_messages).where(and_(
         _messages.c.account_id == contact.account_id, mine))
-        .values(contact_id=None, recipient=ERASED))
+        .values(contact_id=None, recipient=ERASED, subject=ERASED, body_html=None,
+                body_text=None))
+
+
+async def _erase_api_messages(conn: AsyncConnection, contact: ContactRecord) -> None:
+    await erase_recipient(conn, account_id=contact.account_id, contact_id=contact.id,
+                          email=contact.email, erased=ERASED)
+
+
+async def _erase_imports(conn: AsyncConnection, contact: ContactRecord) -> None:
+    data = contact.data
+    identifiers = [data.email, data.phone, data.external_customer_id, data.contact_key,
+                   *data.push_tokens]
+    await erase_from_imports(conn, account_id=contact.account_id, contact_id=contact.id,
+                             identifiers=[i for i in identifiers if i], erased=ERASED)
 
 
 async def _erase_orders(conn: AsyncConnection, contact: ContactRecord) -> None:
@@ -61,7 +80,8 @@ async def _erase_orders(conn: AsyncConnection, contact: ContactRecord) -> None:
                             external_customer_id=contact.external_customer_id)
 
 
-ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows, _erase_orders]
+ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows, _erase_orders, _erase_api_messages,
+                         _erase_imports]
 
 
 async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:

@@ -16,14 +16,15 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import orjson
-from sqlalchemy import Column, Index, Table, Text, and_, delete, insert, select
+from sqlalchemy import Column, Index, Table, Text, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from server.contacts.bulk import BulkResult
 from server.db.models import _ts, as_utc, table_of, utcnow
 
-__all__ = ["FINISHED", "IMPORTS", "KEEP", "ImportSession", "load_import", "record_import"]
+__all__ = ["FINISHED", "IMPORTS", "KEEP", "ImportSession", "erase_from_imports", "load_import",
+           "record_import"]
 
 FINISHED: Final = "FINISHED"
 KEEP: Final = timedelta(days=7)
@@ -81,3 +82,40 @@ async def load_import(conn: AsyncConnection, *, account_id: int, session_id: str
                                errors=tuple(r["errors"])) for r in orjson.loads(row.results))
     return ImportSession(session_id=row.session_id, status=row.status, results=results,
                          created_at=as_utc(row.created_at))
+
+
+async def erase_from_imports(conn: AsyncConnection, *, account_id: int, contact_id: int,
+                             identifiers: Sequence[str], erased: str) -> None:
+    """An erased contact leaves the account's import sessions: its results keep their
+    status but name no contact, and its identifiers (an address another entry's error
+    quotes, say) are replaced by ``erased`` in every result's errors."""
+    needles = [n for n in identifiers if n]
+    rows = (await conn.execute(select(_i.c.session_id, _i.c.results).where(
+        _i.c.account_id == account_id))).all()
+    for session_id, text in rows:
+        entries = orjson.loads(text)
+        changed = False
+        for entry in entries:
+            if entry.get("id") == contact_id:
+                entry["id"], changed = None, True
+            errors = []
+            for error in entry.get("errors") or []:
+                scrubbed = error
+                for needle in needles:
+                    scrubbed = _replace_folded(scrubbed, needle, erased)
+                changed |= scrubbed != error
+                errors.append(scrubbed)
+            entry["errors"] = errors
+        if changed:
+            await conn.execute(update(_i).where(_i.c.session_id == session_id)
+                               .values(results=orjson.dumps(entries).decode()))
+
+
+def _replace_folded(text: str, needle: str, by: str) -> str:
+    """``text`` with every case-insensitive occurrence of ``needle`` replaced."""
+    folded, low = text.lower(), needle.lower()
+    out, start = [], 0
+    while (at := folded.find(low, start)) >= 0:
+        out += [text[start:at], by]
+        start = at + len(needle)
+    return "".join(out) + text[start:]

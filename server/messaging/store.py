@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.contacts.sql import chunked
@@ -20,6 +20,7 @@ __all__ = [
     "NewMessage",
     "StoredMessage",
     "due_messages",
+    "erase_recipient",
     "insert_messages",
     "load_message",
     "messages_by_request",
@@ -117,6 +118,23 @@ async def due_messages(conn: AsyncConnection, *, before: datetime, limit: int = 
     rows = await conn.execute(select(_m.c.id).where(and_(
         _m.c.status == "queued", _m.c.updated_at < before)).order_by(_m.c.id).limit(limit))
     return [int(r) for r in rows.scalars()]
+
+
+async def erase_recipient(conn: AsyncConnection, *, account_id: int, contact_id: int,
+                          email: str | None, erased: str) -> None:
+    """An erased contact's API-sent messages keep their outcome only: the address becomes
+    ``erased``, the template data and given content go, and a letter not sent yet is
+    ``failed`` (it has nobody to go to any more)."""
+    mine = [_m.c.contact_id == contact_id]
+    if email is not None:
+        mine.append(func.lower(_m.c.recipient) == email.lower())
+    where = and_(_m.c.account_id == account_id, or_(*mine))
+    now = utcnow()
+    await conn.execute(update(_m).where(and_(where, _m.c.status == "queued")).values(
+        status="failed", reason="the recipient was erased before the letter was sent",
+        updated_at=now))
+    await conn.execute(update(_m).where(where).values(
+        recipient=erased, contact_id=None, content="{}", updated_at=now))
 
 
 class MessageLog:

@@ -30,6 +30,12 @@ from server.workflows.simcontacts import SimContacts
 MAX_STEPS = 10_000
 MAX_EVENTS = 1000
 Templates = Callable[[int], Awaitable[tuple[str, str, str]]]
+# Whether an address is on the account's unsubscribed list (the engine's rule, read live).
+Listed = Callable[[str], Awaitable[bool]]
+
+
+async def _nobody_listed(email: str) -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -83,9 +89,9 @@ class SimRuntime:
         return self._sim.contacts.by_email(email)
 
     async def address_listed(self, run: RunView, email: str) -> bool:
-        # A simulation is its own world: its contacts carry their status; the account's
-        # unsubscribed list is not read.
-        return False
+        # The account's unsubscribed list, as the real Email block reads it: a simulated
+        # marketing letter to a listed address is refused with the same reason.
+        return await self._sim.listed(email)
 
     async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
         if kind == "eventOccurred":
@@ -133,8 +139,9 @@ class SimRuntime:
 class Simulation:
     def __init__(self, d: Definition, *, templates: Templates, renderer: RenderPool,
                  sender: str, start: datetime, contacts: list[dict[str, Any]], account_id: int,
-                 acceptance: Acceptance) -> None:
+                 acceptance: Acceptance, listed: Listed = _nobody_listed) -> None:
         self.d = d
+        self.listed = listed
         self.account_id = account_id
         self.acceptance = acceptance
         self.templates = templates
@@ -261,9 +268,11 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
 
 async def simulate(*, definition: Any, events: Any, contacts: Any = None, templates: Templates,
                    renderer: RenderPool, sender: str, account_id: int, acceptance: Acceptance,
-                   start: datetime | None = None) -> dict[str, Any]:
+                   start: datetime | None = None, listed: Listed = _nobody_listed
+                   ) -> dict[str, Any]:
     """Run ``definition`` over ``events`` for ``account_id``; the result lists runs, steps
-    and messages. Launched events are accepted through ``acceptance`` as ingest would."""
+    and messages. Launched events are accepted through ``acceptance`` as ingest would;
+    ``listed`` answers whether an address is on the account's unsubscribed list."""
     d = parse_definition(definition)
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
@@ -271,7 +280,7 @@ async def simulate(*, definition: Any, events: Any, contacts: Any = None, templa
     begin = start or datetime.now(UTC).replace(microsecond=0)
     sim = Simulation(d, templates=templates, renderer=renderer, sender=sender, start=begin,
                      contacts=contacts if isinstance(contacts, list) else [],
-                     account_id=account_id, acceptance=acceptance)
+                     account_id=account_id, acceptance=acceptance, listed=listed)
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or not isinstance(ev.get("eventTypeKey"), str):
             raise InvalidArgument.from_violations([Violation(

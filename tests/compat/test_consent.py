@@ -3,6 +3,8 @@ as the public clients send them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.compat.conftest import dumps, replay
 from tests.compat.helpers import events_of, scalar, unique_email
 from tests.support import Stack
@@ -141,3 +143,41 @@ async def test_delete_refuses_unknown_parameters_and_a_missing_id(compat: Stack)
     assert "externalCustomerID" in [v["field"] for v in r.json()["violations"]]
     r = await replay(compat, "DELETE", "/api/v1/contact?erase=true")
     assert r.status_code == 400
+
+
+async def test_the_simulator_honours_the_unsubscribed_list(compat: Stack) -> None:
+    """POST /api/v1/workflows/simulate reads the account's list as the Email block does: a
+    listed address gets no simulated marketing letter (failed, with the reason), its
+    obligatory one goes, an unlisted address gets both; another account's list is not read."""
+    listed, free = unique_email("simu"), unique_email("simf")
+    r = await replay(compat, "POST", "/api/v1/emails/unsubscribed/add",
+                     dumps({"emails": [listed]}))
+    assert r.status_code == 200, r.text
+    r = await replay(compat, "POST", "/api/v1/messages", dumps(
+        {"name": "sim", "subject": "Sim", "html": "<p>x</p>", "text": ""}))
+    tid = r.json()["id"]
+    definition = {"name": "sim", "trigger": {"eventTypeKey": "simPromo"}, "start": "promo",
+                  "blocks": [{"id": "promo", "type": "email", "templateId": tid,
+                              "to": "${email}", "next": "receipt"},
+                             {"id": "receipt", "type": "transactional_email",
+                              "templateId": tid, "to": "${email}"}]}
+    events = [{"eventTypeKey": "simPromo", "keyValue": address,
+               "params": [{"name": "email", "value": address}]} for address in (listed, free)]
+
+    async def simulated(key: str | None = None) -> dict[tuple[str, str], Any]:
+        r = await replay(compat, "POST", "/api/v1/workflows/simulate",
+                         dumps({"definition": definition, "events": events}), key=key)
+        assert r.status_code == 200, r.text
+        return {(m["to"], m["blockId"]): m for m in r.json()["messages"]}
+
+    got = await simulated()
+    assert got[(listed, "promo")]["status"] == "failed"
+    assert "unsubscribed" in got[(listed, "promo")]["reason"]
+    assert got[(listed, "receipt")]["status"] == "sent"
+    assert {got[(free, b)]["status"] for b in ("promo", "receipt")} == {"sent"}
+    other_tid = (await replay(compat, "POST", "/api/v1/messages", dumps(
+        {"name": "sim", "subject": "Sim", "html": "<p>x</p>", "text": ""}),
+        key=compat.other_key)).json()["id"]
+    for block in definition["blocks"]:
+        block["templateId"] = other_tid
+    assert (await simulated(compat.other_key))[(listed, "promo")]["status"] == "sent"

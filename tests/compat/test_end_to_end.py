@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import orjson
+
 from server.accounts import create_account
 from server.mail.sink import MailSink
 from tests.compat.conftest import dumps, replay
@@ -40,6 +42,10 @@ async def one_letter(sink: MailSink, address: str, subject: str) -> Any:
 
     (letter,) = await eventually(found)
     return letter.message
+
+
+async def _count_letters(sink: MailSink, address: str, count: int) -> bool:
+    return len(letters_to(sink, address)) >= count
 
 
 async def test_order_route_starts_the_order_workflows_and_mails_the_buyer(
@@ -125,6 +131,21 @@ async def test_erasure_removes_personal_data_and_unlinks_history(
                             o=order_id)
 
     assert await eventually(order_linked) == contact_id
+    r = await replay(compat, "POST", f"/api/v1/message/{tid}/smartsend", dumps(
+        {"recipients": [{"contactId": contact_id, "jsonParam": '{"name": "Taras"}'}]}), key=key)
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "OK", r.text
+    await eventually(lambda: _count_letters(sink, email, 2))
+    # An import that updates the contact, and one whose error quotes its address.
+    r = await replay(compat, "POST", "/api/v1/contacts", dumps(
+        {"contacts": [{"externalCustomerId": customer, "lastName": "K"},
+                      {"channels": [{"type": "email", "value": email}],
+                       "externalCustomerId": f"{customer}-b"}],
+         "dedupeOn": "externalCustomerId"}), key=key)
+    assert r.status_code == 200, r.text
+    session = r.json()["asyncSessionId"]
+    before = (await replay(compat, "GET", f"/api/v1/importstatus/{session}", content_type=None,
+                           key=key)).text
+    assert email in before and f'"id":{contact_id}' in before.replace(" ", ""), before
     r = await replay(compat, "DELETE", f"/api/v1/contact?externalCustomerId={customer}"
                      "&erase=true", key=key)
     assert r.status_code == 200, r.text
@@ -135,6 +156,19 @@ async def test_erasure_removes_personal_data_and_unlinks_history(
                         i=contact_id) == 0
     assert await scalar(compat, "SELECT count(*) FROM workflow_messages WHERE recipient = :e",
                         e=email) == 0
+    assert await scalar(compat, "SELECT count(*) FROM workflow_messages m JOIN workflows w ON "
+                        "w.id = m.workflow_id WHERE w.account_id = m.account_id AND "
+                        "m.recipient = '(erased)' AND m.body_html IS NULL AND "
+                        "m.subject = '(erased)' AND m.contact_id IS NULL") >= 1
+    assert await scalar(compat, "SELECT count(*) FROM api_messages WHERE lower(recipient) = "
+                        ":e OR content LIKE '%Taras%'", e=email) == 0
+    status = await replay(compat, "GET", f"/api/v1/importstatus/{session}", content_type=None,
+                          key=key)
+    assert status.status_code == 200, status.text
+    assert email not in status.text and customer not in status.text
+    assert contact_id not in [x["id"] for x in status.json()["results"]]
+    assert [x["status"] for x in status.json()["results"]] == [
+        x["status"] for x in orjson.loads(before)["results"]]
     order = (await replay(compat, "GET", f"/api/v1/orders/{order_id}", content_type=None,
                           key=key)).json()
     assert order["contactId"] is None and order["order"]["totalCost"] == 2682
@@ -183,3 +217,69 @@ async def test_email_blocks_honour_the_unsubscribed_list(compat: Stack, sink: Ma
          "params": [{"name": "email", "value": email}]}), key=key)
     assert r.status_code == 200, r.text
     await one_letter(sink, email, "Promo")
+
+
+ORDER_EVENTS = ("orderCreated", "orderUpdated", "orderDelivered", "orderCancelled")
+
+
+async def order_workflows(s: Stack, key: str) -> None:
+    """One workflow per order event, each mailing the buyer "<event> <order id>"."""
+    for event_type in ORDER_EVENTS:
+        tid = await template(s, key, name=event_type,
+                             subject=f"{event_type} $!data.get('externalOrderId')",
+                             html="<p>$!data.get('status') $!data.get('totalCost')</p>", text="")
+        await workflow(s, key, event_type, {"type": "email", "templateId": tid,
+                                            "to": "${email}"})
+
+
+async def test_every_order_event_of_the_route_starts_its_workflow(
+        compat: Stack, sink: MailSink) -> None:
+    """POST /api/v1/orders as the plugins send it: created, changed (IN_PROGRESS), DELIVERED
+    and CANCELLED each start the workflow of orderCreated / orderUpdated / orderDelivered /
+    orderCancelled, whose letter reaches the buyer over SMTP; a repeat starts nothing."""
+    key = await fresh_key(compat)
+    await order_workflows(compat, key)
+    order_id, email = f"RT-{secrets.token_hex(3)}", unique_email("route")
+    order = woo_order(order_id, email)
+    for status, event_type in (("INITIALIZED", "orderCreated"), ("INITIALIZED", None),
+                               ("IN_PROGRESS", "orderUpdated"),
+                               ("DELIVERED", "orderDelivered"),
+                               ("CANCELLED", "orderCancelled")):
+        r = await replay(compat, "POST", "/api/v1/orders/",
+                         dumps({"orders": [{**order, "status": status}]}), key=key)
+        assert r.status_code == 200 and r.content == b"", r.text
+        if event_type is not None:
+            letter = await one_letter(sink, email, f"{event_type} {order_id}")
+            assert status in letter.get_body(("html",)).get_content()
+    subjects = sorted(m.message["Subject"] for m in letters_to(sink, email))
+    assert subjects == sorted(f"{t} {order_id}" for t in ORDER_EVENTS)
+
+
+async def test_orders_sent_as_events_start_workflows_and_are_stored(
+        compat: Stack, sink: MailSink) -> None:
+    """The event form (/api/v2/event orderCreated, then orderCancelled, as a shop's own
+    integration sends them): each starts its workflow, mailing the buyer, and the order is
+    stored with the status the latest event implies."""
+    key = await fresh_key(compat)
+    await order_workflows(compat, key)
+    order_id, email = f"EF-{secrets.token_hex(3)}", unique_email("evform")
+    for event_type, status in (("orderCreated", "INITIALIZED"), ("orderCancelled", "CANCELLED")):
+        body = ('{"eventTypeKey":"' + event_type + '","keyValue":"' + email + '","params":['
+                '{"name":"externalOrderId","value":"' + order_id + '"},'
+                '{"name":"email","value":"' + email + '"},{"name":"status","value":"'
+                + status + '"},{"name":"totalCost","value":99.5},'
+                '{"name":"currency","value":"UAH"}]}')
+        r = await replay(compat, "POST", "/api/v2/event", body, key=key)
+        assert r.status_code == 200 and r.content == b"", r.text
+        letter = await one_letter(sink, email, f"{event_type} {order_id}")
+        assert f"{status} 99.5" in letter.get_body(("html",)).get_content()
+
+        async def stored(want: str = status) -> Any:
+            got = await replay(compat, "GET", f"/api/v1/orders/{order_id}", content_type=None,
+                               key=key)
+            return got.json() if got.status_code == 200 and got.json()["status"] == want \
+                else None
+
+        doc = await eventually(stored)
+        assert doc["order"]["totalCost"] == 99.5 and doc["contactId"] is not None
+    assert len(letters_to(sink, email)) == 2
