@@ -3,7 +3,6 @@ contact a run is about, as the blocks see it, and the contact Task blocks' write
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,13 +19,6 @@ from server.errors import NotFound
 from server.workflows.runtime import ContactInfo, StepFailed
 
 SOURCE = "workflow"
-
-
-async def find_contact(conn: AsyncConnection, *, account_id: int,
-                       params: Sequence[tuple[str, Any]]) -> int | None:
-    ids = identifiers_from_params(list(params))
-    found = await store.find_contact_id(conn, account_id=account_id, identifiers=ids)
-    return None if found is None else int(found)
 
 
 async def contact_info(conn: AsyncConnection, *, account_id: int, contact_id: int | None
@@ -70,4 +62,4 @@ async def write_contact(conn: AsyncConnection, *, account_id: int, create: bool,
     return None if found is None else int(found)
 
 
-__all__ = ["Identifiers", "contact_by_email", "contact_info", "find_contact", "write_contact"]
+__all__ = ["Identifiers", "contact_by_email", "contact_info", "write_contact"]

@@ -69,17 +69,6 @@ async def load_run(conn: AsyncConnection, run_id: int, *, lock: bool = False) ->
     return None if r is None else _row(r)
 
 
-async def insert_run(conn: AsyncConnection, *, account_id: int, workflow_id: int, version: int,
-                     event_id: int, contact_id: int | None, key_value: str, start: str,
-                     trigger: dict[str, Any]) -> int:
-    now = utcnow()
-    return int((await conn.execute(insert(_runs).values(
-        account_id=account_id, workflow_id=workflow_id, version=version, event_id=event_id,
-        contact_id=contact_id, key_value=key_value, status="running", current_block=start,
-        step_seq=1, due_at=now, trigger=orjson.dumps(trigger).decode(), started_at=now,
-        updated_at=now).returning(_runs.c.id))).scalar_one())
-
-
 async def record_step(conn: AsyncConnection, run: RunRow, *, block: dict[str, Any],
                       outcome: StepOutcome, worker: str) -> str:
     """Insert the step and move the run on; returns the run's new status."""
@@ -139,38 +128,6 @@ async def event_since(conn: AsyncConnection, run: RunRow, type_keys: tuple[str, 
     return None if found is None else int(found)
 
 
-async def waiting_runs(conn: AsyncConnection, *, account_id: int, contact_id: int | None,
-                       key_value: str) -> list[RunRow]:
-    """Runs waiting in a timer whose contact (or, without contact ids, key) is this one."""
-    match = _runs.c.key_value == key_value
-    if contact_id is not None:
-        match = or_(_runs.c.contact_id == contact_id, match)
-    rows = (await conn.execute(select(_runs).where(and_(
-        _runs.c.account_id == account_id, _runs.c.status == "waiting", match)))).all()
-    out = []
-    for r in rows:
-        run = _row(r)
-        same = (run.contact_id == contact_id if run.contact_id is not None
-                and contact_id is not None else run.key_value == key_value)
-        if same:
-            out.append(run)
-    return out
-
-
-async def prior_runs(conn: AsyncConnection, *, workflow_id: int, contact_id: int | None,
-                     key_value: str) -> list[PriorRun]:
-    """Runs of the workflow for this contact or key: what the start policies decide over."""
-    same = _runs.c.key_value == key_value
-    if contact_id is not None:
-        same = or_(_runs.c.contact_id == contact_id, same)
-    rows = (await conn.execute(select(_runs.c.contact_id, _runs.c.key_value, _runs.c.started_at,
-                                      _runs.c.status)
-                               .where(and_(_runs.c.workflow_id == workflow_id, same)))).all()
-    return [PriorRun(contact_id=None if r.contact_id is None else int(r.contact_id),
-                     key_value=r.key_value, started_at=as_utc(r.started_at), status=r.status)
-            for r in rows]
-
-
 async def due_runs(conn: AsyncConnection, *, before: datetime, limit: int = 500
                    ) -> list[tuple[int, int, datetime | None]]:
     """(run id, step seq, due) of active runs whose next step should have run by ``before``."""
@@ -183,7 +140,8 @@ async def due_runs(conn: AsyncConnection, *, before: datetime, limit: int = 500
 # The batch forms: one query or statement for a whole batch of events.
 
 async def insert_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert runs (``insert_run``'s fields each) in one statement; their ids, in order."""
+    """Insert runs (account_id, workflow_id, version, event_id, contact_id, key_value, start,
+    trigger each) in one statement; their ids, in order."""
     if not rows:
         return []
     now = utcnow()
@@ -206,8 +164,8 @@ def _subjects(contact_ids: set[int], keys: set[str]) -> Any:
 
 async def waiting_runs_of(conn: AsyncConnection, *, account_id: int, contact_ids: set[int],
                           keys: set[str]) -> list[RunRow]:
-    """Runs waiting in a timer for any of these contacts or keys (``waiting_runs`` for many;
-    the caller matches each event as ``waiting_runs`` does)."""
+    """Runs waiting in a timer for any of these contacts or keys (the caller matches each
+    event with ``is_subject``)."""
     rows = (await conn.execute(select(_runs).where(and_(
         _runs.c.account_id == account_id, _runs.c.status == "waiting",
         _subjects(contact_ids, keys))).order_by(_runs.c.id))).all()
@@ -223,7 +181,8 @@ def is_subject(run: RunRow, *, contact_id: int | None, key_value: str) -> bool:
 
 async def prior_runs_of(conn: AsyncConnection, *, workflow_ids: set[int], contact_ids: set[int],
                         keys: set[str]) -> dict[int, list[PriorRun]]:
-    """``prior_runs`` of several workflows for several contacts/keys, by workflow id."""
+    """Runs of these workflows for these contacts or keys, by workflow id: what the start
+    policies decide over."""
     out: dict[int, list[PriorRun]] = {wf: [] for wf in workflow_ids}
     if not workflow_ids:
         return out
