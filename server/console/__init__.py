@@ -12,7 +12,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from server.console import auth, contacts, events, messages, overview, sent, workflows
+from server.console import (
+    auth,
+    contacts,
+    event_types,
+    events,
+    messages,
+    overview,
+    sent,
+    workflows,
+)
 from server.console.web import HERE, Console, page
 from server.gateway.state import GatewayState
 
@@ -37,8 +46,12 @@ def routes(state: GatewayState) -> list[Any]:
         Route("/", page(console, "overview", overview.overview), methods=["GET"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", page(console, "", auth.logout, changes=True), methods=["POST"]),
-        Route("/event-types", page(console, "event-types", events.event_types)),
-        Route("/event-types/{key:path}", page(console, "event-types", events.event_type)),
+        Route("/event-types", page(console, "event-types", event_types.event_types)),
+        Route("/event-types/{key:path}", page(console, "event-types", event_types.event_type),
+              methods=["GET"]),
+        Route("/event-types/{key:path}",
+              page(console, "event-types", event_types.save_event_type, changes=True),
+              methods=["POST"]),
         Route("/events", page(console, "events", events.history)),
         Route("/events/{event_id}", page(console, "events", events.event)),
         Route("/messages", page(console, "messages", messages.message_list), methods=["GET"]),

@@ -1,4 +1,4 @@
-"""Screens 2 and 3: event types (list, one type's settings and params) and event history."""
+"""Screen 3: event history (filtered, paged) and one event's body as received."""
 
 from __future__ import annotations
 
@@ -14,23 +14,6 @@ from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
 
 PAGE_SIZE = 25
-# Settings h-segments adds to event types show once the server sends them.
-OPTIONAL_SETTINGS = ("segmentation", "validate_params", "required_params")
-
-
-async def event_types(ctx: Page) -> Response:
-    reply = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).ListEventTypeStats(
-        console_pb2.ListEventTypeStatsRequest(), metadata=ctx.meta)
-    return ctx.render("event_types.html", types=reply.event_types)
-
-
-async def event_type(ctx: Page) -> Response:
-    key = ctx.request.path_params["key"]
-    d = await ctx.stub(console_pb2_grpc.ConsoleServiceStub).GetEventTypeDetail(
-        console_pb2.GetEventTypeDetailRequest(key=key), metadata=ctx.meta)
-    extra = {name: getattr(d.stats, name) for name in OPTIONAL_SETTINGS
-             if name in d.stats.DESCRIPTOR.fields_by_name}
-    return ctx.render("event_type.html", d=d, s=d.stats, extra=extra)
 
 
 def _time(raw: str, name: str) -> datetime | None:

@@ -277,6 +277,71 @@ def test_seed_guide_from_first_event_to_delivered_letter(
     context.close()
 
 
+def curl_status(stack: DevStack, body: dict[str, Any]) -> tuple[int, str]:
+    """A real curl of the event: the HTTP status and the answer's body."""
+    out = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", "-u", f"any:{stack.api_key}",
+         "-H", "Content-Type: application/json", f"{stack.url}/api/v2/event",
+         "-d", json.dumps(body, ensure_ascii=False)],
+        capture_output=True, text=True, timeout=30, check=True).stdout
+    text, _, code = out.rpartition("\n")
+    return int(code), text
+
+
+def sign_in(sync_api: Any, page: Any, stack: DevStack) -> None:
+    page.goto(stack.url + "/login")
+    page.get_by_label("API key").fill(stack.api_key)
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+def test_event_type_settings_make_a_param_required(
+        sync_api: Any, devstack: DevStack, browser: Any) -> None:
+    """On the type's page, orderId set required and segmentation on, saved: the page says
+    so, and an event without orderId sent with curl is refused with a 400 naming it."""
+    expect = sync_api.expect
+    order = {"eventTypeKey": "order_created", "keyValue": "site@com.net", "params": [
+        {"name": "orderId", "value": "A-1001"}, {"name": "total", "value": 2682},
+        {"name": "email", "value": "site@ukr.net"}]}
+    assert curl_status(devstack, order)[0] == 200
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    sign_in(sync_api, page, devstack)
+    go(page, "Event types")
+    page.get_by_role("link", name="order_created", exact=True).click()
+    recorded = page.get_by_role("region", name="Params as recorded")
+    expect(recorded.locator("tr").filter(has_text="orderId")).to_contain_text("string")
+    expect(recorded.locator("tr").filter(has_text="total")).to_contain_text("number")
+    page.get_by_label(re.compile(r"^Check of param \d+ \(orderId\)$")).select_option("required")
+    page.get_by_label("Segmentation").check()
+    page.get_by_role("button", name="Save settings").click()
+    notice = page.get_by_role("status").filter(has_text="Settings saved")
+    expect(notice).to_contain_text("without orderId is refused with 400")
+    expect(page.get_by_label(re.compile(r"^Check of param \d+ \(orderId\)$"))).to_have_value("required")
+    expect(page.get_by_label("Segmentation")).to_be_checked()
+    expect(page.get_by_text(re.compile(r"on since \d{4}-"))).to_be_visible()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "event-type-settings.png"), full_page=True)
+
+    without = {**order, "params": [p for p in order["params"] if p["name"] != "orderId"]}
+    status, answer = curl_status(devstack, without)
+    assert status == 400 and "orderId" in answer, (status, answer)
+    assert curl_status(devstack, order)[0] == 200
+
+    # A name typed twice: the error stands beside the row, nothing saved.
+    page.get_by_label("Param 4 name").fill("orderId")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was saved")
+    bad = page.get_by_label("Param 4 name")
+    expect(bad).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#rule-err-3")).to_contain_text("duplicates")
+    page.screenshot(path=str(SHOTS / "event-type-settings-error.png"), full_page=True)
+    go(page, "Event types")
+    expect(page.locator("tr").filter(has_text="order_created")).to_contain_text("orderId")
+    context.close()
+
+
 def test_keyboard_reaches_the_navigation_and_the_editor(
         sync_api: Any, devstack: DevStack, browser: Any) -> None:
     """Skip link first, then every section link by Tab; the editor's fields carry labels."""

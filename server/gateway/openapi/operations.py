@@ -116,6 +116,8 @@ def _event_post(version: str) -> Operation:
     return api(f"Generate an event (eSputnik {version})", "events", _EVENT_ANSWER, body=body)
 
 
+_CONSOLE_TYPE_KEY = {"name": "key", "in": "path", "required": True, "schema": STRING,
+                     "example": "abandoned_cart"}
 _workflow_id = path_id("workflow_id", "workflow")
 _run_id = path_id("run_id", "run")
 _runs = api("List runs, newest first", "workflows", _ok(ref("Runs")), params=[
@@ -316,9 +318,9 @@ CONSOLE: dict[tuple[str, str], Operation] = {
     ("POST", "/login"): _LOGIN_POST,
     ("POST", "/logout"): page("Sign out", body=True),
     ("GET", "/event-types"): page("Event types"),
-    ("GET", "/event-types/{key}"): page("One event type", params=[
-        {"name": "key", "in": "path", "required": True, "schema": STRING,
-         "example": "abandoned_cart"}]),
+    ("GET", "/event-types/{key}"): page("One event type", params=[_CONSOLE_TYPE_KEY]),
+    ("POST", "/event-types/{key}"): page("Save an event type's settings", body=True,
+                                         params=[_CONSOLE_TYPE_KEY]),
     ("GET", "/events"): page("Event history", params=_since_until),
     ("GET", "/events/{event_id}"): page("One event", params=[path_id("event_id", "event")]),
     ("GET", "/messages"): page("Message templates"),
