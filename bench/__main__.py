@@ -37,7 +37,8 @@ TARGETS = {
     "GenerateEvents 500 x 1 KB, c=2": ">= 15,000 ev/s",
     "unary at 1,000 ev/s offered": "p99 <= 10 ms",
 }
-FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py", "workers_bench.py")
+FEATURE_BENCHES = ("templates_bench.py", "contacts_bench.py", "workers_bench.py",
+                   "segments_bench.py")
 X2 = "GenerateEvent unary c=64"  # the informational row of two no-op processes
 
 

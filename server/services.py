@@ -94,6 +94,11 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
 
     event_types_pb2_grpc.add_EventTypeServiceServicer_to_server(EventTypeService(deps), server)
     names.append(event_types_pb2.DESCRIPTOR.services_by_name["EventTypeService"].full_name)
+    from eventflow.v1 import segments_pb2, segments_pb2_grpc
+    from server.api.segments import SegmentService
+
+    segments_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentService(deps.engine), server)
+    names.append(segments_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name)
 
     from eventflow.v1 import console_pb2, console_pb2_grpc
     from server.api.console import ConsoleService

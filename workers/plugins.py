@@ -26,12 +26,16 @@ async def install(ctx: dict[str, Any]) -> None:
 
     await workflows.install(ctx)
     await messaging.install(ctx)
+    from workers import segments
+
+    await segments.install(ctx)
 
 
 async def uninstall(ctx: dict[str, Any]) -> None:
     """Release what ``install`` opened."""
-    from workers import messaging, workflows
+    from workers import messaging, segments, workflows
 
+    await segments.uninstall(ctx)
     await messaging.uninstall(ctx)
     await workflows.uninstall(ctx)
 

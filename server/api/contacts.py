@@ -54,7 +54,9 @@ from server.contacts.store import (
     update_contact,
     upsert_contact,
 )
+from server.db.models import utcnow
 from server.errors import InvalidArgument, NotFound, TooLarge, Violation
+from server.segments.membership import contacts_changed
 
 __all__ = ["ContactService"]
 
@@ -202,6 +204,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                                               source="api", fields=fields)
             await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
                                 names=groups)
+            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
+                                   now=utcnow())
         return contacts_pb2.UpsertContactResponse(id=contact_id)
 
     async def GetContact(self, request: contacts_pb2.GetContactRequest, context: Ctx
@@ -225,6 +229,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                 raise NotFound(f"no contact with id {contact_id} in this account")
             await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
                                 names=groups)
+            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
+                                   now=utcnow())
             record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
             assert record is not None
             (contact,) = await _contacts(conn, [record])
@@ -232,9 +238,11 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
 
     async def DeleteContact(self, request: contacts_pb2.DeleteContactRequest, context: Ctx
                             ) -> contacts_pb2.DeleteContactResponse:
+        account_id, contact_id = current_account.get(), _positive(request.id)
         async with self._engine.begin() as conn:
-            await delete_contact(conn, account_id=current_account.get(),
-                                 contact_id=_positive(request.id))
+            await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
+                                   now=utcnow(), reason="contact deleted")
         return contacts_pb2.DeleteContactResponse()
 
     async def SearchContacts(self, request: contacts_pb2.SearchContactsRequest, context: Ctx
@@ -299,6 +307,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
             await add_to_groups(conn, account_id=account_id, names=groups, contact_ids=[
                 r.contact_id for r in results if r.status in _WRITTEN and r.contact_id])
             session_id = await record_import(conn, account_id=account_id, results=results)
+            await contacts_changed(conn, account_id=account_id, now=utcnow(), contact_ids=[
+                r.contact_id for r in results if r.contact_id is not None])
         return contacts_pb2.BulkUpsertContactsResponse(
             results=[_bulk_result(r) for r in results], session_id=session_id,
             **_counts(results))

@@ -33,6 +33,9 @@ def extra_routes(state: GatewayState) -> list[Any]:
     from server.gateway import event_types
 
     routes += event_types.routes(state)
+    from server.gateway import segments
+
+    routes += segments.routes(state)
     from server.gateway import admin
 
     routes += admin.routes(state)

@@ -1,0 +1,57 @@
+"""The worker's part in segments: membership after each processed event (the one call
+of ``server.segments.membership.apply``) and the segment loop (due re-evaluations and
+full recounts, ``server.segments.loop``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import Event, table_of, utcnow
+from server.segments.loop import SegmentLoop
+from server.segments.membership import apply
+
+_events = table_of(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    id: int
+    event_type_key: str
+    contact_id: int | None
+
+
+async def segment_membership(conn: AsyncConnection, event: Any, ctx: dict[str, Any]) -> None:
+    """A ``Processor`` of ``workers.events``, after the contact linking: the event's
+    contact re-evaluated in the event's transaction."""
+    contact_id = (await conn.execute(select(_events.c.contact_id)
+                                     .where(_events.c.id == event.id))).scalar_one_or_none()
+    await apply(conn, event.account_id,
+                [_Linked(event.id, event.event_type_key, contact_id)], utcnow())
+
+
+async def segment_batch(conn: AsyncConnection, batch: Any, ctx: dict[str, Any]) -> None:
+    """A batch processor (``server.processing.batch``): the batch's contacts re-evaluated
+    in the batch's transaction, the one call of ``apply``."""
+    await apply(conn, batch.account_id,
+                [_Linked(e.id, e.event_type_key, batch.contacts.get(e.id, e.contact_id))
+                 for e in batch.events], utcnow())
+
+
+async def install(ctx: dict[str, Any]) -> None:
+    if "batch_processors" in ctx:
+        ctx["batch_processors"].append(segment_batch)
+    else:
+        ctx.setdefault("processors", []).append(segment_membership)
+    loop = SegmentLoop(ctx["engine"])
+    loop.start()
+    ctx["segment_loop"] = loop
+
+
+async def uninstall(ctx: dict[str, Any]) -> None:
+    loop = ctx.pop("segment_loop", None)
+    if loop is not None:
+        await loop.close()
