@@ -57,7 +57,7 @@ def _http_id(path: str, name: str, ids: dict[str, Any]) -> Any:
             "message_id": ids["template"], "workflow_id": ids["workflow"],
             "run_id": ids["run"], "contact_id": ids["contact"],
             "external_order_id": ids["order"], "key": ids["event_type"],
-            "session_id": ids["session"],
+            "session_id": ids["session"], "segment_id": ids["segment"],
             "account_id": ids["account"], "key_id": ids["key"],
             "name": "console.css"}[name]
 
@@ -77,6 +77,8 @@ BODIES: dict[str, Any] = {
                                             {"id": "t", "type": "timer", "duration": "PT1M"}]},
     "/api/v1/contact/{item_id}": {"firstName": "stolen"},
     "/api/v1/fields/{item_id}": {"name": "stolen", "type": "text"},
+    "/api/v1/segments/{segment_id}": {"name": "stolen", "conditions": {
+        "contact": {"field": "firstName", "op": "isSet", "value": True}}},
     "/api/v1/message/{message_id}/smartsend": {"recipients": [
         {"locator": "thief@example.com", "email": True}], "email": True},
 }
@@ -137,18 +139,31 @@ async def _seed(s: Stack) -> dict[str, Any]:
         raise AssertionError(f"no letter: {runs.text[:600]} {msgs.text[:600]}") from None
     send = (await post(f"/api/v1/message/{template['id']}/smartsend", BODIES[
         "/api/v1/message/{message_id}/smartsend"])).json()
+    segment = (await post("/api/v1/segments", {"name": CONTENT, "conditions": {
+        "contact": {"field": "firstName", "op": "eq", "value": CONTENT}}})).json()
+
+    async def member() -> Any:
+        got = await s.http.get(f"/api/v1/segments/{segment['id']}", headers=s.auth())
+        one = await s.http.get(f"/api/v1/segments/{segment['id']}/contacts/{contact['id']}",
+                               headers=s.auth())
+        return got.json()["status"] == "ready" and one.status_code == 200
+
+    await _eventually(member)
     return {"event": int(event.headers["x-event-id"]), "template": template["id"],
             "workflow": workflow["id"], "field": field["id"], "contact": contact["id"],
             "order": IDENT, "run": sent["runId"], "event_type": IDENT, "external": IDENT,
             "email": email, "key_value": email, "account": s.account_id, "key": 1,
-            "request": send["results"][0]["requestId"], "session": bulk["asyncSessionId"]}
+            "request": send["results"][0]["requestId"], "session": bulk["asyncSessionId"],
+            "segment": segment["id"]}
 
 
 _READS = ["/api/v1/messages/{template}", "/api/v1/workflows/{workflow}",
           "/api/v1/fields/{field}", "/api/v1/contact/{contact}", "/api/v1/orders/{order}",
           "/api/v1/events/{event}", "/api/v1/workflow-runs/{run}", "/api/v1/workflows",
           "/api/v1/messages", "/api/v1/fields", "/api/v1/event-types",
-          "/api/v1/emails/unsubscribed", "/api/v1/workflow-messages"]
+          "/api/v1/emails/unsubscribed", "/api/v1/workflow-messages",
+          "/api/v1/segments/{segment}", "/api/v1/segments/{segment}/contacts",
+          "/api/v1/segments"]
 
 
 async def _snapshot(s: Stack, ids: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +280,7 @@ async def test_the_ids_tried_are_the_victims_own(victim_stack: tuple[Stack, Vict
     text = orjson.dumps(victim.snapshot).decode()
     for path in _READS:
         if path not in ("/api/v1/workflow-runs/{run}", "/api/v1/event-types",
-                        "/api/v1/workflow-messages"):
+                        "/api/v1/workflow-messages", "/api/v1/segments/{segment}/contacts"):
             assert CONTENT in orjson.dumps(victim.snapshot[path]).decode(), path
     assert IDENT in text
 
@@ -300,11 +315,11 @@ def _rpc_id(method: MethodDescriptor, field: str, ids: dict[str, Any]) -> Any:
             return ids["field"] if "Field" in method.name else ids["contact"]
         return {"EventService": ids["event"], "TemplateService": ids["template"],
                 "WorkflowService": ids["workflow"], "ConsoleService": ids["event"],
-                "ConsentService": ids["contact"]}[service]
+                "ConsentService": ids["contact"], "SegmentService": ids["segment"]}[service]
     return {"event_id": ids["event"], "contact_id": ids["contact"],
             "workflow_id": ids["workflow"], "run_id": ids["run"],
             "message_id": ids["template"], "account_id": ids["account"],
-            "key_id": ids["key"], "before_id": 0}[field]
+            "key_id": ids["key"], "before_id": 0, "segment_id": ids["segment"]}[field]
 
 
 _STRINGS = {"event_type_key": "event_type", "key_value": "key_value", "email": "email",

@@ -141,6 +141,8 @@ def _seed(procs: Procs, session: requests.Session) -> int:
     post("/api/v1/contact", {"firstName": "A", "channels": [{"type": "email",
                                                              "value": "a@example.com"}]})
     post("/api/v1/fields", {"name": "city", "type": "text"})
+    post("/api/v1/segments", {"name": "named A", "conditions": {
+        "contact": {"field": "firstName", "op": "eq", "value": "A"}}})
     post("/api/v1/orders", {"orders": [{"externalOrderId": "order-1", "status": "INITIALIZED",
                                         "date": "2026-11-27T10:00:00", "totalCost": 1, "currency": "UAH",
                                         "email": "a@example.com"}]})

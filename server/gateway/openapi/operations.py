@@ -137,6 +137,7 @@ _past_events = api("Store up to 500 past events", "events", _ok(ref("PastEventsR
                    body=ref("PastEvents"))
 _version = api("The server's version", "account", _ok(ref("Version")))
 _field_id, _contact_id = path_id("item_id", "field"), path_id("item_id", "contact")
+_segment_id = path_id("segment_id", "segment")
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/healthz"): {"summary": "Whether the gRPC server is serving", "tags": ["health"],
@@ -212,6 +213,35 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         **_run_messages, "parameters": [_run_id, *_LIST_QUERY,
                                         query("workflowId", {"type": "integer", "minimum": 0})]},
     ("GET", "/api/v1/workflow-messages"): _run_messages,
+    # segments (docs/segments.md)
+    ("POST", "/api/v1/segments"): api("Save a segment definition (recounted in the background)",
+                                      "segments", _ok(ref("Id")), body=ref("SegmentDefinition")),
+    ("GET", "/api/v1/segments"): api("List the account's segments", "segments",
+                                     _ok(array(ref("Segment")))),
+    ("GET", "/api/v1/segments/{segment_id}"): api(
+        "A segment: its definition and build status", "segments", _ok(ref("Segment")),
+        params=[_segment_id]),
+    ("PUT", "/api/v1/segments/{segment_id}"): api(
+        "Replace a segment's definition (a new version, recounted)", "segments",
+        _ok(ref("IdVersion")), params=[_segment_id], body=ref("SegmentDefinition")),
+    ("DELETE", "/api/v1/segments/{segment_id}"): api(
+        "Delete a segment with its members and change log", "segments", _ok(None),
+        params=[_segment_id]),
+    ("GET", "/api/v1/segments/{segment_id}/contacts"): api(
+        "A segment's members in contact id order", "segments",
+        _ok(array(ref("SegmentMember")), headers=_TOTAL), params=[_segment_id, *_PAGE_QUERY]),
+    ("GET", "/api/v1/segments/{segment_id}/contacts/{contact_id}"): api(
+        "One member (404 when the contact is not in the segment)", "segments",
+        _ok(ref("SegmentMember")), params=[_segment_id, path_id("contact_id", "contact")]),
+    ("GET", "/api/v1/segments/{segment_id}/count"): api(
+        "How many members a segment has", "segments", _ok(ref("SegmentCount")),
+        params=[_segment_id]),
+    ("GET", "/api/v1/groups"): api("eSputnik's group list, over segments", "segments",
+                                   _ok(array(ref("Group")))),
+    ("GET", "/api/v1/group/{segment_id}/contacts"): api(
+        "eSputnik's group members, over a segment", "segments",
+        _ok(array(ref("GroupMember")), headers=_TOTAL),
+        params=[path_id("segment_id", "group (segment)"), *_PAGE_QUERY]),
     # contacts and fields
     ("GET", "/api/v1/fields"): api("List additional fields", "contacts",
                                    _ok(array(ref("Field")))),
