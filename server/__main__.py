@@ -49,6 +49,9 @@ def _stop_starting(_signum: int, _frame: object) -> None:
 def main() -> None:
     settings = Settings.load()
     if CHILD_FLAG in sys.argv:
+        # Stopped before its serving loop installs its handlers (the parent forwards a
+        # SIGTERM that came while the children start): a clean exit, not death by signal.
+        signal.signal(signal.SIGTERM, _stop_starting)
         setup_logging(settings.log_level)
         _run_child(settings, reuse_port=True)
         return
