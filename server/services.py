@@ -45,7 +45,7 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
 
     checker = BulkChecker()
     closers.append(checker)
-    contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps.engine, checker),
+    contacts_pb2_grpc.add_ContactServiceServicer_to_server(ContactService(deps, checker),
                                                            server)
     names.append(contacts_pb2.DESCRIPTOR.services_by_name["ContactService"].full_name)
 

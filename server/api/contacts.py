@@ -11,10 +11,12 @@ from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import struct_pb2
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
+from server.api.emit import Emitter
 from server.api.errors import current_account
+from server.api.events import IngestDeps
 from server.codec.values import value_to_py
 from server.contacts import (
     FieldDefinition,
@@ -42,9 +44,15 @@ from server.contacts.fields_store import (
     replace_field,
 )
 from server.contacts.forms import unwrap_api_form
-from server.contacts.groups import add_to_groups, groups_of, parse_group_names
+from server.contacts.groups import (
+    add_to_groups,
+    groups_of,
+    parse_group_names,
+    remove_from_groups,
+)
 from server.contacts.imports import load_import, record_import
-from server.contacts.record import ContactRecord
+from server.contacts.model import ContactData
+from server.contacts.record import ContactRecord, contact_params
 from server.contacts.store import (
     SEARCH_LIMIT,
     ContactSearch,
@@ -56,6 +64,7 @@ from server.contacts.store import (
 )
 from server.db.models import utcnow
 from server.errors import InvalidArgument, NotFound, TooLarge, Violation
+from server.ingest.model import EventInput
 from server.segments.membership import contacts_changed
 
 __all__ = ["ContactService"]
@@ -153,10 +162,28 @@ def _counts(results: Sequence[BulkResult]) -> dict[str, int]:
     return {"success_count": ok, "error_count": len(results) - ok}
 
 
+def _new_contact_events(event_key: str, results: Sequence[BulkResult],
+                        data: dict[int, ContactData]) -> list[EventInput]:
+    """One event of ``event_key`` per contact the import created (an entry merged with
+    earlier ones of the batch gives its contact one event, from its last entry)."""
+    latest: dict[int, ContactData] = {}
+    for result in results:
+        if result.status == "CREATED" and result.contact_id:
+            latest[result.contact_id] = data[result.index]
+    events = []
+    for contact_id, contact in latest.items():
+        key = contact.email or contact.phone or str(contact_id)
+        events.append(EventInput(event_type_key=event_key, key_value=key,
+                                 params=contact_params(contact_id, contact)))
+    return events
+
+
 class ContactService(contacts_pb2_grpc.ContactServiceServicer):
-    def __init__(self, engine: AsyncEngine, checker: BulkChecker) -> None:
-        self._engine = engine
+    def __init__(self, deps: IngestDeps, checker: BulkChecker) -> None:
+        self._engine = deps.engine
         self._checker = checker
+        # The events of a bulk's eventKeyForNewContacts enter as every event does.
+        self._emitter = Emitter(deps)
 
     async def ListFields(self, request: contacts_pb2.ListFieldsRequest, context: Ctx
                          ) -> contacts_pb2.ListFieldsResponse:
@@ -240,7 +267,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                             ) -> contacts_pb2.DeleteContactResponse:
         account_id, contact_id = current_account.get(), _positive(request.id)
         async with self._engine.begin() as conn:
-            await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+            await delete_contact(conn, account_id=account_id, contact_id=contact_id,
+                                 remember=True)
             await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
                                    now=utcnow(), reason="contact deleted")
         return contacts_pb2.DeleteContactResponse()
@@ -282,11 +310,19 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
             raise InvalidArgument.from_violations(problems)
         _check_bulk_bytes(request)
         groups = parse_group_names(list(request.group_names), name="groupNames")
+        leave = parse_group_names(list(request.exclude_group_names), name="groupNamesExclude")
+        both = [Violation(f"groupNamesExclude[{i}]", f"{name!r} is in groupNames too")
+                for i, name in enumerate(leave) if name in groups]
+        if both:
+            raise InvalidArgument.from_violations(both)
+        event_key = request.event_key_for_new_contacts.strip()
         update_only = UpdateOnly.parse(
             contact_fields=list(request.contact_fields) if request.limit_contact_fields else None,
             custom_field_ids=(list(request.custom_field_ids) if request.limit_custom_fields
                               else None))
         account_id = current_account.get()
+        if event_key:
+            await self._check_event_key(event_key, account_id)
         entries = []
         for index, struct in enumerate(request.contacts):
             _check_body_bytes(struct, f"contacts[{index}]")
@@ -302,16 +338,34 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                     items.append((index, checked))
             results += await bulk_upsert(conn, account_id=account_id, items=items,
                                          dedupe_on=dedupe_on, fields=fields,
-                                         update_only=update_only)
+                                         update_only=update_only,
+                                         restore_deleted=request.restore_deleted)
             results.sort(key=lambda result: result.index)
-            await add_to_groups(conn, account_id=account_id, names=groups, contact_ids=[
-                r.contact_id for r in results if r.status in _WRITTEN and r.contact_id])
+            written = [r.contact_id for r in results if r.status in _WRITTEN and r.contact_id]
+            await add_to_groups(conn, account_id=account_id, names=groups, contact_ids=written)
+            await remove_from_groups(conn, account_id=account_id, names=leave,
+                                     contact_ids=written)
             session_id = await record_import(conn, account_id=account_id, results=results)
             await contacts_changed(conn, account_id=account_id, now=utcnow(), contact_ids=[
                 r.contact_id for r in results if r.contact_id is not None])
+        event_ids = await self._emitter.emit(
+            _new_contact_events(event_key, results, dict(items)) if event_key else [],
+            account_id=account_id)
         return contacts_pb2.BulkUpsertContactsResponse(
             results=[_bulk_result(r) for r in results], session_id=session_id,
-            **_counts(results))
+            event_ids=event_ids, **_counts(results))
+
+    async def _check_event_key(self, event_key: str, account_id: int) -> None:
+        """An eventKeyForNewContacts its events would be refused for is refused first,
+        naming it, before anything is written."""
+        probe = EventInput(event_type_key=event_key, key_value="probe@example.com",
+                           params=[("contactId", 1)])
+        try:
+            await self._emitter.check(probe, account_id=account_id)
+        except InvalidArgument as error:
+            raise InvalidArgument.from_violations([Violation(
+                "eventKeyForNewContacts", "; ".join(v.message for v in error.violations)
+                or error.message)]) from None
 
     async def GetImportStatus(self, request: contacts_pb2.GetImportStatusRequest,
                               context: Ctx) -> contacts_pb2.ImportStatus:

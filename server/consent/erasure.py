@@ -18,11 +18,13 @@ from typing import Final
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.contacts.deleted import forget_deleted
 from server.contacts.groups import forget_memberships
 from server.contacts.imports import erase_from_imports
 from server.contacts.record import ContactRecord
 from server.contacts.store import delete_contact, get_contact
 from server.contacts.tables import CONTACTS
+from server.contacts.validation import email_key
 from server.db.models import Event, table_of
 from server.errors import NotFound
 from server.messaging.store import erase_recipient
@@ -80,8 +82,16 @@ async def _erase_orders(conn: AsyncConnection, contact: ContactRecord) -> None:
                             external_customer_id=contact.external_customer_id)
 
 
+async def _erase_tombstones(conn: AsyncConnection, contact: ContactRecord) -> None:
+    data = contact.data
+    await forget_deleted(conn, account_id=contact.account_id, keys=[
+        ("email_key", None if data.email is None else email_key(data.email)),
+        ("phone", data.phone), ("external_customer_id", data.external_customer_id),
+        ("contact_key", data.contact_key)])
+
+
 ERASERS: list[Eraser] = [_unlink_events, _unlink_workflows, _erase_orders, _erase_api_messages,
-                         _erase_imports]
+                         _erase_imports, _erase_tombstones]
 
 
 async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
@@ -92,7 +102,7 @@ async def erase_contact(conn: AsyncConnection, *, account_id: int, contact_id: i
     for eraser in ERASERS:
         await eraser(conn, record)
     await forget_memberships(conn, account_id=account_id, contact_id=contact_id)
-    await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+    await delete_contact(conn, account_id=account_id, contact_id=contact_id, remember=False)
 
 
 async def delete_contact_by(conn: AsyncConnection, *, account_id: int, contact_id: int | None,
@@ -110,5 +120,5 @@ async def delete_contact_by(conn: AsyncConnection, *, account_id: int, contact_i
         await erase_contact(conn, account_id=account_id, contact_id=contact_id)
     else:
         await forget_memberships(conn, account_id=account_id, contact_id=contact_id)
-        await delete_contact(conn, account_id=account_id, contact_id=contact_id)
+        await delete_contact(conn, account_id=account_id, contact_id=contact_id, remember=True)
     return contact_id

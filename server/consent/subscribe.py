@@ -10,7 +10,7 @@ acceptance pipeline, after this transaction commits.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +20,7 @@ from server.contacts.fields_store import load_field_definitions
 from server.contacts.groups import add_to_groups
 from server.contacts.identity import Identifiers
 from server.contacts.model import CHANNEL_ATTRIBUTES, ContactData
-from server.contacts.record import identifiers_of
+from server.contacts.record import contact_params, identifiers_of
 from server.contacts.store import find_contact_id, get_contact, upsert_contact
 from server.errors import InvalidArgument, NotFound, Violation
 from server.ingest.model import EventInput
@@ -95,17 +95,7 @@ def subscription_event(subscribed: Subscribed, *, form_type: str, groups: list[s
                        ) -> EventInput:
     """The event a subscription emits: its contact's id and channels, the form and groups."""
     data = subscribed.data
-    params: list[tuple[str, Any]] = [("contactId", subscribed.contact_id)]
-    if data.email is not None:
-        params.append(("email", data.email))
-    if data.phone is not None:
-        params.append(("phone", data.phone))
-    if data.external_customer_id is not None:
-        params.append(("externalCustomerId", data.external_customer_id))
-    if data.first_name is not None:
-        params.append(("firstName", data.first_name))
-    if data.last_name is not None:
-        params.append(("lastName", data.last_name))
+    params = contact_params(subscribed.contact_id, data)
     if form_type:
         params.append(("formType", form_type))
     if groups:

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
+from server.contacts.deleted import DELETED, forget_deleted, tombstones
 from server.contacts.model import CHANNEL_ATTRIBUTES, ContactData
 from server.contacts.record import check_required_fields, contact_columns
 from server.contacts.sql import UNIQUE_COLUMNS, chunked, write_field_values, write_push_tokens
@@ -100,7 +101,8 @@ class UpdateOnly:
 
 @dataclass(frozen=True, kw_only=True)
 class BulkResult:
-    """What happened to entry ``index``: CREATED, UPDATED, INVALID, CONFLICT or NOT_FOUND."""
+    """What happened to entry ``index``: CREATED, UPDATED, INVALID, CONFLICT, NOT_FOUND or
+    DELETED (it names a deleted contact and the import does not restore it)."""
 
     index: int
     status: str
@@ -117,6 +119,8 @@ class _Group:
     columns: dict[str, Any] = field(default_factory=dict)
     changed: dict[str, Any] = field(default_factory=dict)
     created: bool = False
+    # The old id of a deleted contact this entry restores.
+    restored_id: int | None = None
 
 
 def bulk_size_problem(count: int) -> str | None:
@@ -147,14 +151,18 @@ async def bulk_upsert(
     fields: Mapping[int, FieldDefinition],
     source: str = "bulk",
     update_only: UpdateOnly = UpdateOnly(),
+    restore_deleted: bool = False,
 ) -> list[BulkResult]:
     """Write ``(index, contact)`` pairs matched on ``dedupe_on``; one result per index.
-    Contacts that exist change only as ``update_only`` allows."""
+    Contacts that exist change only as ``update_only`` allows. A key that names no live
+    contact but a deleted one is ``DELETED`` (not written) unless ``restore_deleted``."""
     column = dedupe_column(dedupe_on)
     assert column is not None, "check dedupe_on with dedupe_column first"
     results: list[BulkResult] = []
     groups = _group(items, column=column, results=results)
     await _find_targets(conn, account_id=account_id, column=column, groups=groups)
+    groups = await _skip_deleted(conn, account_id=account_id, column=column, groups=groups,
+                                 restore=restore_deleted, results=results)
     if update_only != UpdateOnly():
         for group in groups:
             if group.target is not None:
@@ -181,6 +189,46 @@ async def bulk_upsert(
         results += [BulkResult(index=i, status=status, contact_id=group.target)
                     for i in group.indexes]
     return sorted(results, key=lambda result: result.index)
+
+
+async def _skip_deleted(
+    conn: AsyncConnection, *, account_id: int, column: str, groups: list[_Group],
+    restore: bool, results: list[BulkResult],
+) -> list[_Group]:
+    """The groups to write: those naming a deleted contact are reported ``DELETED`` and
+    dropped, or (restoring) kept and their tombstones forgotten."""
+    new = [g for g in groups if g.target is None]
+    found = await tombstones(conn, account_id=account_id, column=column,
+                             keys=[g.key for g in new])
+    if not found:
+        return groups
+    if restore:
+        # A restored contact comes back under its old id, as eSputnik restores it, when
+        # that id is still free (SQLite may give a deleted highest id to a new contact).
+        old_ids = sorted({gone.contact_id for gone in found.values()})
+        taken: set[int] = set()
+        for part in chunked(old_ids):
+            taken.update(int(i) for i in (await conn.execute(
+                select(_c.c.id).where(_c.c.id.in_(part)))).scalars())
+        claimed: set[int] = set()
+        for group in new:
+            gone = found.get(group.key)
+            if gone is not None and gone.contact_id not in taken | claimed:
+                group.restored_id = gone.contact_id
+                claimed.add(gone.contact_id)
+        await forget_deleted(conn, account_id=account_id, keys=[(column, k) for k in found])
+        return groups
+    name = column.removesuffix("_key") if column == "email_key" else column
+    kept = []
+    for group in groups:
+        gone = found.get(group.key) if group.target is None else None
+        if gone is None:
+            kept.append(group)
+            continue
+        _fail(results, group, DELETED, (
+            f"the contact with this {name} (id {gone.contact_id}) was deleted on "
+            f"{gone.deleted_at:%Y-%m-%d}; import it with restoreDeleted: true to bring it back"))
+    return kept
 
 
 def _group(
@@ -258,11 +306,15 @@ async def _insert(
         return
     now = utcnow()
     rows = [{**g.columns, "account_id": account_id, "status": "active", "source": source,
-             "created_at": now, "updated_at": now} for g in groups]
+             "created_at": now, "updated_at": now} for g in groups if g.restored_id is None]
+    restored = [{**g.columns, "id": g.restored_id, "account_id": account_id, "status": "active",
+                 "source": source, "created_at": now, "updated_at": now}
+                for g in groups if g.restored_id is not None]
     # In slices: the statement's parameters are processed on the event loop, which other
-    # callers share, so one slice at a time holds it.
-    for part in chunked(rows):
-        await conn.execute(insert(_c), list(part))
+    # callers share, so one slice at a time holds it. One statement per shape of row.
+    for shape in (rows, restored):
+        for part in chunked(shape):
+            await conn.execute(insert(_c), list(part))
     await _find_targets(conn, account_id=account_id, column=column, groups=groups)
     for group in groups:
         group.created = True

@@ -27,6 +27,7 @@ __all__ = [
     "forget_memberships",
     "groups_of",
     "parse_group_names",
+    "remove_from_groups",
 ]
 
 
@@ -76,6 +77,22 @@ async def add_to_groups(conn: AsyncConnection, *, account_id: int, contact_ids: 
             for cid in sorted(set(contact_ids)) for gid in ids.values()]
     for part in chunked(rows):
         await conn.execute(on_conflict_insert(conn, _m).values(list(part)).on_conflict_do_nothing())
+
+
+async def remove_from_groups(conn: AsyncConnection, *, account_id: int,
+                             contact_ids: Iterable[int], names: Sequence[str]) -> None:
+    """Take each contact out of each named group (a group that does not exist is none)."""
+    if not names:
+        return
+    rows = await conn.execute(select(_g.c.id).where(
+        and_(_g.c.account_id == account_id, _g.c.name.in_(list(names)))))
+    group_ids = [int(i) for i in rows.scalars()]
+    if not group_ids:
+        return
+    for part in chunked(sorted(set(contact_ids))):
+        await conn.execute(delete(_m).where(and_(
+            _m.c.account_id == account_id, _m.c.group_id.in_(group_ids),
+            _m.c.contact_id.in_(part))))
 
 
 async def groups_of(conn: AsyncConnection, *, account_id: int, contact_ids: Sequence[int]

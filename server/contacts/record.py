@@ -24,6 +24,7 @@ __all__ = [
     "ContactRecord",
     "check_required_fields",
     "contact_columns",
+    "contact_params",
     "field_value_text",
     "identifiers_of",
     "record_from_row",
@@ -123,6 +124,18 @@ def contact_columns(data: ContactData, *, every: bool) -> dict[str, Any]:
 def field_value_text(value: FieldValue) -> str:
     """The stored text of a normalised field value: its API rendering as JSON."""
     return orjson.dumps(render_field_value(value)).decode()
+
+
+def contact_params(contact_id: int, data: ContactData) -> list[tuple[str, Any]]:
+    """The params of an event emitted about a contact (a subscription, an import's new
+    contact): its id, the identifiers and names it has."""
+    params: list[tuple[str, Any]] = [("contactId", contact_id)]
+    for name, value in (("email", data.email), ("phone", data.phone),
+                        ("externalCustomerId", data.external_customer_id),
+                        ("firstName", data.first_name), ("lastName", data.last_name)):
+        if value is not None:
+            params.append((name, value))
+    return params
 
 
 def identifiers_of(data: ContactData) -> Identifiers:

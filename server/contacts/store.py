@@ -17,6 +17,8 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
+from server.contacts.deleted import KEYS as DELETED_KEYS
+from server.contacts.deleted import remember_deleted
 from server.contacts.identity import (
     IdentifierKind,
     Identifiers,
@@ -237,8 +239,17 @@ def _search_where(search: ContactSearch) -> Any:
     return and_(*conditions) if conditions else _c.c.id.is_not(None)
 
 
-async def delete_contact(conn: AsyncConnection, *, account_id: int, contact_id: int) -> None:
-    """Delete the contact with its tokens and field values, or raise ``NotFound``."""
+async def delete_contact(conn: AsyncConnection, *, account_id: int, contact_id: int,
+                         remember: bool) -> None:
+    """Delete the contact with its tokens and field values, or raise ``NotFound``; with
+    ``remember``, leave its tombstone (``server.contacts.deleted``: a plain delete does,
+    an erasure does not)."""
+    if remember:
+        row = (await conn.execute(select(*(_c.c[k] for k in DELETED_KEYS)).where(and_(
+            _c.c.account_id == account_id, _c.c.id == contact_id)))).first()
+        if row is not None:
+            await remember_deleted(conn, account_id=account_id, contact_id=contact_id,
+                                   keys=dict(row._mapping))
     # Explicit deletes rather than relying on ON DELETE CASCADE being enabled everywhere.
     await conn.execute(delete(_values).where(and_(_values.c.account_id == account_id,
                                                   _values.c.contact_id == contact_id)))

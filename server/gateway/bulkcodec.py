@@ -31,9 +31,11 @@ __all__ = ["INLINE_BYTES", "BulkEncoder", "bulk_request", "encode"]
 
 # Bodies up to this size are converted on the loop (a few milliseconds at most).
 INLINE_BYTES = 64 * 1024
-# The top-level members of a bulk body: eSputnik's, less those not supported (refused by
-# name as unknown: restoreDeleted, eventKeyForNewContacts).
-BULK_MEMBERS = ("contacts", "dedupeOn", "groupNames", "contactFields", "customFieldsIDs")
+# The top-level members of a bulk body: eSputnik's ContactsBulkUpdate (fieldId only as
+# null: deduplicating on an additional field is not offered; docs/compatibility.md).
+BULK_MEMBERS = ("contacts", "dedupeOn", "fieldId", "groupNames", "groupNamesExclude",
+                "contactFields", "customFieldsIDs", "customFieldsIds", "restoreDeleted",
+                "eventKeyForNewContacts")
 
 
 def _item_of(value: Any, kind: type) -> bool:
@@ -45,12 +47,27 @@ def _item_of(value: Any, kind: type) -> bool:
 def _names(doc: dict[str, Any], name: str, kind: type) -> list[Any] | None:
     """The list member ``name`` of items of ``kind`` (None when absent or null)."""
     value = doc.get(name)
-    if value is None:
+    # An empty list is "not limited", as when absent: clients send [] by default.
+    if value is None or value == []:
         return None
     if not isinstance(value, list) or not all(_item_of(v, kind) for v in value):
         what = "strings" if kind is str else "field ids (positive whole numbers)"
         raise InvalidArgument.from_violations([Violation(name, f"must be a list of {what}")])
     return value
+
+
+def _flag(doc: dict[str, Any], name: str) -> bool:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument.from_violations([Violation(name, "must be true or false")])
+    return bool(value)
+
+
+def _text(doc: dict[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument.from_violations([Violation(name, "must be a string")])
+    return (value or "").strip()
 
 
 def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
@@ -71,8 +88,21 @@ def bulk_request(doc: Any) -> contacts_pb2.BulkUpsertContactsRequest:
     if problem:
         raise InvalidArgument.from_violations([Violation("contacts", problem)])
     request = contacts_pb2.BulkUpsertContactsRequest(
-        dedupe_on=dedupe, group_names=parse_group_names(doc.get("groupNames"), name="groupNames"))
-    contact_fields, field_ids = _names(doc, "contactFields", str), _names(doc, "customFieldsIDs", int)
+        dedupe_on=dedupe, group_names=parse_group_names(doc.get("groupNames"), name="groupNames"),
+        exclude_group_names=parse_group_names(doc.get("groupNamesExclude"),
+                                              name="groupNamesExclude"),
+        restore_deleted=_flag(doc, "restoreDeleted"),
+        event_key_for_new_contacts=_text(doc, "eventKeyForNewContacts"))
+    if doc.get("fieldId") is not None:
+        raise InvalidArgument.from_violations([Violation(
+            "fieldId", "deduplicating on an additional field is not supported; send null and "
+            "a dedupeOn of email, sms, externalCustomerId, contactKey or id")])
+    # A PHP client's form spells it customFieldsIds: the same member.
+    ids_name = "customFieldsIds" if "customFieldsIds" in doc else "customFieldsIDs"
+    if "customFieldsIds" in doc and "customFieldsIDs" in doc:
+        raise InvalidArgument.from_violations([Violation(
+            "customFieldsIds", "send customFieldsIDs or customFieldsIds, not both")])
+    contact_fields, field_ids = _names(doc, "contactFields", str), _names(doc, ids_name, int)
     if contact_fields is not None:
         request.contact_fields.extend(contact_fields)
         request.limit_contact_fields = True

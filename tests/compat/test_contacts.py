@@ -258,7 +258,8 @@ async def test_bulk_group_names_and_contact_fields(compat: Stack) -> None:
                         "contact_groups g ON g.id = m.group_id JOIN contacts c ON "
                         "c.id = m.contact_id WHERE g.name = 'Imported' AND c.email IN "
                         "(:a, :b)", a=known, b=new) == 2
-    for bad, field in (({"contacts": [], "restoreDeleted": True}, "restoreDeleted"),
+    for bad, field in (({"contacts": [], "restoreDeleted": "yes"}, "restoreDeleted"),
+                       ({"contacts": [], "restoreDelete": True}, "restoreDelete"),
                        ({"contacts": [], "contactFields": ["nickname"]}, "contactFields[0]"),
                        ({"contacts": [], "customFieldsIDs": ["x"]}, "customFieldsIDs"),
                        ({"contacts": [bulk_entry(unique_email(), nick="x")]}, None)):

@@ -124,7 +124,8 @@ async def test_accounts_do_not_see_each_others_contacts(db: Db) -> None:
         assert ours is not None and ours != theirs
         assert await get_contact(conn, account_id=db.account_id, contact_id=theirs) is None
         with pytest.raises(NotFound):
-            await delete_contact(conn, account_id=db.account_id, contact_id=theirs)
+            await delete_contact(conn, account_id=db.account_id, contact_id=theirs,
+                                 remember=True)
         with pytest.raises(NotFound):
             await set_contact_status(conn, account_id=db.account_id, contact_id=theirs,
                                      status="blacklisted")
@@ -163,5 +164,5 @@ async def test_delete_and_status(db: Db) -> None:
         record = await get_contact(conn, account_id=db.account_id, contact_id=contact_id)
         assert record is not None and record.status == "blacklisted"
         assert record.fields == {10001: "2020-11-23"}
-        await delete_contact(conn, account_id=db.account_id, contact_id=contact_id)
+        await delete_contact(conn, account_id=db.account_id, contact_id=contact_id, remember=True)
         assert await get_contact(conn, account_id=db.account_id, contact_id=contact_id) is None

@@ -153,7 +153,15 @@ COMPONENTS: dict[str, Schema] = {
         description="a stored contact as eSputnik answers it; full=true the whole record "
                     "(docs/contacts.md)"),
     "BulkContacts": {"oneOf": [obj({"contacts": array(ref("Contact"), maxItems=3000)},
-                                   {"dedupeOn": STRING}),
+                                   {"dedupeOn": STRING, "fieldId": {"type": "null"},
+                                    "groupNames": array(STRING),
+                                    "groupNamesExclude": array(STRING),
+                                    "contactFields": array(STRING),
+                                    "customFieldsIDs": array(INTEGER),
+                                    "restoreDeleted": BOOLEAN,
+                                    "eventKeyForNewContacts": STRING},
+                                   description="eSputnik's ContactsBulkUpdate "
+                                               "(docs/compatibility.md)"),
                                array(ref("Contact"), maxItems=3000)]},
     "BulkResult": obj({"asyncSessionId": STRING}, {
         "failedContacts": array(ref("BulkEntry")), "results": array(ref("BulkEntry")),
