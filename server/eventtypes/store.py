@@ -21,6 +21,7 @@ from server.eventtypes.settings import (
     load_rules,
 )
 from server.eventtypes.shapes import JSON_TYPES
+from server.segments.store import recount_reading
 
 __all__ = ["RecordedParam", "TypeView", "get_type", "settings_of", "update_type"]
 
@@ -125,4 +126,7 @@ async def update_type(engine: AsyncEngine, *, account_id: int, key: str,
             values["validate_params"] = dump_rules(patch.validate_params)
         if values:
             await conn.execute(update(_types).where(_types.c.id == row.id).values(**values))
+        if values.get("segmentation") is False:
+            # Its events no longer count: the segments reading it are counted again.
+            await recount_reading(conn, account_id=account_id, type_key=key)
         return await _view(conn, account_id=account_id, key=key)

@@ -75,25 +75,27 @@ async def _events_of(conn: AsyncConnection, account_id: int, contact_ids: Sequen
     out: dict[int, list[SegmentEvent]] = {c: [] for c in contact_ids}
     if not types:
         return out
-    type_rows = (await conn.execute(select(_types.c.id, _types.c.key).where(
-        (_types.c.account_id == account_id) & _types.c.key.in_(sorted(types))))).all()
-    if not type_rows:
-        return out
+    # Only types with segmentation on, and their events received since it was switched on.
     since = await counting_since(conn, account_id=account_id, type_keys=types)
+    if not since:
+        return out
+    type_rows = (await conn.execute(select(_types.c.id, _types.c.key).where(
+        (_types.c.account_id == account_id) & _types.c.key.in_(sorted(since))))).all()
     key_of = {int(r.id): str(r.key) for r in type_rows}
+    if not key_of:
+        return out
     at = func.coalesce(_events.c.occurred_at, _events.c.received_at)
     for chunk in _chunks(contact_ids):
         rows = await conn.execute(
             select(_events.c.id, _events.c.contact_id, _events.c.event_type_id,
-                   _events.c.body, at.label("at"))
+                   _events.c.body, _events.c.received_at, at.label("at"))
             .where((_events.c.account_id == account_id) & _events.c.contact_id.in_(chunk)
                    & _events.c.event_type_id.in_(sorted(key_of))))
         for row in rows:
             key = key_of[int(row.event_type_id)]
-            moment = as_utc(row.at)
-            start = since.get(key)
-            if start is not None and moment < start:
+            if as_utc(row.received_at) < since[key]:
                 continue
+            moment = as_utc(row.at)
             body = orjson.loads(row.body)
             params = {p["name"]: p.get("value") for p in body.get("params", ())}
             out[int(row.contact_id)].append(SegmentEvent(

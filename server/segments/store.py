@@ -24,7 +24,8 @@ from server.segments.tables import SEGMENT_CHANGES, SEGMENT_DUE, SEGMENT_MEMBERS
 from server.workflows.durations import zone
 
 __all__ = ["Segment", "account_segments", "create_segment", "delete_segment", "get_segment",
-           "list_segments", "require_segment", "segment_from_row", "update_segment"]
+           "list_segments", "recount_reading", "require_segment", "segment_from_row",
+           "update_segment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,20 @@ async def update_segment(conn: AsyncConnection, *, account_id: int, segment_id: 
         version=SEGMENTS.c.version + 1, status="building",
         build_total=await _contact_count(conn, account_id), build_processed=0, build_after=0,
         updated_at=utcnow(), **_values(definition)))
+
+
+async def recount_reading(conn: AsyncConnection, *, account_id: int, type_key: str) -> int:
+    """Start the recount of every segment of the account that reads ``type_key`` (its
+    events stopped counting: segmentation switched off); how many. Same version: the
+    definition is unchanged, only what it reads."""
+    rows = await conn.execute(select(SEGMENTS.c.id, SEGMENTS.c.event_types).where(
+        SEGMENTS.c.account_id == account_id))
+    ids = [int(r.id) for r in rows if type_key in orjson.loads(r.event_types)]
+    if ids:
+        await conn.execute(update(SEGMENTS).where(SEGMENTS.c.id.in_(ids)).values(
+            status="building", build_total=await _contact_count(conn, account_id),
+            build_processed=0, build_after=0, updated_at=utcnow()))
+    return len(ids)
 
 
 async def get_segment(conn: AsyncConnection, *, account_id: int, segment_id: int

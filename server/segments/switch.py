@@ -1,22 +1,39 @@
-"""Which events of a type count for segments: eSputnik counts only events after the type's
-segmentation switch was turned on.
+"""Which events of a type count for segments: eSputnik counts only the events of types whose
+segmentation switch is on, and only those received after it was switched on.
 
-The one place that rule is read. Until event-type settings exist (the ``segmentation``
-flag and the time it was switched on), every event counts: ``None`` means "from the
-beginning". When they land, this function reads the switch time and nothing else changes.
+The one place that rule is read: ``membership`` loads a contact's events through it for
+every caller (the batch path, contact changes, due re-evaluations and the full recount),
+so the incremental and full results apply the same rule. Switching a type off takes its
+events out of every segment reading it: ``server.eventtypes.store`` then marks those
+segments for a recount (``server.segments.store.recount_reading``). Switching on needs no
+recount: nothing received before the switch counts, as nothing did while it was off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import EventType, as_utc, table_of
 
 __all__ = ["counting_since"]
 
+_types = table_of(EventType)
+# Switched on with no recorded time (rows older than the switch's time column): all count.
+_ALWAYS = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 async def counting_since(conn: AsyncConnection, *, account_id: int, type_keys: Iterable[str]
-                         ) -> dict[str, datetime | None]:
-    """For each type key: the moment from which its events count (None: all of them)."""
-    return {key: None for key in type_keys}
+                         ) -> dict[str, datetime]:
+    """For each type key whose segmentation is on: the moment from which its events count
+    (by their received time). A key not in the answer counts no events."""
+    keys = sorted(set(type_keys))
+    if not keys:
+        return {}
+    rows = await conn.execute(select(_types.c.key, _types.c.segmentation_since).where(
+        (_types.c.account_id == account_id) & _types.c.key.in_(keys) & _types.c.segmentation))
+    return {str(r.key): _ALWAYS if r.segmentation_since is None else as_utc(r.segmentation_since)
+            for r in rows}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tests.support import new_database_url
 
 _events = table_of(Event)
 _types = table_of(EventType)
+SWITCHED_ON = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,11 @@ class Db:
                 (_types.c.account_id == account_id) & (_types.c.key == key)))).first()
             if found is not None:
                 return int(found.id)
+            # Segmentation on since long before any test's clock: every event counts
+            # (tests/segments/test_switch.py tries the switch itself).
             return int((await conn.execute(insert(_types).values(
-                account_id=account_id, key=key, create_contacts=True, created_at=utcnow())
+                account_id=account_id, key=key, create_contacts=True, created_at=utcnow(),
+                segmentation=True, segmentation_since=SWITCHED_ON)
                 .returning(_types.c.id))).scalar_one())
 
     async def event(self, key: str, *, contact_id: int, at: datetime,

@@ -143,6 +143,9 @@ async def test_events_make_members_and_the_window_lets_them_go(stack: Stack) -> 
         "params": [{"name": "price", "op": "gt", "value": 100}]}}]}}
     segment_id = await create(stack, doc)
     auth = stack.auth()
+    r = await stack.http.patch("/api/v1/event-types/quickView", headers=auth,
+                               json={"segmentation": True})
+    assert r.status_code == 200, r.text
 
     async def ready() -> bool:
         r = await stack.http.get(f"/api/v1/segments/{segment_id}", headers=auth)
@@ -207,3 +210,46 @@ async def test_contact_changes_move_members_at_once(stack: Stack) -> None:
     assert r.status_code == 200, r.text
     r = await stack.http.get(f"/api/v1/segments/{segment_id}/count", headers=auth)
     assert r.json()["count"] == 0
+
+
+async def test_the_segmentation_switch_over_http(stack: Stack) -> None:
+    """An event of a type with segmentation off is stored and processed but makes no
+    member; switched on (PATCH), the next event does; switched off, the recount takes
+    the member out again."""
+    email = f"switch{secrets.token_hex(3)}@example.com"
+    key = f"optIn{secrets.token_hex(3)}"
+    auth = stack.auth()
+    segment_id = await create(stack, {"name": "opted in", "conditions": {"event": {
+        "eventTypeKey": key}}})
+
+    async def send() -> None:
+        r = await stack.post_event({"eventTypeKey": key, "keyValue": email,
+                                    "params": [{"name": "email", "value": email}]})
+        assert r.status_code == 200, r.text
+
+    async def contact_id() -> int | None:
+        r = await stack.http.get("/api/v1/contacts", headers=auth, params={"email": email})
+        return int(r.json()[0]["id"]) if r.status_code == 200 and r.json() else None
+
+    async def member(cid: int) -> bool:
+        r = await stack.http.get(f"/api/v1/segments/{segment_id}/contacts/{cid}", headers=auth)
+        return r.status_code == 200
+
+    await send()
+    cid = await wait_for(contact_id)  # the worker processed it (it made the contact)
+    assert cid is not None
+    await asyncio.sleep(0.5)
+    assert not await member(cid)
+    r = await stack.http.patch(f"/api/v1/event-types/{key}", headers=auth,
+                               json={"segmentation": True})
+    assert r.status_code == 200 and r.json()["segmentation"] is True, r.text
+    await send()
+    assert await wait_for(lambda: member(cid))
+    r = await stack.http.patch(f"/api/v1/event-types/{key}", headers=auth,
+                               json={"segmentation": False})
+    assert r.status_code == 200, r.text
+
+    async def left() -> bool:
+        return not await member(cid)
+
+    assert await wait_for(left)
