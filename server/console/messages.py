@@ -43,7 +43,16 @@ async def editor(ctx: Page, *, values: dict[str, str], status: int = 200,
     if not chosen and events:
         chosen = str(events[0].id)
     return ctx.render("message_edit.html", status=status, v=values, error=error,
-                      events=events, chosen=chosen, template_id=template_id)
+                      events=events, chosen=chosen, template_id=template_id,
+                      hints={e.id: _param_hint(e) for e in events})
+
+
+def _param_hint(e: events_pb2.StoredEvent) -> dict[str, str]:
+    """What the preview's "nothing printed" hint says of an event: its param names, and the
+    first param holding an ``array`` member (the seed's ``items``), the JSON param to try."""
+    arrays = [p.name for p in e.params
+              if p.value.HasField("struct_value") and "array" in p.value.struct_value.fields]
+    return {"params": ", ".join(p.name for p in e.params), "array": arrays[0] if arrays else ""}
 
 
 async def new_message(ctx: Page) -> Response:

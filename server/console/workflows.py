@@ -50,16 +50,48 @@ async def _choices(ctx: Page) -> tuple[list[str], list[Any]]:
     return [t.key for t in types.event_types], list(templates.templates)
 
 
+# The recipe form's fields by the wire name of what they fill in (blocks by the recipe's ids).
+_FORM_FIELDS = {"name": "name", "trigger.eventTypeKey": "type", "trigger": "type",
+                "wait.duration": "wait", "mail.templateId": "template", "mail.to": "to",
+                "mail.jsonParam": "json_param"}
+
+
+def _field_errors(error: Failure | None, values: dict[str, str]) -> tuple[dict[str, str], list[Any]]:
+    """The violations of a recipe form placed beside its fields; the rest stay above it."""
+    if error is None or values.get("definition", "").strip():
+        return {}, list(error.violations) if error else []
+    ids = [b["id"] for b in recipe(values)["blocks"]]
+    placed: dict[str, str] = {}
+    rest = []
+    for v in error.violations:
+        name = v.field
+        if name.startswith("blocks["):
+            index, _, tail = name[len("blocks["):].partition("]")
+            if index.isdigit() and int(index) < len(ids):
+                name = f"{ids[int(index)]}{tail}"
+        target = _FORM_FIELDS.get(name)
+        if target and target not in placed:
+            placed[target] = v.message
+        else:
+            rest.append(v)
+    return placed, rest
+
+
 async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
-                    error: Failure | None = None) -> Response:
+                    error: Failure | None = None, prefill: bool = False) -> Response:
     types, templates = await _choices(ctx)
+    if prefill and not values["type"] and len(types) == 1:
+        values["type"] = types[0]  # the account's one event type: the one to start from
+    if prefill and not values["name"] and values["type"]:
+        values["name"] = values["type"].replace("_", " ")
+    placed, rest = _field_errors(error, values)
     return ctx.render("workflow_new.html", status=status, v=values, types=types,
-                      templates=templates, error=error)
+                      templates=templates, error=error, placed=placed, rest=rest)
 
 
 async def new_workflow(ctx: Page) -> Response:
     q = ctx.request.query_params
-    return await _new_form(ctx, values={
+    return await _new_form(ctx, prefill=True, values={
         "name": "", "type": q.get("type", ""), "wait": "PT1M", "template": q.get("template", ""),
         "to": "${email}", "json_param": q.get("json") or "items", "active": "1",
         "definition": ""})

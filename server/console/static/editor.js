@@ -167,8 +167,46 @@
       if (reply.html && !reply.html.error) frame.srcdoc = reply.html.rendered || "<p></p>";
       $("pv-text").textContent = (reply.text && reply.text.rendered) || "";
     }
-    state.textContent = errors ? `${errors} error${errors > 1 ? "s" : ""}` : "up to date";
+    state.textContent = errors
+      ? `${errors} error${errors > 1 ? "s" : ""}; below is the last version that rendered`
+      : "up to date";
     state.classList.toggle("bad", errors > 0);
+    emptyHint(reply, errors);
+  }
+
+  // A preview that printed nothing says why it may be (the seed's "the data is not
+  // inserted"): most often the loop reads $data.get('array') with no JSON param set.
+  function emptyHint(reply, errors) {
+    const box = $("pv-hint");
+    box.hidden = true;
+    box.textContent = "";
+    const template = $("f-html").value + $("f-text").value;
+    if (errors || !template.trim()) return;
+    const html = ((reply.html && reply.html.rendered) || "").replace(/<[^>]*>/g, "");
+    const text = (reply.text && reply.text.rendered) || "";
+    if ((html + text).trim()) return;
+    const select = $("pv-event");
+    const option = select ? select.selectedOptions[0] : null;
+    const jsonParam = $("pv-json-param");
+    box.append("Nothing was printed. ");
+    if (source() === "event" && option) {
+      const holder = option.dataset.arrayParam;
+      if (jsonParam && !jsonParam.value.trim() && holder && /data\.get\(\s*'array'\s*\)/.test(template)) {
+        box.append(`$data holds this event's params by name (${option.dataset.params}), and 'array' is inside ${holder}. ` +
+                   `Set JSON param to ${holder}, as in the email block's JSON field: `);
+        const use = document.createElement("button");
+        use.type = "button";
+        use.className = "link-button";
+        use.textContent = `Use JSON param ${holder}`;
+        use.addEventListener("click", () => { jsonParam.value = holder; schedule(); jsonParam.focus(); });
+        box.append(use);
+      } else {
+        box.append(`Check that the variables in the message match this event's params (${option.dataset.params || "none"}): names are case-sensitive.`);
+      }
+    } else {
+      box.append("Check that the variables in the message match the pasted JSON's members: names are case-sensitive.");
+    }
+    box.hidden = false;
   }
 
   ["f-subject", "f-html", "f-text", "pv-json", "pv-json-param", "pv-event"].forEach((id) => {
