@@ -46,7 +46,9 @@ from server.contacts.fields_store import (
 from server.contacts.forms import unwrap_api_form
 from server.contacts.groups import (
     add_to_groups,
+    group_members,
     groups_of,
+    list_groups,
     parse_group_names,
     remove_from_groups,
 )
@@ -58,6 +60,7 @@ from server.contacts.store import (
     ContactSearch,
     delete_contact,
     get_contact,
+    get_contacts,
     search_contacts,
     update_contact,
     upsert_contact,
@@ -66,6 +69,8 @@ from server.db.models import utcnow
 from server.errors import InvalidArgument, NotFound, TooLarge, Violation
 from server.ingest.model import EventInput
 from server.segments.membership import contacts_changed
+from server.segments.queries import count_members, list_members
+from server.segments.store import get_segment, list_segments
 
 __all__ = ["ContactService"]
 
@@ -366,6 +371,44 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
             raise InvalidArgument.from_violations([Violation(
                 "eventKeyForNewContacts", "; ".join(v.message for v in error.violations)
                 or error.message)]) from None
+
+    async def ListGroups(self, request: contacts_pb2.ListGroupsRequest, context: Ctx
+                         ) -> contacts_pb2.ListGroupsResponse:
+        account_id = current_account.get()
+        async with self._engine.connect() as conn:
+            static = await list_groups(conn, account_id=account_id)
+            segments = await list_segments(conn, account_id=account_id)
+        out = contacts_pb2.ListGroupsResponse()
+        for gid, name in static:
+            out.groups.add(id=gid, name=name, type="Static")
+        for segment in segments:
+            out.groups.add(id=segment.id, name=segment.name, type="Dynamic")
+        return out
+
+    async def ListGroupContacts(self, request: contacts_pb2.ListGroupContactsRequest,
+                                context: Ctx) -> contacts_pb2.SearchContactsResponse:
+        problems = [Violation(name, "must not be negative")
+                    for name, value in (("offset", request.offset), ("limit", request.limit))
+                    if value < 0]
+        if problems:
+            raise InvalidArgument.from_violations(problems)
+        account_id, group_id = current_account.get(), _positive(request.group_id, "group_id")
+        offset, limit = request.offset, min(request.limit or SEARCH_LIMIT, SEARCH_LIMIT)
+        async with self._engine.connect() as conn:
+            page = await group_members(conn, account_id=account_id, group_id=group_id,
+                                       offset=offset, limit=limit)
+            if page is None and await get_segment(conn, account_id=account_id,
+                                                  segment_id=group_id) is not None:
+                members = await list_members(conn, segment_id=group_id, offset=offset,
+                                             limit=limit)
+                page = ([m.contact_id for m in members],
+                        await count_members(conn, segment_id=group_id))
+            if page is None:
+                raise NotFound(f"no group with id {group_id} in this account")
+            ids, total = page
+            records = await get_contacts(conn, account_id=account_id, contact_ids=ids)
+            contacts = await _contacts(conn, records)
+        return contacts_pb2.SearchContactsResponse(contacts=contacts, total_count=total)
 
     async def GetImportStatus(self, request: contacts_pb2.GetImportStatusRequest,
                               context: Ctx) -> contacts_pb2.ImportStatus:

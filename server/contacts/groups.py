@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Table, UniqueConstraint, and_, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Table,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -23,13 +34,21 @@ __all__ = [
     "GROUPS",
     "GROUP_MEMBERS",
     "MAX_GROUP_NAME",
+    "STATIC_GROUP_IDS",
     "add_to_groups",
     "forget_memberships",
+    "group_members",
     "groups_of",
+    "list_groups",
     "parse_group_names",
     "remove_from_groups",
 ]
 
+
+# eSputnik has one id space for its groups (static and dynamic): /api/v1/groups lists both
+# and /api/v1/group/{id}/contacts takes either. Segments (our dynamic groups) keep their own
+# ids; a static group is known outside by its row id plus this (docs/compatibility.md).
+STATIC_GROUP_IDS: Final = 1_000_000_000
 
 
 class ContactGroupRow(SQLModel, table=True):
@@ -95,9 +114,38 @@ async def remove_from_groups(conn: AsyncConnection, *, account_id: int,
             _m.c.contact_id.in_(part))))
 
 
+def public_group_id(row_id: int) -> int:
+    return STATIC_GROUP_IDS + row_id
+
+
+async def list_groups(conn: AsyncConnection, *, account_id: int) -> list[tuple[int, str]]:
+    """The account's static groups as (public id, name), oldest first."""
+    rows = await conn.execute(select(_g.c.id, _g.c.name).where(_g.c.account_id == account_id)
+                              .order_by(_g.c.id))
+    return [(public_group_id(int(row.id)), row.name) for row in rows]
+
+
+async def group_members(conn: AsyncConnection, *, account_id: int, group_id: int, offset: int,
+                        limit: int) -> tuple[list[int], int] | None:
+    """A page of the static group's contact ids (by id) and how many it has; None when
+    ``group_id`` (public) names no static group of the account."""
+    row_id = group_id - STATIC_GROUP_IDS
+    if row_id <= 0:
+        return None
+    found = (await conn.execute(select(_g.c.id).where(and_(
+        _g.c.account_id == account_id, _g.c.id == row_id)))).first()
+    if found is None:
+        return None
+    mine = and_(_m.c.account_id == account_id, _m.c.group_id == row_id)
+    total = (await conn.execute(select(func.count()).select_from(_m).where(mine))).scalar_one()
+    ids = (await conn.execute(select(_m.c.contact_id).where(mine).order_by(_m.c.contact_id)
+                              .offset(offset).limit(limit))).scalars()
+    return [int(i) for i in ids], int(total)
+
+
 async def groups_of(conn: AsyncConnection, *, account_id: int, contact_ids: Sequence[int]
                     ) -> dict[int, list[tuple[int, str]]]:
-    """Each contact's static groups as (id, name), by group id."""
+    """Each contact's static groups as (public id, name), by group id."""
     out: dict[int, list[tuple[int, str]]] = {}
     for part in chunked(sorted(set(contact_ids))):
         rows = await conn.execute(
@@ -105,7 +153,8 @@ async def groups_of(conn: AsyncConnection, *, account_id: int, contact_ids: Sequ
             .where(and_(_m.c.account_id == account_id, _m.c.contact_id.in_(part)))
             .order_by(_g.c.id))
         for row in rows:
-            out.setdefault(int(row.contact_id), []).append((int(row.id), row.name))
+            out.setdefault(int(row.contact_id), []).append((public_group_id(int(row.id)),
+                                                            row.name))
     return out
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "delete_contact",
     "find_contact_id",
     "get_contact",
+    "get_contacts",
     "link_contact",
     "load_identities",
     "search_contacts",
@@ -193,6 +194,15 @@ async def get_contact(
     """The stored contact, or ``None`` when the account has no such contact."""
     records = await _load(conn, account_id=account_id, where=_c.c.id == contact_id)
     return records[0] if records else None
+
+
+async def get_contacts(conn: AsyncConnection, *, account_id: int, contact_ids: Sequence[int]
+                       ) -> list[ContactRecord]:
+    """The account's contacts with these ids, by id (ids of none are left out)."""
+    if not contact_ids:
+        return []
+    ids = sorted(set(contact_ids))
+    return await _load(conn, account_id=account_id, where=_c.c.id.in_(ids), limit=len(ids))
 
 
 @dataclass(frozen=True, kw_only=True)

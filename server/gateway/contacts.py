@@ -216,6 +216,25 @@ def routes(state: GatewayState) -> list[Route]:
             "successCount": reply.success_count, "errorCount": reply.error_count,
             "failedContacts": _failed(reply.results), "results": _bulk_results(reply.results)})
 
+    @endpoint
+    async def groups(request: Request) -> Response:
+        meta = auth_metadata(request)
+        only_query(request, ())
+        reply = await stub().ListGroups(contacts_pb2.ListGroupsRequest(), metadata=meta)
+        return json_response([{"id": g.id, "name": g.name, "type": g.type}
+                              for g in reply.groups])
+
+    @endpoint
+    async def group_contacts(request: Request) -> Response:
+        meta = auth_metadata(request)
+        only_query(request, ("startindex", "maxrows", "full"))
+        offset, limit = page_of(request)
+        reply = await stub().ListGroupContacts(contacts_pb2.ListGroupContactsRequest(
+            group_id=path_id(request, "group_id"), offset=offset, limit=limit), metadata=meta)
+        full = query_bool(request, "full")
+        return json_response([contact_json(c, full=full) for c in reply.contacts],
+                             headers={"TotalCount": str(reply.total_count)})
+
     return [
         Route("/api/v1/fields", list_fields, methods=["GET"]),
         Route("/api/v1/fields", create_field, methods=["POST"]),
@@ -229,4 +248,6 @@ def routes(state: GatewayState) -> list[Route]:
         Route("/api/v1/contacts", search, methods=["GET"]),
         Route("/api/v1/contacts", bulk, methods=["POST"]),
         Route("/api/v1/importstatus/{session_id}", import_status, methods=["GET"]),
+        Route("/api/v1/groups", groups, methods=["GET"]),
+        Route("/api/v1/group/{group_id}/contacts", group_contacts, methods=["GET"]),
     ]

@@ -1,5 +1,6 @@
-"""Segment routes: definitions (``/api/v1/segments``), their members and counts, and
-eSputnik's group reads (``/api/v1/groups``, ``/api/v1/group/{id}/contacts``) over segments."""
+"""Segment routes: definitions (``/api/v1/segments``), their members and counts. eSputnik's
+group reads (``/api/v1/groups``, ``/api/v1/group/{id}/contacts``), which list segments beside
+static groups, are contact routes (``server/gateway/contacts.py``)."""
 
 from __future__ import annotations
 
@@ -116,22 +117,6 @@ def routes(state: GatewayState) -> list[Route]:
             id=path_id(request, "segment_id")), metadata=meta)
         return json_response({"count": reply.count, "status": reply.status})
 
-    @endpoint
-    async def groups(request: Request) -> Response:
-        meta = auth_metadata(request)
-        only_query(request, ())
-        reply = await stub().ListSegments(segments_pb2.ListSegmentsRequest(), metadata=meta)
-        return json_response([{"id": s.id, "name": s.name, "type": "Dynamic"}
-                              for s in reply.segments])
-
-    @endpoint
-    async def group_contacts(request: Request) -> Response:
-        # eSputnik's group members: id and email, the total in TotalCount.
-        reply = await _members(request)
-        return json_response([{"id": m.contact_id, "email": m.email or None}
-                              for m in reply.contacts],
-                             headers={"TotalCount": str(reply.total_count)})
-
     return [
         Route("/api/v1/segments", create, methods=["POST"]),
         Route("/api/v1/segments", list_all, methods=["GET"]),
@@ -141,6 +126,4 @@ def routes(state: GatewayState) -> list[Route]:
         Route("/api/v1/segments/{segment_id}/contacts", members, methods=["GET"]),
         Route("/api/v1/segments/{segment_id}/contacts/{contact_id}", member, methods=["GET"]),
         Route("/api/v1/segments/{segment_id}/count", count, methods=["GET"]),
-        Route("/api/v1/groups", groups, methods=["GET"]),
-        Route("/api/v1/group/{segment_id}/contacts", group_contacts, methods=["GET"]),
     ]

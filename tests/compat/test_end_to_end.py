@@ -283,3 +283,47 @@ async def test_orders_sent_as_events_start_workflows_and_are_stored(
         doc = await eventually(stored)
         assert doc["order"]["totalCost"] == 99.5 and doc["contactId"] is not None
     assert len(letters_to(sink, email)) == 2
+
+
+async def test_segments_count_order_events_of_the_route_and_of_events(compat: Stack) -> None:
+    """With segmentation on for orderCreated, a segment "an order over 1500" holds the
+    buyers of such orders, whether the order came by POST /api/v1/orders or as an
+    orderCreated event, and not the buyer of a small one; read as eSputnik's group."""
+    key = await fresh_key(compat)
+    r = await replay(compat, "PATCH", "/api/v1/event-types/orderCreated",
+                     dumps({"segmentation": True}), key=key)
+    assert r.status_code == 200, r.text
+    r = await replay(compat, "POST", "/api/v1/segments", dumps(
+        {"name": "big buyers", "conditions": {"event": {
+            "eventTypeKey": "orderCreated",
+            "params": [{"name": "totalCost", "op": "gt", "value": 1500}]}}}), key=key)
+    assert r.status_code == 200, r.text
+    segment_id = r.json()["id"]
+    big, small, by_event = (unique_email("big"), unique_email("small"),
+                            unique_email("bigev"))
+    for email, cost in ((big, "2682.00"), (small, "99.00")):
+        r = await replay(compat, "POST", "/api/v1/orders", dumps({"orders": [woo_order(
+            f"SG-{secrets.token_hex(3)}", email, totalCost=cost)]}), key=key)
+        assert r.status_code == 200, r.text
+    r = await replay(compat, "POST", "/api/v2/event", dumps(
+        {"eventTypeKey": "orderCreated", "keyValue": by_event, "params": [
+            {"name": "externalOrderId", "value": f"SG-{secrets.token_hex(3)}"},
+            {"name": "email", "value": by_event}, {"name": "totalCost", "value": 2000},
+            {"name": "currency", "value": "UAH"}]}), key=key)
+    assert r.status_code == 200, r.text
+
+    async def members() -> Any:
+        r = await replay(compat, "GET", f"/api/v1/group/{segment_id}/contacts",
+                         content_type=None, key=key)
+        found = {c["channels"][0]["value"] for c in r.json() if c["channels"]}
+        return found if found == {big, by_event} else None
+
+    assert await eventually(members) == {big, by_event}
+
+    async def small_processed() -> Any:
+        r = await replay(compat, "GET", "/api/v1/contacts", params={"email": small},
+                         content_type=None, key=key)
+        return r.json()
+
+    await eventually(small_processed)  # its event is processed: membership was decided
+    assert await members() == {big, by_event}

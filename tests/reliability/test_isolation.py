@@ -58,7 +58,7 @@ def _http_id(path: str, name: str, ids: dict[str, Any]) -> Any:
             "run_id": ids["run"], "contact_id": ids["contact"],
             "external_order_id": ids["order"], "key": ids["event_type"],
             "session_id": ids["session"], "segment_id": ids["segment"],
-            "account_id": ids["account"], "key_id": ids["key"],
+            "group_id": ids["group"], "account_id": ids["account"], "key_id": ids["key"],
             "name": "console.css"}[name]
 
 
@@ -120,7 +120,10 @@ async def _seed(s: Stack) -> dict[str, Any]:
         "firstName": CONTENT}]})
     bulk = (await post("/api/v1/contacts", {"contacts": [{
         "firstName": CONTENT, "channels": [{"type": "email",
-                                           "value": f"bulk{IDENT}@example.com"}]}]})).json()
+                                           "value": f"bulk{IDENT}@example.com"}]}],
+        "groupNames": [CONTENT]})).json()
+    groups = (await s.http.get("/api/v1/groups", headers=s.auth())).json()
+    (group,) = [g["id"] for g in groups if g["name"] == CONTENT and g["type"] == "Static"]
     await post("/api/v1/emails/unsubscribed/add", {"emails": [f"{CONTENT}@example.com"]})
     event = await post("/api/v2/event", {"eventTypeKey": IDENT, "keyValue": email,
                                          "params": [{"name": "email", "value": email},
@@ -154,7 +157,7 @@ async def _seed(s: Stack) -> dict[str, Any]:
             "order": IDENT, "run": sent["runId"], "event_type": IDENT, "external": IDENT,
             "email": email, "key_value": email, "account": s.account_id, "key": 1,
             "request": send["results"][0]["requestId"], "session": bulk["asyncSessionId"],
-            "segment": segment["id"]}
+            "segment": segment["id"], "group": group}
 
 
 _READS = ["/api/v1/messages/{template}", "/api/v1/workflows/{workflow}",
@@ -163,7 +166,7 @@ _READS = ["/api/v1/messages/{template}", "/api/v1/workflows/{workflow}",
           "/api/v1/messages", "/api/v1/fields", "/api/v1/event-types",
           "/api/v1/emails/unsubscribed", "/api/v1/workflow-messages",
           "/api/v1/segments/{segment}", "/api/v1/segments/{segment}/contacts",
-          "/api/v1/segments"]
+          "/api/v1/segments", "/api/v1/groups", "/api/v1/group/{group}/contacts"]
 
 
 async def _snapshot(s: Stack, ids: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +322,8 @@ def _rpc_id(method: MethodDescriptor, field: str, ids: dict[str, Any]) -> Any:
     return {"event_id": ids["event"], "contact_id": ids["contact"],
             "workflow_id": ids["workflow"], "run_id": ids["run"],
             "message_id": ids["template"], "account_id": ids["account"],
-            "key_id": ids["key"], "before_id": 0, "segment_id": ids["segment"]}[field]
+            "key_id": ids["key"], "before_id": 0, "segment_id": ids["segment"],
+            "group_id": ids["group"]}[field]
 
 
 _STRINGS = {"event_type_key": "event_type", "key_value": "key_value", "email": "email",

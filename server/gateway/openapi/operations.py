@@ -236,12 +236,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/segments/{segment_id}/count"): api(
         "How many members a segment has", "segments", _ok(ref("SegmentCount")),
         params=[_segment_id]),
-    ("GET", "/api/v1/groups"): api("eSputnik's group list, over segments", "segments",
-                                   _ok(array(ref("Group")))),
-    ("GET", "/api/v1/group/{segment_id}/contacts"): api(
-        "eSputnik's group members, over a segment", "segments",
-        _ok(array(ref("GroupMember")), headers=_TOTAL),
-        params=[path_id("segment_id", "group (segment)"), *_PAGE_QUERY]),
+    ("GET", "/api/v1/groups"): api(
+        "eSputnik's groups: static groups (type Static) and segments (type Dynamic)",
+        "contacts", _ok(array(ref("Group")))),
+    ("GET", "/api/v1/group/{group_id}/contacts"): api(
+        "A group's contacts in eSputnik's contact shape (full=true: the whole record)",
+        "contacts", _ok(array(ref("StoredContact")), headers=_TOTAL),
+        params=[path_id("group_id", "group (static group or segment)"), *_PAGE_QUERY, _FULL]),
     # contacts and fields
     ("GET", "/api/v1/fields"): api("List additional fields", "contacts",
                                    _ok(array(ref("Field")))),

@@ -131,7 +131,6 @@ COMPONENTS: dict[str, Schema] = {
     "SegmentMember": obj({"id": INTEGER, "email": STRING_OR_NULL, "enteredAt": TIME_OR_NULL}),
     "SegmentCount": obj({"count": INTEGER, "status": {"enum": ["building", "ready"]}}),
     "Group": obj({"id": INTEGER, "name": STRING, "type": STRING}),
-    "GroupMember": obj({"id": INTEGER, "email": STRING_OR_NULL}),
     "FieldInput": obj(optional={"name": STRING, "type": STRING, "allowedValues": array(ANY),
                                 "min": ANY, "max": ANY, "required": BOOLEAN},
                       description="docs/contacts.md, additional fields"),
