@@ -55,8 +55,10 @@ async def install(ctx: dict[str, Any]) -> None:
     settings = ctx["settings"]
     smtp = SmtpConfig.from_url(settings.smtp_url) if settings.smtp_url else None
     # The workflow engine's render pool: one set of render processes per worker.
+    # And its kept SMTP connections.
     ctx["messaging_deps"] = MessagingDeps(engine=ctx["engine"], smtp=smtp,
-                                          renderer=ctx["workflow_deps"].renderer)
+                                          renderer=ctx["workflow_deps"].renderer,
+                                          pool=ctx["workflow_deps"].mail)
     ctx["message_sweeper"] = asyncio.create_task(_sweep_forever(ctx), name="message-sweeper")
 
 

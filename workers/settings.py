@@ -1,9 +1,10 @@
 """arq worker settings built from the one Settings object; dependencies go into ctx.
 
-Events do not travel as arq jobs: the worker's event pump (``workers.events``) takes
-woken accounts and processes their events in batches. arq carries the workflow steps and
-API messages, each job with a timeout sized to what it does (a job of a killed worker is
-taken again once arq's in-progress mark, timeout + 10 s, expires).
+Events and workflow steps do not travel as arq jobs: the worker's event pump
+(``workers.events``) takes woken accounts and processes their events in batches, its step
+pump (``workers.steps``) claims due steps in batches. arq carries the API messages, each
+job with a timeout sized to what it does (a job of a killed worker is taken again once
+arq's in-progress mark, timeout + 10 s, expires).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from server.app import redis_settings
 from server.config import Settings
 from server.db.engine import create_engine
 
-# Longest a job may run: a step renders (2 s limit), talks SMTP or posts a webhook (10 s
-# client timeout) and commits; far less than arq's default of 300 s.
+# Longest a job may run: a message renders (2 s limit), talks SMTP (its timeout) and
+# commits; far less than arq's default of 300 s.
 JOB_TIMEOUT = 30
 
 
@@ -30,16 +31,21 @@ def worker_name() -> str:
 def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
                  extra_functions: list[Any] | None = None,
                  processors: list[Any] | None = None, drainers: int | None = None,
-                 batch_size: int | None = None, **kwargs: Any) -> Worker:
+                 batch_size: int | None = None, step_batch_size: int | None = None,
+                 **kwargs: Any) -> Worker:
     """A worker for this deployment's queue; ``on_startup`` opens the engine and starts the
     event pump. ``processors``: one-event processors (``server.processing.batch.Processor``)
-    run in every batch after contacts and orders."""
+    run in every batch after contacts and orders; ``batch_size`` events per batch,
+    ``step_batch_size`` workflow steps per claim."""
     assert settings.redis_url, "resolve REDIS_URL before building a worker"
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["engine"] = create_engine(settings)
+        ctx["worker_name"] = worker_name()
         ctx["processors"] = list(processors or [])
+        if step_batch_size:
+            ctx["step_batch_size"] = step_batch_size
         from workers.plugins import install
 
         await install(ctx)
@@ -48,7 +54,7 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
 
         pump = EventPump(settings=settings, engine=ctx["engine"],
                          processors=ctx["batch_processors"], ctx=ctx,
-                         worker=ctx.get("worker_name") or worker_name(),
+                         worker=ctx["worker_name"],
                          drainers=drainers or DRAINERS,
                          batch_size=batch_size or BATCH_SIZE)
         ctx["event_pump"] = pump

@@ -53,6 +53,7 @@ __all__ = [
     "ContactSearch",
     "delete_contact",
     "find_contact_id",
+    "find_contact_ids",
     "get_contact",
     "get_contacts",
     "link_contact",
@@ -203,6 +204,19 @@ async def get_contacts(conn: AsyncConnection, *, account_id: int, contact_ids: S
         return []
     ids = sorted(set(contact_ids))
     return await _load(conn, account_id=account_id, where=_c.c.id.in_(ids), limit=len(ids))
+
+
+async def find_contact_ids(
+    conn: AsyncConnection, *, account_id: int, identifiers: Sequence[Identifiers]
+) -> list[int | None]:
+    """``find_contact_id`` for many sets of identifiers in one query, in their order."""
+    owners = owners_index(await load_identities(conn, account_id=account_id,
+                                                identifiers=identifiers))
+    out: list[int | None] = []
+    for ids in identifiers:
+        found = find_owner(ids, owners)
+        out.append(None if found is None else found[1].contact_id)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -109,6 +109,12 @@ def normalise_email(value: object) -> str | None:
     text = read_text(value, max_chars=320)
     if text is None:
         return None
+    return _normalised_email(text)
+
+
+# The workers read the same addresses in event after event (a contact's every event).
+@functools.lru_cache(maxsize=16384)
+def _normalised_email(text: str) -> str:
     try:
         result = validate_email(text, check_deliverability=False)
     except ValueError as error:  # EmailNotValidError, and any codec error under it

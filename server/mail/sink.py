@@ -24,6 +24,8 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+    # The client's (address, port): letters of one connection share it.
+    peer: tuple[str, int] | None = None
 
 
 class _Handler:
@@ -33,8 +35,10 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8")
+        peer = session.peer if isinstance(session.peer, tuple) else None
         self._sink.store(mail_from=str(envelope.mail_from),
-                         rcpt_tos=tuple(envelope.rcpt_tos), data=data)
+                         rcpt_tos=tuple(envelope.rcpt_tos), data=data,
+                         peer=(str(peer[0]), int(peer[1])) if peer else None)
         return "250 OK stored"
 
 
@@ -54,10 +58,12 @@ class MailSink:
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
-    def store(self, *, mail_from: str, rcpt_tos: tuple[str, ...], data: bytes) -> None:
+    def store(self, *, mail_from: str, rcpt_tos: tuple[str, ...], data: bytes,
+              peer: tuple[str, int] | None = None) -> None:
         message = message_from_bytes(data, policy=policy.default)
         assert isinstance(message, EmailMessage)
-        self.received.append(Received(mail_from=mail_from, rcpt_tos=rcpt_tos, message=message))
+        self.received.append(Received(mail_from=mail_from, rcpt_tos=rcpt_tos, message=message,
+                                      peer=peer))
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter):05d}.eml"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from server.mail import MailDeferred, MailRejected, SmtpConfig, compose, send_letter
+from server.mail import MailDeferred, MailRejected, SmtpConfig, send_letter
 from server.mail.compose import Letter
+from server.mail.pool import SmtpPool
 
 __all__ = ["DeliveryLog", "Outcome", "deliver_letter"]
 
@@ -30,16 +31,20 @@ class DeliveryLog(Protocol):
     async def close(self, *, status: str, reason: str | None = None) -> None: ...
 
 
-async def deliver_letter(*, log: DeliveryLog, smtp: SmtpConfig | None, letter: Letter
-                         ) -> tuple[str, str | None]:
-    """``("sent", None)`` or ``("failed", reason)``; raises ``MailDeferred`` to retry."""
+async def deliver_letter(*, log: DeliveryLog, smtp: SmtpConfig | None, letter: Letter,
+                         pool: SmtpPool | None = None) -> tuple[str, str | None]:
+    """``("sent", None)`` or ``("failed", reason)``; raises ``MailDeferred`` to retry.
+    With ``pool`` the letter goes over one of its kept connections."""
     earlier = await log.open()
     if earlier is not None:
         return earlier
     if smtp is None:
         raise MailDeferred("EVENTFLOW_SMTP_URL is not set: no SMTP server to send through")
     try:
-        await send_letter(config=smtp, message=compose(letter))
+        if pool is not None:
+            await pool.send(config=smtp, letter=letter)
+        else:
+            await send_letter(config=smtp, letter=letter)
     except MailRejected as exc:
         await log.close(status="failed", reason=exc.reason)
         return "failed", exc.reason

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.errors import NotFound
 from server.mail import MailDeferred, SmtpConfig
 from server.mail.compose import Letter
+from server.mail.pool import SmtpPool
 from server.messaging.delivery import deliver_letter
 from server.messaging.letters import render_letter
 from server.messaging.store import MessageLog, StoredMessage, load_message
@@ -29,6 +30,8 @@ class MessagingDeps:
     engine: AsyncEngine
     smtp: SmtpConfig | None
     renderer: RenderPool
+    # Kept SMTP connections (else one connection per letter).
+    pool: SmtpPool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,8 @@ async def send_message(deps: MessagingDeps, *, message_id: int, final_try: bool)
         await log.close(status="failed", reason=why)
         return SendResult("failed", why)
     try:
-        status, reason = await deliver_letter(log=log, smtp=deps.smtp, letter=letter)
+        status, reason = await deliver_letter(log=log, smtp=deps.smtp, letter=letter,
+                                              pool=deps.pool)
     except MailDeferred as exc:
         if not final_try:
             return SendResult("retry", exc.reason)

@@ -19,6 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
@@ -42,6 +43,22 @@ class RenderPart:
     text: str
     max_output: int = DEFAULT_MAX_OUTPUT
     timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """One ``render`` call of a batch (``RenderPool.render_many``)."""
+
+    parts: Sequence[RenderPart]
+    context: Mapping[str, object]
+    account_id: int
+
+
+class Renderer(Protocol):
+    """What renders a template's parts: a ``RenderPool``, or a batch's collector of calls."""
+
+    async def render(self, parts: Sequence[RenderPart], context: Mapping[str, object], *,
+                     account_id: int) -> list[str]: ...
 
 
 class _Child:
@@ -103,6 +120,11 @@ class RenderPool:
         job: dict[str, object] = {"parts": [(p.text, p.max_output, p.timeout) for p in parts],
                "context": dict(context)}
         allowance = sum(p.timeout for p in parts) + GRACE
+        return _result(await self._ask(job, allowance, account_id))
+
+    async def _ask(self, job: dict[str, object], allowance: float, account_id: int
+                   ) -> dict[str, object]:
+        """One round trip to an idle child (started if none), killed past ``allowance``."""
         async with self._account_turn(account_id), self._slots:
             child = self._idle.pop() if self._idle else await _Child.start(self._memory)
             try:
@@ -122,7 +144,50 @@ class RenderPool:
                 await child.kill()
             else:
                 self._idle.append(child)
-        return _result(reply)
+        return reply
+
+    async def render_many(self, jobs: Sequence[RenderJob]) -> list[list[str] | TemplateError]:
+        """Each job's texts, or the ``TemplateError`` it failed with, in order. An account's
+        jobs go to at most ``per_account`` children, a share each in one round trip; a
+        share whose child is killed (over its time or memory) is rendered again job by
+        job, so only the job at fault fails."""
+        out: list[list[str] | TemplateError] = [[] for _ in jobs]
+        by_account: dict[int, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_account.setdefault(job.account_id, []).append(i)
+        shares: list[tuple[int, list[int]]] = []
+        for account_id, indexes in by_account.items():
+            n = min(len(indexes), self._per_account)
+            shares += [(account_id, indexes[k::n]) for k in range(n)]
+        await asyncio.gather(*(self._render_share(account_id, [jobs[i] for i in indexes],
+                                                  indexes, out)
+                               for account_id, indexes in shares))
+        return out
+
+    async def _render_share(self, account_id: int, jobs: list[RenderJob], indexes: list[int],
+                            out: list[list[str] | TemplateError]) -> None:
+        if len(jobs) > 1:
+            payload: dict[str, object] = {"jobs": [
+                {"parts": [(p.text, p.max_output, p.timeout) for p in job.parts],
+                 "context": dict(job.context)} for job in jobs]}
+            allowance = sum(p.timeout for job in jobs for p in job.parts) + GRACE
+            try:
+                reply = await self._ask(payload, allowance, account_id)
+            except RenderLimitExceeded:
+                reply = {}
+            replies = reply.get("replies")
+            if isinstance(replies, list) and len(replies) == len(jobs):
+                for i, one in zip(indexes, replies, strict=True):
+                    try:
+                        out[i] = _result(one)
+                    except TemplateError as exc:
+                        out[i] = exc
+                return
+        for i, job in zip(indexes, jobs, strict=True):  # one by one: find the job at fault
+            try:
+                out[i] = await self.render(job.parts, job.context, account_id=account_id)
+            except TemplateError as exc:
+                out[i] = exc
 
     @contextlib.asynccontextmanager
     async def _account_turn(self, account_id: int) -> AsyncIterator[None]:

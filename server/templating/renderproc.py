@@ -45,7 +45,10 @@ def error_reply(exc: TemplateError) -> dict[str, Any]:
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Renders every part of ``job`` against its context; the first failure answers."""
+    """Renders every part of ``job`` against its context; the first failure answers.
+    A job of ``jobs`` (``RenderPool.render_many``) answers ``replies``, one per job."""
+    if "jobs" in job:
+        return {"replies": [run_job(one) for one in job["jobs"]]}
     out: list[str] = []
     try:
         for text, max_output, timeout in job["parts"]:

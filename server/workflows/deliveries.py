@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.db.dialect import on_conflict_insert
@@ -77,3 +77,60 @@ async def fail_queued(conn: AsyncConnection, *, run_id: int, seq: int, reason: s
     await conn.execute(update(_msgs).where(and_(
         _msgs.c.run_id == run_id, _msgs.c.seq == seq, _msgs.c.status == "queued"))
         .values(status="failed", reason=reason, updated_at=utcnow()))
+
+
+# The batch forms: the records of a batch's external steps, opened in one transaction
+# before the sends and closed in one after them.
+
+async def open_deliveries(engine: AsyncEngine, planned: list[tuple[RunView, Planned]]
+                          ) -> list[Delivery | None]:
+    """``open_delivery`` for many steps (one each) in one transaction, in order."""
+    if not planned:
+        return []
+    now = utcnow()
+    async with engine.begin() as conn:
+        found = {(int(r.run_id), int(r.seq)): (r.status, r.reason) for r in (
+            await conn.execute(select(_msgs.c.run_id, _msgs.c.seq, _msgs.c.status,
+                                      _msgs.c.reason)
+                               .where(_msgs.c.run_id.in_(sorted({v.run_id for v, _p in planned}))))
+        ).all()}
+        new = [{"account_id": run.account_id, "workflow_id": run.workflow_id,
+                "run_id": run.run_id, "seq": run.seq, "block_id": plan.block_id,
+                "contact_id": plan.contact_id, "channel": plan.channel,
+                "recipient": plan.recipient, "subject": plan.subject,
+                "message_id": plan.key, "status": "failed" if plan.refused else "queued",
+                "reason": plan.refused, "attempts": 0, "created_at": now, "updated_at": now,
+                "body_html": plan.html, "body_text": plan.text}
+               for run, plan in planned if (run.run_id, run.seq) not in found]
+        if new:
+            await conn.execute(on_conflict_insert(conn, _msgs)
+                               .on_conflict_do_nothing(index_elements=["run_id", "seq"]), new)
+    out: list[Delivery | None] = []
+    for run, plan in planned:
+        earlier = found.get((run.run_id, run.seq))
+        if earlier is not None and earlier[0] in ("sent", "failed"):
+            out.append(Delivery(earlier[0], earlier[1]))
+        elif plan.refused:
+            out.append(Delivery("failed", plan.refused))
+        else:
+            out.append(None)
+    return out
+
+
+_close = update(_msgs).where(and_(_msgs.c.run_id == bindparam("b_run"),
+                                  _msgs.c.seq == bindparam("b_seq"))).values(
+    status=bindparam("b_status"), reason=bindparam("b_reason"), updated_at=bindparam("b_now"),
+    attempts=_msgs.c.attempts + 1,
+    sent_at=case((bindparam("b_status") == "sent", bindparam("b_now")), else_=_msgs.c.sent_at))
+
+
+async def close_deliveries(engine: AsyncEngine,
+                           closed: list[tuple[RunView, str, str | None]]) -> None:
+    """``close_delivery`` for many steps, (run, status, reason) each, in one transaction."""
+    if not closed:
+        return
+    now = utcnow()
+    async with engine.begin() as conn:
+        await conn.execute(_close, [{"b_run": run.run_id, "b_seq": run.seq, "b_status": status,
+                                     "b_reason": reason, "b_now": now}
+                                    for run, status, reason in closed])

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from server.db.dialect import BIGINT_PK
@@ -72,6 +81,13 @@ class WorkflowRunRow(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The worker whose step pump holds the due step, until when (renewed while it runs;
+    # server.workflows.claims); NULL when nobody does.
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Tries of the current step that asked to be retried later (back to 0 when it moves on).
+    tries: int = Field(default=0, sa_column=Column(Integer, nullable=False,
+                                                   server_default=text("0")))
 
 
 class WorkflowStepRow(SQLModel, table=True):

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.dialect import lock_rows
@@ -40,6 +40,8 @@ class RunRow:
     step_seq: int
     trigger: dict[str, Any]
     started_at: datetime
+    # Tries of this step so far that asked to be retried later.
+    tries: int = 0
 
     def view(self) -> RunView:
         params = {p["name"]: p.get("value") for p in self.trigger.get("params", [])}
@@ -50,13 +52,14 @@ class RunRow:
                        seq=self.step_seq)
 
 
-def _row(r: Any) -> RunRow:
+def row_of(r: Any) -> RunRow:
+    """A ``workflow_runs`` row as a ``RunRow``."""
     return RunRow(id=int(r.id), account_id=int(r.account_id), workflow_id=int(r.workflow_id),
                   version=int(r.version), event_id=int(r.event_id),
                   contact_id=None if r.contact_id is None else int(r.contact_id),
                   key_value=r.key_value, status=r.status, current_block=r.current_block,
                   step_seq=int(r.step_seq), trigger=orjson.loads(r.trigger),
-                  started_at=as_utc(r.started_at))
+                  started_at=as_utc(r.started_at), tries=int(r.tries or 0))
 
 
 async def load_run(conn: AsyncConnection, run_id: int, *, lock: bool = False) -> RunRow | None:
@@ -66,29 +69,65 @@ async def load_run(conn: AsyncConnection, run_id: int, *, lock: bool = False) ->
         r = (await lock_rows(conn, query, table=_runs, where=_runs.c.id == run_id)).first()
     else:
         r = (await conn.execute(query)).first()
-    return None if r is None else _row(r)
+    return None if r is None else row_of(r)
 
 
-async def record_step(conn: AsyncConnection, run: RunRow, *, block: dict[str, Any],
-                      outcome: StepOutcome, worker: str) -> str:
-    """Insert the step and move the run on; returns the run's new status."""
-    now = utcnow()
-    await conn.execute(insert(_steps).values(
-        account_id=run.account_id, run_id=run.id, seq=run.step_seq, block_id=block["id"],
-        block_type=block["type"], status=outcome.status, outcome=outcome.next,
-        detail=orjson.dumps(outcome.detail).decode(), worker=worker, finished_at=now))
+def _status_after(outcome: StepOutcome) -> tuple[str, str | None]:
     if outcome.status == "failed":
-        status, error = "failed", str(outcome.detail.get("reason", "the step failed"))
-    elif outcome.next is None:
-        status, error = "completed", None
-    else:
-        status, error = ("waiting" if outcome.wait_until else "running"), None
-    done = status in ("failed", "completed")
+        return "failed", str(outcome.detail.get("reason", "the step failed"))
+    if outcome.next is None:
+        return "completed", None
+    return ("waiting" if outcome.wait_until else "running"), None
+
+
+_advance = update(_runs).where(_runs.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), current_block=bindparam("b_block"),
+    step_seq=bindparam("b_seq"), due_at=bindparam("b_due"), error=bindparam("b_error"),
+    updated_at=bindparam("b_now"), finished_at=bindparam("b_finished"), claimed_by=None,
+    claimed_until=None, tries=0)
+
+
+async def record_steps(conn: AsyncConnection, done: list[tuple[RunRow, dict[str, Any],
+                                                             StepOutcome]], *, worker: str
+                       ) -> list[str]:
+    """Insert the steps and move their runs on (one statement each for all of them, inside
+    the caller's transaction, the runs locked by it); the runs' new statuses, in order."""
+    if not done:
+        return []
+    now = utcnow()
+    await conn.execute(insert(_steps), [{
+        "account_id": run.account_id, "run_id": run.id, "seq": run.step_seq,
+        "block_id": block["id"], "block_type": block["type"], "status": outcome.status,
+        "outcome": outcome.next, "detail": orjson.dumps(outcome.detail).decode(),
+        "worker": worker, "finished_at": now} for run, block, outcome in done])
+    statuses: list[str] = []
+    moves: list[dict[str, Any]] = []
+    for run, _block, outcome in done:
+        status, error = _status_after(outcome)
+        end = status in ("failed", "completed")
+        statuses.append(status)
+        moves.append({"b_id": run.id, "b_status": status,
+                      "b_block": None if end else outcome.next, "b_seq": run.step_seq + 1,
+                      "b_due": None if end else (outcome.wait_until or now),
+                      "b_error": error, "b_now": now, "b_finished": now if end else None})
+    await conn.execute(_advance, moves)
+    return statuses
+
+
+async def retry_later(conn: AsyncConnection, run: RunRow, *, due: datetime, reason: str
+                      ) -> None:
+    """The step asked to be tried again: at ``due``, one try more, claim let go."""
     await conn.execute(update(_runs).where(_runs.c.id == run.id).values(
-        status=status, current_block=None if done else outcome.next,
-        step_seq=run.step_seq + 1, due_at=None if done else (outcome.wait_until or now),
-        error=error, updated_at=now, finished_at=now if done else None))
-    return status
+        due_at=due, tries=_runs.c.tries + 1, error=reason[:2000], updated_at=utcnow(),
+        claimed_by=None, claimed_until=None))
+
+
+async def lock_runs(conn: AsyncConnection, run_ids: list[int]) -> dict[int, RunRow]:
+    """These runs, locked until the transaction ends (two workers cannot both advance one)."""
+    where = _runs.c.id.in_(run_ids)
+    rows = (await lock_rows(conn, select(_runs).where(where).order_by(_runs.c.id),
+                            table=_runs, where=where)).all()
+    return {int(r.id): row_of(r) for r in rows}
 
 
 async def stop_run(conn: AsyncConnection, run: RunRow, *, block_type: str, reason: str,
@@ -102,7 +141,7 @@ async def stop_run(conn: AsyncConnection, run: RunRow, *, block_type: str, reaso
         worker=worker, finished_at=now))
     await conn.execute(update(_runs).where(_runs.c.id == run.id).values(
         status="stopped", step_seq=run.step_seq + 1, due_at=None, error=reason,
-        updated_at=now, finished_at=now))
+        updated_at=now, finished_at=now, claimed_by=None, claimed_until=None))
 
 
 def _same_subject(run: RunRow) -> Any:
@@ -128,13 +167,43 @@ async def event_since(conn: AsyncConnection, run: RunRow, type_keys: tuple[str, 
     return None if found is None else int(found)
 
 
-async def due_runs(conn: AsyncConnection, *, before: datetime, limit: int = 500
-                   ) -> list[tuple[int, int, datetime | None]]:
-    """(run id, step seq, due) of active runs whose next step should have run by ``before``."""
-    rows = (await conn.execute(select(_runs.c.id, _runs.c.step_seq, _runs.c.due_at).where(and_(
-        _runs.c.status.in_(ACTIVE), _runs.c.due_at < before)).order_by(_runs.c.due_at)
-        .limit(limit))).all()
-    return [(int(r.id), int(r.step_seq), r.due_at) for r in rows]
+async def first_events_since(conn: AsyncConnection, wanted: list[tuple[RunRow, tuple[str, ...]]]
+                             ) -> dict[int, int]:
+    """``event_since`` for many runs: run id -> the first such event, for the runs that
+    have one (one query per account)."""
+    out: dict[int, int] = {}
+    by_account: dict[int, list[tuple[RunRow, tuple[str, ...]]]] = {}
+    for run, types in wanted:
+        if types:
+            by_account.setdefault(run.account_id, []).append((run, types))
+    for account_id, items in by_account.items():
+        contact_ids = sorted({r.contact_id for r, _t in items if r.contact_id is not None})
+        keys = sorted({r.key_value for r, _t in items})
+        subject: ColumnElement[bool] = _events.c.key_value.in_(keys)
+        if contact_ids:
+            subject = or_(_events.c.contact_id.in_(contact_ids), subject)
+        rows = (await conn.execute(
+            select(_events.c.id, _events.c.contact_id, _events.c.key_value, _types.c.key)
+            .join(_types, _types.c.id == _events.c.event_type_id)
+            .where(and_(_events.c.account_id == account_id,
+                        _types.c.key.in_(sorted({k for _r, t in items for k in t})),
+                        _events.c.id > min(r.event_id for r, _t in items),
+                        _events.c.is_past.is_(False), subject))
+            .order_by(_events.c.id))).all()
+        for run, types in items:
+            for e in rows:
+                if e.id > run.event_id and e.key in types and _is_same_subject(run, e):
+                    out[run.id] = int(e.id)
+                    break
+    return out
+
+
+def _is_same_subject(run: RunRow, event: Any) -> bool:
+    """``_same_subject`` in Python, for an event row read for several runs."""
+    if run.contact_id is None:
+        return bool(event.key_value == run.key_value)
+    return event.contact_id == run.contact_id or (
+        event.contact_id is None and event.key_value == run.key_value)
 
 
 # The batch forms: one query or statement for a whole batch of events.
@@ -169,7 +238,7 @@ async def waiting_runs_of(conn: AsyncConnection, *, account_id: int, contact_ids
     rows = (await conn.execute(select(_runs).where(and_(
         _runs.c.account_id == account_id, _runs.c.status == "waiting",
         _subjects(contact_ids, keys))).order_by(_runs.c.id))).all()
-    return [_row(r) for r in rows]
+    return [row_of(r) for r in rows]
 
 
 def is_subject(run: RunRow, *, contact_id: int | None, key_value: str) -> bool:

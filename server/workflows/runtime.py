@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import NotFound
 from server.mail.compose import Letter
-from server.templating.pool import RenderPool
+from server.templating.pool import Renderer
 from server.templating.store import get_template
 
 
@@ -93,8 +93,11 @@ async def stored_template(conn: AsyncConnection, *, account_id: int, template_id
 
 class BlockRuntime(Protocol):
     sender: str
-    # Message templates render here, away from the caller's event loop.
-    renderer: RenderPool
+
+    @property
+    def renderer(self) -> Renderer:
+        """Message templates render here, away from the caller's event loop."""
+        ...
 
     def now(self) -> datetime: ...
 

@@ -107,7 +107,7 @@ async def _statuses(s: Stack, expected: dict[str, int]) -> bool:
 
 
 async def test_two_workers_share_the_load(bare: Stack, sink: MailSink) -> None:
-    """Two worker processes on one queue both execute steps of one burst."""
+    """Two worker processes both execute steps of one burst (claimed 10 at a time)."""
     procs = [spawn_worker(bare), spawn_worker(bare)]
     try:
         emails = await _batch(bare, 120, "pair")

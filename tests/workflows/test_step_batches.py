@@ -1,0 +1,119 @@
+"""Workflow steps due together are executed in batches (docs/workers.md, "Steps"): a burst
+of letters is recorded together and leaves over a few kept SMTP connections, and a step
+that keeps failing is retried on its own while the rest of its batch goes on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.mail.sink import MailSink
+from tests.support import Stack
+from tests.workflows.conftest import (
+    create_template,
+    create_workflow,
+    eventually,
+    runs_of,
+    unique_key,
+)
+from tests.workflows.test_webhook import Receiver
+from tests.workflows.test_workers import _ids_by_recipient
+
+
+async def _post(s: Stack, tag: str, emails: list[str]) -> None:
+    async def one(i: int, email: str) -> None:
+        r = await s.post_event({"eventTypeKey": tag, "keyValue": email, "params": [
+            {"name": "email", "value": email}, {"name": "n", "value": i}]})
+        assert r.status_code == 200, r.text
+
+    await asyncio.gather(*(one(i, e) for i, e in enumerate(emails)))
+
+
+async def test_a_burst_of_letters_is_batched_over_kept_connections(
+        wf: Stack, sink: MailSink) -> None:
+    """60 letters due together: all sent once, over at most 4 SMTP connections (not one
+    each), their steps recorded by a few transactions (shared finish times)."""
+    tag = unique_key("burst").replace("-", "_")
+    tid = await create_template(wf, name=tag, subject="Hi $!data.get('n')",
+                                html="<p>Letter $!data.get('n')</p>", text="Letter")
+    wid = await create_workflow(wf, {"name": tag, "active": True,
+                                     "trigger": {"eventTypeKey": tag}, "start": "mail",
+                                     "blocks": [{"id": "mail", "type": "email",
+                                                 "templateId": tid}]})
+    emails = [f"{tag}-{i}@test.local" for i in range(60)]
+    await _post(wf, tag, emails)
+
+    async def all_completed() -> bool:
+        runs = await runs_of(wf, wid)
+        return len(runs) == 60 and all(r["status"] == "completed" for r in runs)
+
+    await eventually(all_completed, timeout=30)
+    seen = _ids_by_recipient(sink, emails)
+    assert set(seen) == set(emails) and all(len(ids) == 1 for ids in seen.values())
+    peers = {m.peer for m in sink.received if set(m.rcpt_tos) & set(emails)}
+    assert None not in peers and 1 <= len(peers) <= 4, peers
+    async with wf.engine.connect() as conn:
+        finished = (await conn.execute(text(
+            "SELECT count(DISTINCT s.finished_at) FROM workflow_steps s "
+            "JOIN workflow_runs r ON r.id = s.run_id WHERE r.workflow_id = :w"),
+            {"w": wid})).scalar_one()
+    assert finished < 30, f"{finished} step transactions for 60 letters: not batched"
+
+
+class Picky(Receiver):
+    """Answers 503 to the call for run ``n == bad`` until ``healed``, 204 to every other."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__(failures=0)
+        self.bad, self.healed = bad, False
+
+    async def hook(self, request: Request) -> Response:
+        body: Any = await request.json()
+        self.calls.append((dict(request.headers), body))
+        if body["params"].get("n") == self.bad and not self.healed:
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+
+async def test_a_failing_step_is_retried_alone_without_holding_its_batch(wf: Stack) -> None:
+    """20 webhook steps due together, one of them answered 503: the other 19 runs complete
+    while that one waits to retry (its error says why); once the endpoint heals it
+    completes too, every attempt with the same Idempotency-Key."""
+    receiver = Picky(bad=7)
+    server, task, url = await receiver.start()
+    try:
+        tag = unique_key("picky").replace("-", "_")
+        wid = await create_workflow(wf, {"name": tag, "active": True,
+                                         "trigger": {"eventTypeKey": tag}, "start": "call",
+                                         "blocks": [{"id": "call", "type": "webhook",
+                                                     "url": url}]})
+        emails = [f"{tag}-{i}@test.local" for i in range(20)]
+        await _post(wf, tag, emails)
+
+        async def others_done() -> Any:
+            runs = await runs_of(wf, wid)
+            done = [r for r in runs if r["status"] == "completed"]
+            waiting = [r for r in runs if r["status"] == "running"]
+            return len(done) == 19 and len(waiting) == 1 and waiting[0]
+
+        stuck = await eventually(others_done, timeout=30)
+        assert "503" in (stuck.get("error") or ""), stuck
+        bad_calls = [h for h, b in receiver.calls if b["params"].get("n") == 7]
+        assert bad_calls, "the failing step was never tried"
+        receiver.healed = True
+
+        async def all_done() -> bool:
+            runs = await runs_of(wf, wid)
+            return len(runs) == 20 and all(r["status"] == "completed" for r in runs)
+
+        await eventually(all_done, timeout=30)
+        keys = {h["idempotency-key"] for h, b in receiver.calls if b["params"].get("n") == 7}
+        assert len(keys) == 1 and len([1 for _h, b in receiver.calls
+                                       if b["params"].get("n") == 7]) >= 2
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,149 @@
+"""The step pump of a worker process: loops that claim due workflow steps in batches
+(``server.workflows.claims``) and execute them (``server.workflows.stepbatch``), and the
+heartbeat that keeps this process's claims alive while it works (docs/workers.md, "Steps").
+
+A loop with nothing to do waits for a wake-up on ``<prefix>steps:wake`` (pushed after an
+event batch starts runs, or by a loop that claimed a full batch and leaves the rest to
+others), for the next step to fall due, or ``POLL_SECONDS``, whichever comes first; so a
+dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.config import Settings
+from server.db.models import utcnow
+from server.ingest.dispatch import Dispatcher
+from server.workflows.claims import (
+    HEARTBEAT_SECONDS,
+    claim_due,
+    next_due,
+    renew_claims,
+    unclaimed_due,
+)
+from server.workflows.engine import EngineDeps
+from server.workflows.stepbatch import run_steps
+
+__all__ = ["STEP_BATCH", "StepPump", "wake_steps"]
+
+log = logging.getLogger(__name__)
+STEP_BATCH = 200
+LOOPS = 2
+POLL_SECONDS = 0.5
+
+
+def steps_wake_key(settings: Settings) -> str:
+    return f"{settings.redis_prefix}steps:wake"
+
+
+async def wake_steps(redis: Any, settings: Settings) -> None:
+    """Tell the step pumps that steps are due now (a hint: they poll anyway)."""
+    key = steps_wake_key(settings)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(key, "1")
+        pipe.ltrim(key, 0, 15)
+        await pipe.execute()
+
+
+class StepPump:
+    def __init__(self, *, deps: EngineDeps, settings: Settings, redis: Any, owner: str,
+                 loops: int = LOOPS, batch_size: int = STEP_BATCH) -> None:
+        assert settings.redis_url
+        self._deps, self._settings, self._redis = deps, settings, redis
+        self._owner = owner
+        self._loops = loops
+        self._batch = batch_size
+        self._key = steps_wake_key(settings)
+        self._held: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for n in range(self._loops):
+            self._tasks.append(asyncio.create_task(self._loop_forever(), name=f"steps-{n}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="steps-heartbeat"))
+
+    async def stop(self) -> None:
+        """Stop claiming; a batch in flight is cancelled (its claims lapse; another worker
+        runs its steps again)."""
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due steps and execute it; how many steps were claimed."""
+        claimed = await claim_due(self._deps.engine, owner=self._owner, limit=self._batch)
+        if not claimed:
+            return 0
+        if len(claimed) == self._batch:
+            await self._wake_others()
+        ids = {r.id for r in claimed}
+        self._held |= ids
+        try:
+            done = await run_steps(self._deps, claimed)
+        finally:
+            self._held -= ids
+        if done.launched:
+            await Dispatcher(self._redis, self._deps.engine, settings=self._settings).enqueue(
+                done.launched)
+        return len(claimed)
+
+    async def _loop_forever(self) -> None:
+        assert self._settings.redis_url
+        blocking = aioredis.Redis.from_url(self._settings.redis_url, socket_timeout=10,
+                                           socket_connect_timeout=2)
+        try:
+            while True:
+                try:
+                    if await self._due() and await self.run_once():
+                        continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("a batch of workflow steps failed; its steps are claimed "
+                                  "again when their claims lapse")
+                    await asyncio.sleep(1)
+                await self._wait(blocking)
+        finally:
+            await blocking.aclose()
+
+    async def _due(self) -> bool:
+        async with self._deps.engine.connect() as conn:
+            return await unclaimed_due(conn)
+
+    async def _wait(self, blocking: Any) -> None:
+        timeout = POLL_SECONDS
+        with contextlib.suppress(Exception):
+            async with self._deps.engine.connect() as conn:
+                due = await next_due(conn)
+            if due is not None:
+                timeout = min(timeout, max(0.01, (due - utcnow()).total_seconds()))
+        try:
+            await blocking.blpop([self._key], timeout=timeout)
+        except (RedisError, OSError) as exc:
+            log.warning("waiting for a step wake-up failed (%s); polling", exc)
+            await asyncio.sleep(timeout)
+
+    async def _wake_others(self) -> None:
+        try:
+            await wake_steps(self._redis, self._settings)
+        except (RedisError, OSError) as exc:
+            log.warning("waking the other step pumps failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if not self._held:
+                continue
+            try:
+                await renew_claims(self._deps.engine, owner=self._owner,
+                                   run_ids=sorted(self._held))
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("renewing the step claims failed: %s", exc)
