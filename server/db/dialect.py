@@ -27,7 +27,9 @@ from sqlalchemy import (
     Select,
     Table,
     TextClause,
+    func,
     make_url,
+    select,
     text,
 )
 from sqlalchemy import exc as sa_exc
@@ -279,6 +281,24 @@ async def lock_rows(conn: AsyncConnection, query: Select[Any], *, table: Table,
     if first is not None:
         await conn.execute(first)
     return await conn.execute(backend.for_update(query, of=of))
+
+
+async def insert_ids(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
+                     ) -> list[int]:
+    """Insert ``rows`` (same keys each) inside the caller's transaction; their new ids, in
+    row order. On SQLite the caller must already hold the write lock (it wrote earlier in
+    the transaction): the rows then take the ids after the largest, one statement stepping
+    every row (SQLAlchemy's RETURNING in row order falls back to one statement per row
+    there, each a round trip to the driver's thread)."""
+    if not rows:
+        return []
+    if backend_of(conn).single_writer:
+        top = int((await conn.execute(select(func.max(table.c.id)))).scalar() or 0)
+        await conn.execute(table.insert(), list(rows))
+        return list(range(top + 1, top + 1 + len(rows)))
+    result = await conn.execute(
+        table.insert().returning(table.c.id, sort_by_parameter_order=True), list(rows))
+    return [int(r[0]) for r in result.all()]
 
 
 async def serialise(conn: AsyncConnection, a: int, b: int) -> None:

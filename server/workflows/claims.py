@@ -69,8 +69,11 @@ async def renew_claims(engine: AsyncEngine, *, owner: str, run_ids: list[int],
     """Extend this owner's claims on these runs; how many it still held."""
     if not run_ids:
         return 0
+    # Rows a step transaction holds are skipped, not waited for (it is recording them and
+    # clears their claims; waiting could close a lock cycle with it on PostgreSQL).
+    mine = (select(_runs.c.id).where(and_(_runs.c.id.in_(run_ids), _runs.c.claimed_by == owner))
+            .with_for_update(skip_locked=True))
     async with engine.begin() as conn:
-        result = await conn.execute(update(_runs).where(and_(
-            _runs.c.id.in_(run_ids), _runs.c.claimed_by == owner))
-            .values(claimed_until=utcnow() + timedelta(seconds=seconds)))
+        result = await conn.execute(update(_runs).where(_runs.c.id.in_(mine.scalar_subquery()))
+                                    .values(claimed_until=utcnow() + timedelta(seconds=seconds)))
     return int(result.rowcount)

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.dialect import lock_rows
+from server.db.dialect import insert_ids, lock_rows
 from server.db.models import Event, EventType, as_utc, table_of, utcnow
 from server.workflows.models import WorkflowRunRow, WorkflowStepRow
 from server.workflows.policy import PriorRun
@@ -122,12 +122,14 @@ async def retry_later(conn: AsyncConnection, run: RunRow, *, due: datetime, reas
         claimed_by=None, claimed_until=None))
 
 
-async def lock_runs(conn: AsyncConnection, run_ids: list[int]) -> dict[int, RunRow]:
-    """These runs, locked until the transaction ends (two workers cannot both advance one)."""
+async def lock_runs(conn: AsyncConnection, run_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Lock these runs until the transaction ends (two workers cannot both advance one);
+    each one's (step seq, status) now."""
     where = _runs.c.id.in_(run_ids)
-    rows = (await lock_rows(conn, select(_runs).where(where).order_by(_runs.c.id),
+    rows = (await lock_rows(conn, select(_runs.c.id, _runs.c.step_seq, _runs.c.status)
+                            .where(where).order_by(_runs.c.id),
                             table=_runs, where=where)).all()
-    return {int(r.id): row_of(r) for r in rows}
+    return {int(r.id): (int(r.step_seq), str(r.status)) for r in rows}
 
 
 async def stop_run(conn: AsyncConnection, run: RunRow, *, block_type: str, reason: str,
@@ -219,9 +221,7 @@ async def insert_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list
                "key_value": r["key_value"], "status": "running", "current_block": r["start"],
                "step_seq": 1, "due_at": now, "trigger": orjson.dumps(r["trigger"]).decode(),
                "started_at": now, "updated_at": now} for r in rows]
-    result = await conn.execute(insert(_runs).returning(_runs.c.id, sort_by_parameter_order=True),
-                                values)
-    return [int(r[0]) for r in result.all()]
+    return await insert_ids(conn, _runs, values)
 
 
 def _subjects(contact_ids: set[int], keys: set[str]) -> Any:

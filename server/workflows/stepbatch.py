@@ -144,9 +144,10 @@ async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
     async with deps.engine.begin() as conn:
         locked = await runs.lock_runs(conn, [s.run.id for s in steps])
         for step in steps:
-            run = locked.get(step.run.id)
-            if run is None or run.step_seq != step.run.step_seq or run.status not in runs.ACTIVE:
-                out.stale += 1
+            run = step.run
+            at = locked.get(run.id)  # (step seq, status) now
+            if at is None or at[0] != run.step_seq or at[1] not in runs.ACTIVE:
+                out.stale += 1  # another worker moved it on (its claim had lapsed)
                 continue
             if step.stop_event is not None:
                 await runs.stop_run(conn, run, block_type=step.block["type"],
