@@ -1,9 +1,11 @@
 """The worker's part in segments: membership after each processed event (the one call
-of ``server.segments.membership.apply``) and the segment loop (due re-evaluations and
-full recounts, ``server.segments.loop``)."""
+of ``server.segments.membership.apply``), the runs its changes start (workflows on
+"entered" / "left", ``server.workflows.segment_runs``) and the segment loop (due
+re-evaluations and full recounts, ``server.segments.loop``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import Event, table_of, utcnow
 from server.segments.loop import SegmentLoop
-from server.segments.membership import apply
+from server.segments.membership import Change, apply
+from server.workflows.segment_runs import start_segment_runs
 
 _events = table_of(Event)
 
@@ -22,6 +25,24 @@ class _Linked:
     id: int
     event_type_key: str
     contact_id: int | None
+
+
+class WorkflowTriggers:
+    """``server.segments.loop.Triggers`` over the workflow engine: runs started in the
+    changes' transaction, their first steps enqueued after it commits."""
+
+    def __init__(self, ctx: dict[str, Any]) -> None:
+        self._ctx = ctx
+
+    async def start(self, conn: AsyncConnection, account_id: int,
+                    changes: Sequence[Change]) -> list[int]:
+        return await start_segment_runs(conn, account_id=account_id, changes=changes,
+                                        worker=str(self._ctx.get("worker_name", "")))
+
+    async def enqueue(self, started: list[int]) -> None:
+        from workers.workflows import enqueue_first_steps
+
+        await enqueue_first_steps(self._ctx, started)
 
 
 async def segment_membership(conn: AsyncConnection, event: Any, ctx: dict[str, Any]) -> None:
@@ -35,18 +56,29 @@ async def segment_membership(conn: AsyncConnection, event: Any, ctx: dict[str, A
 
 async def segment_batch(conn: AsyncConnection, batch: Any, ctx: dict[str, Any]) -> None:
     """A batch processor (``server.processing.batch``): the batch's contacts re-evaluated
-    in the batch's transaction, the one call of ``apply``."""
-    await apply(conn, batch.account_id,
-                [_Linked(e.id, e.event_type_key, batch.contacts.get(e.id, e.contact_id))
-                 for e in batch.events], utcnow())
+    in the batch's transaction, the one call of ``apply``; the runs its changes start
+    begin after the batch commits."""
+    changes = await apply(conn, batch.account_id,
+                          [_Linked(e.id, e.event_type_key, batch.contacts.get(e.id, e.contact_id))
+                           for e in batch.events], utcnow())
+    if not changes:
+        return
+    triggers: WorkflowTriggers = ctx["segment_triggers"]
+    started = await triggers.start(conn, batch.account_id, changes)
+    if started:
+        async def after_commit() -> None:
+            await triggers.enqueue(started)
+
+        batch.post_commit.append(after_commit)
 
 
 async def install(ctx: dict[str, Any]) -> None:
+    ctx["segment_triggers"] = triggers = WorkflowTriggers(ctx)
     if "batch_processors" in ctx:
         ctx["batch_processors"].append(segment_batch)
     else:
         ctx.setdefault("processors", []).append(segment_membership)
-    loop = SegmentLoop(ctx["engine"])
+    loop = SegmentLoop(ctx["engine"], triggers=triggers)
     loop.start()
     ctx["segment_loop"] = loop
 

@@ -20,6 +20,7 @@ from server.ingest.accept import Acceptance, ParamRules
 from server.templating.pool import RenderPool
 from server.workflows import queries, store
 from server.workflows.runtime import stored_template
+from server.workflows.segments import in_segment
 from server.workflows.simulator import simulate
 from server.workflows.store import StoredWorkflow
 
@@ -123,10 +124,15 @@ class WorkflowService(workflows_pb2_grpc.WorkflowServiceServicer):
             async with self._engine.connect() as conn:
                 return bool(await unsubscribed_among(conn, account_id=account, emails=[email]))
 
+        async def member(segment_id: int, contact_id: int) -> bool:
+            async with self._engine.connect() as conn:
+                return await in_segment(conn, account_id=account, segment_id=segment_id,
+                                        contact_id=contact_id)
+
         result = await simulate(definition=definition, events=events, contacts=contacts,
                                 templates=templates, renderer=self._renderer,
                                 sender=self._settings.mail_from, account_id=account,
-                                acceptance=self._acceptance, listed=listed)
+                                acceptance=self._acceptance, listed=listed, member=member)
         return workflows_pb2.SimulateWorkflowResponse(result_json=orjson.dumps(result).decode())
 
     async def ListRuns(self, request: Any, context: Any) -> Any:

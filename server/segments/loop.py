@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, tuple_, update
@@ -21,19 +23,31 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.contacts.tables import CONTACTS
 from server.db.dialect import lock_rows
 from server.db.models import utcnow
-from server.segments.membership import Cause, reevaluate
+from server.segments.membership import Cause, Change, reevaluate
 from server.segments.store import Segment, account_segments, segment_from_row
 from server.segments.tables import SEGMENT_DUE, SEGMENT_MEMBERS, SEGMENTS
 
-__all__ = ["DUE_BATCH", "RECOUNT_CHUNK", "SegmentLoop", "recount_step", "run_due"]
+__all__ = ["DUE_BATCH", "RECOUNT_CHUNK", "SegmentLoop", "Triggers", "recount_step", "run_due"]
 
 log = logging.getLogger(__name__)
 DUE_BATCH = 500
 RECOUNT_CHUNK = 500
 
 
-async def run_due(engine: AsyncEngine, *, now: datetime, limit: int = DUE_BATCH) -> int:
+class Triggers(Protocol):
+    """What membership changes start (workflows on "entered" / "left"): ``start`` in the
+    changes' transaction, ``enqueue`` what it started once that transaction committed."""
+
+    async def start(self, conn: AsyncConnection, account_id: int,
+                    changes: Sequence[Change]) -> list[int]: ...
+
+    async def enqueue(self, started: list[int]) -> None: ...
+
+
+async def run_due(engine: AsyncEngine, *, now: datetime, limit: int = DUE_BATCH,
+                  triggers: Triggers | None = None) -> int:
     """Re-evaluate up to ``limit`` (segment, contact) pairs due by ``now``; how many."""
+    started: list[int] = []
     async with engine.begin() as conn:
         due = (select(SEGMENT_DUE.c.segment_id, SEGMENT_DUE.c.contact_id)
                .where(SEGMENT_DUE.c.due_at <= now).order_by(SEGMENT_DUE.c.due_at).limit(limit))
@@ -49,9 +63,14 @@ async def run_due(engine: AsyncEngine, *, now: datetime, limit: int = DUE_BATCH)
             segments = {s.id: s for s in await account_segments(conn, account_id=account_id)}
             for segment_id, contacts in by_segment.items():
                 if segment_id in segments:
-                    await reevaluate(conn, account_id=account_id, contact_ids=contacts,
-                                     segments=[segments[segment_id]], now=now,
-                                     default_cause=Cause("time window moved on"))
+                    changes = await reevaluate(conn, account_id=account_id,
+                                               contact_ids=contacts,
+                                               segments=[segments[segment_id]], now=now,
+                                               default_cause=Cause("time window moved on"))
+                    if triggers is not None and changes:
+                        started += await triggers.start(conn, account_id, changes)
+    if triggers is not None and started:
+        await triggers.enqueue(started)
     return len(claimed)
 
 
@@ -106,9 +125,11 @@ class SegmentLoop:
     """Runs ``run_due`` and ``recount_step`` until stopped; idle, it looks again every
     ``poll`` seconds (the bound on how late a window's end is noticed)."""
 
-    def __init__(self, engine: AsyncEngine, *, poll: float = 0.1) -> None:
+    def __init__(self, engine: AsyncEngine, *, poll: float = 0.1,
+                 triggers: Triggers | None = None) -> None:
         self._engine = engine
         self._poll = poll
+        self._triggers = triggers
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -122,7 +143,8 @@ class SegmentLoop:
     async def _run(self) -> None:
         while True:
             try:
-                worked = await run_due(self._engine, now=utcnow()) > 0
+                worked = await run_due(self._engine, now=utcnow(),
+                                       triggers=self._triggers) > 0
                 worked = await recount_step(self._engine, now=utcnow()) or worked
             except asyncio.CancelledError:
                 raise

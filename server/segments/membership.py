@@ -11,7 +11,7 @@ evaluations of one contact (the last one to commit read everything the others wr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -63,6 +63,7 @@ class Change:
     at: datetime
     reason: str
     event_id: int | None
+    id: int | None = None  # its segment_changes row, once written
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -177,13 +178,13 @@ async def reevaluate(conn: AsyncConnection, *, account_id: int, contact_ids: Ite
             if next_check is not None:
                 due.append({"segment_id": segment.id, "contact_id": contact_id,
                             "account_id": account_id, "due_at": next_check})
-    await _write(conn, account_id, segment_ids, ids, changes, due)
-    return changes
+    written = await _write(conn, account_id, segment_ids, ids, changes, due)
+    return [replace(c, id=i) for c, i in zip(changes, written, strict=True)]
 
 
 async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[int],
                  contact_ids: Sequence[int], changes: Sequence[Change],
-                 due: Sequence[dict[str, Any]]) -> None:
+                 due: Sequence[dict[str, Any]]) -> list[int]:
     entered = [{"segment_id": c.segment_id, "contact_id": c.contact_id,
                 "account_id": account_id, "entered_at": c.at}
                for c in changes if c.change == "entered"]
@@ -194,16 +195,20 @@ async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[i
         await conn.execute(delete(SEGMENT_MEMBERS).where(or_(*[
             and_(SEGMENT_MEMBERS.c.segment_id == s, SEGMENT_MEMBERS.c.contact_id == c)
             for s, c in left])))
+    written: list[int] = []
     if changes:
-        await conn.execute(insert(SEGMENT_CHANGES), [
-            {"account_id": account_id, "segment_id": c.segment_id, "contact_id": c.contact_id,
-             "change": c.change, "at": c.at, "reason": c.reason, "event_id": c.event_id}
-            for c in changes])
+        result = await conn.execute(
+            insert(SEGMENT_CHANGES).returning(SEGMENT_CHANGES.c.id, sort_by_parameter_order=True),
+            [{"account_id": account_id, "segment_id": c.segment_id, "contact_id": c.contact_id,
+              "change": c.change, "at": c.at, "reason": c.reason, "event_id": c.event_id}
+             for c in changes])
+        written = [int(r[0]) for r in result.all()]
     for chunk in _chunks(contact_ids):
         await conn.execute(delete(SEGMENT_DUE).where(
             SEGMENT_DUE.c.segment_id.in_(segment_ids) & SEGMENT_DUE.c.contact_id.in_(chunk)))
     if due:
         await conn.execute(insert(SEGMENT_DUE), list(due))
+    return written
 
 
 async def apply(conn: AsyncConnection, account_id: int,

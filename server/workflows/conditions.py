@@ -2,8 +2,9 @@
 
 A condition is a leaf ``{"param", "operator", "value"}`` or a group ``{"all": [...]}`` /
 ``{"any": [...]}``; a list means all of them. Condition blocks also know the leaves
-``{"eventOccurred": "<type key>"}`` and ``{"contactExists": true|false}``, whose facts
-the caller supplies (they need storage).
+``{"eventOccurred": "<type key>"}``, ``{"contactExists": true|false}`` and
+``{"inSegment": <segment id>}`` (the run's contact is a member now), whose facts the
+caller supplies (they need storage).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from server.workflows.refs import as_text
 OPERATORS = ("equals", "notEquals", "isSet", "isEmpty", "contains", "notContains",
              "startsWith", "endsWith", "oneOf", "greaterThan", "lessThan")
 _NO_VALUE = {"isSet", "isEmpty"}
-FACT_LEAVES = ("eventOccurred", "contactExists")
+FACT_LEAVES = ("eventOccurred", "contactExists", "inSegment")
 Facts = Callable[[str, Any], bool]  # (leaf kind, its argument) -> truth
 
 
@@ -46,6 +47,9 @@ def check_condition(cond: Any, *, path: str, facts_allowed: bool, out: list[tupl
                 out.append((f"{path}.{leaf}", "must name an event type key"))
             elif leaf == "contactExists" and not isinstance(cond[leaf], bool):
                 out.append((f"{path}.{leaf}", "must be true or false"))
+            elif leaf == "inSegment" and (not isinstance(cond[leaf], int)
+                                          or isinstance(cond[leaf], bool) or cond[leaf] < 1):
+                out.append((f"{path}.{leaf}", "must be the id of a segment of this account"))
             return
     if not isinstance(cond.get("param"), str) or not cond["param"]:
         out.append((f"{path}.param", "is required: the name of an event param"))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from server.errors import InvalidArgument, Violation
-from server.workflows import blockspec
+from server.workflows import blockspec, segments
 from server.workflows.conditions import check_condition
 from server.workflows.durations import parse_duration
 
@@ -67,10 +67,13 @@ def _trigger(doc: dict[str, Any], out: list[tuple[str, str]]) -> tuple[str, list
     if not isinstance(trigger, dict):
         out.append(("trigger", "is required: an object with eventTypeKey"))
         return "", [], Unique("every", None, "contact"), False
-    key = trigger.get("eventTypeKey")
-    if not isinstance(key, str) or not key.strip():
-        out.append(("trigger.eventTypeKey", "is required: the event type that starts the workflow"))
-        key = ""
+    key = segments.trigger_of(trigger, out)
+    if key is None:
+        key = trigger.get("eventTypeKey")
+        if not isinstance(key, str) or not key.strip():
+            out.append(("trigger.eventTypeKey",
+                        "is required: the event type that starts the workflow"))
+            key = ""
     conditions = trigger.get("conditions", [])
     if not isinstance(conditions, list):
         out.append(("trigger.conditions", "must be a list of conditions"))

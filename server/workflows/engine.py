@@ -25,6 +25,7 @@ from server.templating.pool import RenderPool
 from server.workflows import contacts, runs
 from server.workflows.launch import insert_event
 from server.workflows.runtime import ContactInfo, Delivery, RunView, stored_template
+from server.workflows.segments import in_segment
 
 
 @dataclass(slots=True)
@@ -70,6 +71,9 @@ class EngineRuntime:
     async def fact(self, run: RunView, kind: str, arg: Any) -> bool:
         if kind == "eventOccurred":
             return await runs.event_since(self._conn, self._run, (str(arg),)) is not None
+        if kind == "inSegment":
+            return await in_segment(self._conn, account_id=run.account_id, segment_id=int(arg),
+                                    contact_id=run.contact_id)
         return (await self.contact(run) is not None) == bool(arg)
 
     async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:

@@ -38,6 +38,14 @@ async def _nobody_listed(email: str) -> bool:
     return False
 
 
+# Whether a contact (by id) is a stored member of a segment of the account.
+Member = Callable[[int, int], Awaitable[bool]]
+
+
+async def _no_member(segment_id: int, contact_id: int) -> bool:
+    return False
+
+
 @dataclass(slots=True)
 class SimEvent:
     id: int
@@ -98,6 +106,10 @@ class SimRuntime:
             sim_run = self._sim.runs[run.run_id]
             return any(e.type == arg and e.id > run.event_id and _same_subject(sim_run, e)
                        for e in self._sim.events)
+        if kind == "inSegment":
+            # Stored membership, read live (as the unsubscribed list is).
+            return run.contact_id is not None and await self._sim.member(int(arg),
+                                                                         run.contact_id)
         return (run.contact_id in self._sim.contacts.info) == bool(arg)
 
     async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:
@@ -139,9 +151,11 @@ class SimRuntime:
 class Simulation:
     def __init__(self, d: Definition, *, templates: Templates, renderer: RenderPool,
                  sender: str, start: datetime, contacts: list[dict[str, Any]], account_id: int,
-                 acceptance: Acceptance, listed: Listed = _nobody_listed) -> None:
+                 acceptance: Acceptance, listed: Listed = _nobody_listed,
+                 member: Member = _no_member) -> None:
         self.d = d
         self.listed = listed
+        self.member = member
         self.account_id = account_id
         self.acceptance = acceptance
         self.templates = templates
@@ -268,11 +282,12 @@ def _when(raw: Any, start: datetime, where: str) -> datetime:
 
 async def simulate(*, definition: Any, events: Any, contacts: Any = None, templates: Templates,
                    renderer: RenderPool, sender: str, account_id: int, acceptance: Acceptance,
-                   start: datetime | None = None, listed: Listed = _nobody_listed
-                   ) -> dict[str, Any]:
+                   start: datetime | None = None, listed: Listed = _nobody_listed,
+                   member: Member = _no_member) -> dict[str, Any]:
     """Run ``definition`` over ``events`` for ``account_id``; the result lists runs, steps
     and messages. Launched events are accepted through ``acceptance`` as ingest would;
-    ``listed`` answers whether an address is on the account's unsubscribed list."""
+    ``listed`` answers whether an address is on the account's unsubscribed list and
+    ``member`` whether a contact is a stored member of a segment (``inSegment``)."""
     d = parse_definition(definition)
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
@@ -280,7 +295,8 @@ async def simulate(*, definition: Any, events: Any, contacts: Any = None, templa
     begin = start or datetime.now(UTC).replace(microsecond=0)
     sim = Simulation(d, templates=templates, renderer=renderer, sender=sender, start=begin,
                      contacts=contacts if isinstance(contacts, list) else [],
-                     account_id=account_id, acceptance=acceptance, listed=listed)
+                     account_id=account_id, acceptance=acceptance, listed=listed,
+                     member=member)
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or not isinstance(ev.get("eventTypeKey"), str):
             raise InvalidArgument.from_violations([Violation(

@@ -18,6 +18,7 @@ from server.templating.store import missing_templates
 from server.workflows.blocks.email import EMAIL_BLOCKS
 from server.workflows.definition import Definition, parse_definition
 from server.workflows.models import WorkflowRow, WorkflowVersionRow
+from server.workflows.segments import check_segments
 
 _wf = table_of(WorkflowRow)
 _ver = table_of(WorkflowVersionRow)
@@ -58,6 +59,7 @@ async def _check_templates(conn: AsyncConnection, *, account_id: int, d: Definit
 async def create_workflow(conn: AsyncConnection, *, account_id: int, doc: Any) -> StoredWorkflow:
     d = parse_definition(doc)
     await _check_templates(conn, account_id=account_id, d=d)
+    await check_segments(conn, account_id=account_id, doc=d.doc)
     now = utcnow()
     wf_id = int((await conn.execute(insert(_wf).values(
         account_id=account_id, name=d.name, active=d.active, version=1,
@@ -75,6 +77,7 @@ async def update_workflow(conn: AsyncConnection, *, account_id: int, workflow_id
     d = parse_definition(doc)
     current = await get_workflow(conn, account_id=account_id, workflow_id=workflow_id)
     await _check_templates(conn, account_id=account_id, d=d)
+    await check_segments(conn, account_id=account_id, doc=d.doc)
     version = current.version + 1
     now = utcnow()
     await conn.execute(insert(_ver).values(workflow_id=workflow_id, account_id=account_id,

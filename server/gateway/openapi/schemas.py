@@ -99,7 +99,10 @@ COMPONENTS: dict[str, Schema] = {
                    description="give event or context, not both (docs/templates.md)"),
     "Rendered": obj({"rendered": STRING}),
     "WorkflowDefinition": obj(optional={
-        "name": STRING, "active": BOOLEAN, "trigger": obj(optional={"eventTypeKey": STRING}),
+        "name": STRING, "active": BOOLEAN, "trigger": obj(optional={
+            "eventTypeKey": STRING,
+            "segment": obj(optional={"id": INTEGER, "change": {"enum": ["entered", "left"]}},
+                           description="start on segment membership changes")}),
         "start": STRING, "blocks": array(obj({"id": STRING, "type": STRING}))},
         description="docs/workflows.md"),
     "Workflow": obj({"id": INTEGER, "version": INTEGER, "active": BOOLEAN,
