@@ -29,7 +29,7 @@ class _Linked:
 
 class WorkflowTriggers:
     """``server.segments.loop.Triggers`` over the workflow engine: runs started in the
-    changes' transaction, their first steps enqueued after it commits."""
+    changes' transaction, the step pumps woken after it commits."""
 
     def __init__(self, ctx: dict[str, Any]) -> None:
         self._ctx = ctx
@@ -40,9 +40,10 @@ class WorkflowTriggers:
                                         worker=str(self._ctx.get("worker_name", "")))
 
     async def enqueue(self, started: list[int]) -> None:
-        from workers.workflows import enqueue_first_steps
+        # The step pumps claim the new runs' first steps; woken, they need not wait a poll.
+        from workers.steps import wake_steps
 
-        await enqueue_first_steps(self._ctx, started)
+        await wake_steps(self._ctx["redis"], self._ctx["settings"])
 
 
 async def segment_membership(conn: AsyncConnection, event: Any, ctx: dict[str, Any]) -> None:
