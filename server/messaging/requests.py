@@ -6,7 +6,8 @@
 ``{"from", "subject", "htmlText", "plainText", "emails", "tags", "campaignId",
 "externalRequestId", "skipPersonalisation"}``. Both also take our ``obligatory``: send as
 a transactional email. Members kept but not acted on (campaign ids, tags, language
-codes) are stored with each message, so nothing sent is lost.
+codes) are stored with each message, so nothing sent is lost. Older clients' forms are read
+too: a recipient's ``"email"`` holding the address itself, and ``recipients`` as one object.
 """
 
 from __future__ import annotations
@@ -143,12 +144,20 @@ def _recipient(entry: object, index: int, problems: _Problems) -> Recipient | No
         problems.append(Violation(f"{where}.contactId", "must be a positive number"))
         contact_id = None
     address = None
-    if doc.get("locator") is not None:
+    # Older clients give the address as "email" (eSputnik's earlier form); newer ones send
+    # "email": true beside a locator.
+    given = doc.get("email")
+    if isinstance(given, str):
+        address = _address(given, f"{where}.email", problems)
+        if doc.get("locator") is not None and address is not None and _address(
+                doc["locator"], f"{where}.locator", problems) != address:
+            problems.append(Violation(f"{where}.email", "names another address than locator"))
+    elif doc.get("locator") is not None:
         address = _address(doc["locator"], f"{where}.locator", problems)
-    elif contact_id is None:
+    if address is None and contact_id is None and not isinstance(given, str):
         problems.append(Violation(where, "needs a locator (the address) or a contactId"))
-    problems.check(doc.get("email") in (None, True), f"{where}.email",
-                   "only email messages can be sent here (email: true)")
+    problems.check(given is None or given is True or isinstance(given, str), f"{where}.email",
+                   "only email messages can be sent here (email: true, or the address)")
     return Recipient(contact_id=contact_id, address=address,
                      data=_data(doc.get("jsonParam"), f"{where}.jsonParam", problems),
                      meta=_meta(doc, problems, f"{where}."))
@@ -158,6 +167,8 @@ def parse_smartsend(raw: object) -> SmartSend:
     problems = _Problems()
     doc = only_members(raw, SMARTSEND_MEMBERS)
     entries = doc.get("recipients")
+    if isinstance(entries, dict):  # one recipient given as an object, as some clients do
+        entries = [entries]
     if not isinstance(entries, list) or not entries:
         raise InvalidArgument.from_violations([Violation(
             "recipients", 'is required: [{"locator": "user@example.com", "jsonParam": "{}"}]')])

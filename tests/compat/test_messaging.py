@@ -193,3 +193,32 @@ async def test_malformed_sends_are_400s_and_send_nothing(compat: Stack) -> None:
         stored = (await conn.execute(text("SELECT count(*) FROM api_messages WHERE recipient "
                                           "= :e"), {"e": email})).scalar_one()
     assert stored == 0
+
+
+async def test_older_smartsend_forms_are_sent(compat: Stack, sink: MailSink) -> None:
+    """Plugins' forms: a CF7 WordPress plugin's {"recipients": [{"email": address}]}, a
+    Laravel app's with jsonParam beside it, and a Guzzle client's single-object recipients
+    (Accept with a charset): one OK result each, and each letter delivered rendered."""
+    key = await fresh_key(compat)
+    tid = await a_template(compat, key, "Older forms")
+    cf7, laravel, guzzle = unique_email("cf7"), unique_email("lar"), unique_email("guz")
+    bodies = [
+        '{"recipients":[{"email":"' + cf7 + '"}]}',
+        '{"recipients":[{"email":"' + laravel + '","jsonParam":"{\\"name\\":\\"Lara\\"}"}]}',
+        '{"recipients":{"locator":"' + guzzle + '","jsonParam":"{\\"name\\":\\"Guz\\",'
+        '\\"code\\":\\"7\\"}"},"fromName":"New User Registration","email":true}',
+    ]
+    for body, address in zip(bodies, (cf7, laravel, guzzle), strict=True):
+        r = await replay(compat, "POST", f"/api/v1/message/{tid}/smartsend", body, key=key,
+                         headers={"Accept": "application/json; charset=UTF-8"})
+        (result,) = results(r)
+        assert result.status is SendStatus.ok and result.locator == address, r.text
+    assert "Hello , code" in (await letter(sink, cf7)).get_body(("html",)).get_content()
+    assert "Hello Lara" in (await letter(sink, laravel)).get_body(("html",)).get_content()
+    msg = await letter(sink, guzzle)
+    assert "Hello Guz, code 7" in msg.get_body(("html",)).get_content()
+    assert msg["From"].startswith("New User Registration <")
+    r = await replay(compat, "POST", f"/api/v1/message/{tid}/smartsend", dumps(
+        {"recipients": [{"email": cf7, "locator": guzzle}]}), key=key)
+    assert r.status_code == 400
+    assert [v["field"] for v in r.json()["violations"]] == ["recipients[0].email"]
