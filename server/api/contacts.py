@@ -33,7 +33,7 @@ from server.contacts.bulk import (
     bulk_size_problem,
     bulk_upsert,
     contact_size_problem,
-    dedupe_column,
+    dedupe_columns,
 )
 from server.contacts.errors import ViolationCollector
 from server.contacts.fields_store import (
@@ -305,9 +305,9 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                                  context: Ctx) -> contacts_pb2.BulkUpsertContactsResponse:
         dedupe_on = request.dedupe_on or "email"
         problems = []
-        if dedupe_column(dedupe_on) is None:
+        if dedupe_columns(dedupe_on) is None:
             problems.append(Violation("dedupeOn", f"{dedupe_on!r} is not one of email, sms, "
-                                      "externalCustomerId, contactKey, id"))
+                                      "email_or_sms, externalCustomerId, contactKey, id"))
         too_many = bulk_size_problem(len(request.contacts))
         if too_many:
             problems.append(Violation("contacts", too_many))

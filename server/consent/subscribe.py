@@ -50,6 +50,8 @@ def _matching(data: ContactData, dedupe_on: str) -> Identifiers:
     every = identifiers_of(data)
     if not dedupe_on:
         return every
+    if dedupe_on.strip().lower() == "email_or_sms":  # the email first, then the phone
+        return Identifiers(email=every.email, phone=every.phone)
     column = dedupe_column(dedupe_on)
     if column is None:
         raise InvalidArgument.from_violations([Violation(

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.definitions import FieldDefinition
-from server.contacts.deleted import DELETED, forget_deleted, tombstones
+from server.contacts.deleted import DELETED, Tombstone, forget_deleted, tombstones
 from server.contacts.model import CHANNEL_ATTRIBUTES, ContactData
 from server.contacts.record import check_required_fields, contact_columns
 from server.contacts.sql import UNIQUE_COLUMNS, chunked, write_field_values, write_push_tokens
@@ -28,7 +28,7 @@ from server.errors import ContactValidationError, InvalidArgument, Violation
 
 __all__ = ["CONTACT_FIELDS", "DEDUPE_ON", "MAX_BULK", "MAX_BULK_BYTES", "MAX_CONTACT_BYTES",
            "BulkResult", "UpdateOnly", "bulk_size_problem", "bulk_upsert",
-           "contact_size_problem", "dedupe_column"]
+           "contact_size_problem", "dedupe_column", "dedupe_columns"]
 
 MAX_BULK: Final = 3000
 # Size bounds, checked before a contact is converted or validated, so the work a request
@@ -46,6 +46,9 @@ DEDUPE_ON: Final[Mapping[str, str]] = {
     "contactkey": "contact_key",
     "id": "id",
 }
+# dedupeOn values matching on the first of several identifiers an entry has: email_or_sms
+# finds by email, else (no email, or none found by it) by phone.
+DEDUPE_EITHER: Final[Mapping[str, tuple[str, ...]]] = {"email_or_sms": ("email_key", "phone")}
 # eSputnik's contactFields names (compared lower-cased) -> ContactData attributes.
 CONTACT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "firstname": ("first_name",),
@@ -114,6 +117,8 @@ class BulkResult:
 class _Group:
     key: Any
     data: ContactData
+    # The contacts column ``key`` is a value of.
+    column: str
     indexes: list[int] = field(default_factory=list)
     target: int | None = None
     columns: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +147,15 @@ def dedupe_column(dedupe_on: str) -> str | None:
     return DEDUPE_ON.get(dedupe_on.strip().lower())
 
 
+def dedupe_columns(dedupe_on: str) -> tuple[str, ...] | None:
+    """The contacts columns a bulk's ``dedupeOn`` matches on, in order, or ``None``."""
+    either = DEDUPE_EITHER.get(dedupe_on.strip().lower())
+    if either is not None:
+        return either
+    column = dedupe_column(dedupe_on)
+    return None if column is None else (column,)
+
+
 async def bulk_upsert(
     conn: AsyncConnection,
     *,
@@ -156,12 +170,15 @@ async def bulk_upsert(
     """Write ``(index, contact)`` pairs matched on ``dedupe_on``; one result per index.
     Contacts that exist change only as ``update_only`` allows. A key that names no live
     contact but a deleted one is ``DELETED`` (not written) unless ``restore_deleted``."""
-    column = dedupe_column(dedupe_on)
-    assert column is not None, "check dedupe_on with dedupe_column first"
+    columns = dedupe_columns(dedupe_on)
+    assert columns is not None, "check dedupe_on with dedupe_columns first"
     results: list[BulkResult] = []
-    groups = _group(items, column=column, results=results)
-    await _find_targets(conn, account_id=account_id, column=column, groups=groups)
-    groups = await _skip_deleted(conn, account_id=account_id, column=column, groups=groups,
+    groups = _group(items, columns=columns, results=results)
+    await _find_targets(conn, account_id=account_id, groups=groups)
+    for later in columns[1:]:  # email_or_sms: by phone where the email found nobody
+        await _find_targets(conn, account_id=account_id, by=later,
+                            groups=[g for g in groups if g.target is None])
+    groups = await _skip_deleted(conn, account_id=account_id, groups=groups,
                                  restore=restore_deleted, results=results)
     if update_only != UpdateOnly():
         for group in groups:
@@ -169,7 +186,7 @@ async def bulk_upsert(
                 group.data = group.data.only(attributes=update_only.attributes,
                                              field_ids=update_only.field_ids)
                 group.changed = contact_columns(group.data, every=False)
-    if column == "id":
+    if columns == ("id",):
         for group in groups:
             if group.target is None:
                 _fail(results, group, "NOT_FOUND", f"no contact with id {group.key} in this account")
@@ -177,7 +194,7 @@ async def bulk_upsert(
     live = await _check_unique(conn, account_id=account_id, groups=groups, results=results)
     live = _with_required_fields(live, fields=fields, results=results)
     new = [g for g in live if g.target is None]
-    await _insert(conn, account_id=account_id, groups=new, column=column, source=source)
+    await _insert(conn, account_id=account_id, groups=new, source=source)
     await _update(conn, account_id=account_id, groups=[g for g in live if not g.created])
     changes = [(g.target, g.data) for g in live if g.target is not None]
     await write_field_values(conn, account_id=account_id, changes=changes)
@@ -192,14 +209,17 @@ async def bulk_upsert(
 
 
 async def _skip_deleted(
-    conn: AsyncConnection, *, account_id: int, column: str, groups: list[_Group],
-    restore: bool, results: list[BulkResult],
+    conn: AsyncConnection, *, account_id: int, groups: list[_Group], restore: bool,
+    results: list[BulkResult],
 ) -> list[_Group]:
     """The groups to write: those naming a deleted contact are reported ``DELETED`` and
     dropped, or (restoring) kept and their tombstones forgotten."""
     new = [g for g in groups if g.target is None]
-    found = await tombstones(conn, account_id=account_id, column=column,
-                             keys=[g.key for g in new])
+    found: dict[tuple[str, Any], Tombstone] = {}
+    for column in sorted({g.column for g in new}):
+        stones = await tombstones(conn, account_id=account_id, column=column,
+                                  keys=[g.key for g in new if g.column == column])
+        found.update({(column, key): stone for key, stone in stones.items()})
     if not found:
         return groups
     if restore:
@@ -212,19 +232,19 @@ async def _skip_deleted(
                 select(_c.c.id).where(_c.c.id.in_(part)))).scalars())
         claimed: set[int] = set()
         for group in new:
-            gone = found.get(group.key)
+            gone = found.get((group.column, group.key))
             if gone is not None and gone.contact_id not in taken | claimed:
                 group.restored_id = gone.contact_id
                 claimed.add(gone.contact_id)
-        await forget_deleted(conn, account_id=account_id, keys=[(column, k) for k in found])
+        await forget_deleted(conn, account_id=account_id, keys=list(found))
         return groups
-    name = column.removesuffix("_key") if column == "email_key" else column
     kept = []
     for group in groups:
-        gone = found.get(group.key) if group.target is None else None
+        gone = found.get((group.column, group.key)) if group.target is None else None
         if gone is None:
             kept.append(group)
             continue
+        name = "email" if group.column == "email_key" else group.column
         _fail(results, group, DELETED, (
             f"the contact with this {name} (id {gone.contact_id}) was deleted on "
             f"{gone.deleted_at:%Y-%m-%d}; import it with restoreDeleted: true to bring it back"))
@@ -232,22 +252,25 @@ async def _skip_deleted(
 
 
 def _group(
-    items: Sequence[tuple[int, ContactData]], *, column: str, results: list[BulkResult]
+    items: Sequence[tuple[int, ContactData]], *, columns: tuple[str, ...],
+    results: list[BulkResult],
 ) -> list[_Group]:
-    groups: dict[Any, _Group] = {}
+    groups: dict[tuple[str, Any], _Group] = {}
     for index, data in items:
-        key = data.contact_id if column == "id" else _key(data, column)
+        column, key = next(((c, _key(data, c)) for c in columns if _key(data, c) is not None),
+                           (columns[0], None))
         if key is None:
-            name = "id" if column == "id" else column.removesuffix("_key")
+            name = " or ".join("sms" if c == "phone" and len(columns) > 1 else
+                               c.removesuffix("_key") for c in columns)
             results.append(BulkResult(index=index, status="INVALID", errors=(
                 f"has no {name} to deduplicate on; give one or choose another dedupeOn",)))
             continue
-        if key in groups:
-            group = groups[key]
+        if (column, key) in groups:
+            group = groups[(column, key)]
             group.data = data.apply_to(group.data)
             group.indexes.append(index)
         else:
-            groups[key] = _Group(key=key, data=data, indexes=[index])
+            groups[(column, key)] = _Group(key=key, column=column, data=data, indexes=[index])
     for group in groups.values():
         group.columns = contact_columns(group.data, every=True)
         group.changed = contact_columns(group.data, every=False)
@@ -255,15 +278,21 @@ def _group(
 
 
 async def _find_targets(
-    conn: AsyncConnection, *, account_id: int, column: str, groups: list[_Group]
+    conn: AsyncConnection, *, account_id: int, groups: list[_Group], by: str | None = None
 ) -> None:
-    by_key = {group.key: group for group in groups}
-    key_column = _c.c[column]
-    for part in chunked(list(by_key)):
-        rows = await conn.execute(select(_c.c.id, key_column).where(
-            and_(_c.c.account_id == account_id, key_column.in_(part))))
-        for contact_id, key in rows.all():
-            by_key[key].target = int(contact_id)
+    """Each group's contact, by its own key (or by its ``by`` column's value)."""
+    by_column: dict[str, dict[Any, _Group]] = {}
+    for group in groups:
+        key = group.key if by is None else group.columns.get(by)
+        if key is not None:
+            by_column.setdefault(by or group.column, {})[key] = group
+    for column, by_key in by_column.items():
+        key_column = _c.c[column]
+        for part in chunked(list(by_key)):
+            rows = await conn.execute(select(_c.c.id, key_column).where(
+                and_(_c.c.account_id == account_id, key_column.in_(part))))
+            for contact_id, key in rows.all():
+                by_key[key].target = int(contact_id)
 
 
 async def _check_unique(
@@ -299,7 +328,7 @@ async def _check_unique(
 
 
 async def _insert(
-    conn: AsyncConnection, *, account_id: int, groups: list[_Group], column: str, source: str
+    conn: AsyncConnection, *, account_id: int, groups: list[_Group], source: str
 ) -> None:
     """A plain executemany INSERT (cheaper than RETURNING rows), then the new ids by key."""
     if not groups:
@@ -315,7 +344,7 @@ async def _insert(
     for shape in (rows, restored):
         for part in chunked(shape):
             await conn.execute(insert(_c), list(part))
-    await _find_targets(conn, account_id=account_id, column=column, groups=groups)
+    await _find_targets(conn, account_id=account_id, groups=groups)
     for group in groups:
         group.created = True
 
@@ -337,6 +366,8 @@ async def _update(conn: AsyncConnection, *, account_id: int, groups: list[_Group
 
 
 def _key(data: ContactData, column: str) -> Any:
+    if column == "id":
+        return data.contact_id
     if column == "email_key":
         return None if data.email is None else email_key(data.email)
     return getattr(data, column)

@@ -5,6 +5,7 @@ refusals that change nothing."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from tests.compat.conftest import dumps, replay
@@ -137,3 +138,30 @@ async def test_refused_members_name_the_field_and_write_nothing(compat: Stack) -
         assert r.status_code == 400, (changes, r.text)
         assert [v["field"] for v in r.json()["violations"]] == [field], r.json()
     assert await scalar(compat, "SELECT count(*) FROM contacts WHERE email = :e", e=email) == 0
+
+
+async def test_email_or_sms_matches_by_email_then_by_phone(compat: Stack) -> None:
+    """dedupeOn email_or_sms (a Laravel CRM's): an entry is found by its email, else by its
+    phone (and given the email), else created; one with neither is INVALID."""
+    known_email, new_email = unique_email("eos"), unique_email("eos")
+    phone = f"+38067{secrets.randbelow(10**7):07d}"
+    by_email = (await replay(compat, "POST", "/api/v1/contact", dumps(
+        entry(known_email)))).json()["id"]
+    by_phone = (await replay(compat, "POST", "/api/v1/contact", dumps(
+        {"channels": [{"type": "sms", "value": phone}]}))).json()["id"]
+    body = {"contacts": [
+        entry(known_email, firstName="Email"),
+        {"firstName": "Phone", "channels": [{"type": "email", "value": new_email},
+                                            {"type": "sms", "value": phone}]},
+        entry(unique_email("eos"), firstName="Fresh"),
+        {"firstName": "Nobody"}], "dedupeOn": "email_or_sms", "groupNames": ["CRM"]}
+    r = await replay(compat, "POST", "/api/v1/contacts?results=true", dumps(body))
+    assert r.status_code == 200, r.text
+    got = [(x["status"], x["id"]) for x in r.json()["results"]]
+    assert got[:2] == [("UPDATED", by_email), ("UPDATED", by_phone)]
+    assert got[2][0] == "CREATED" and got[3] == ("INVALID", None)
+    assert "email or sms" in r.json()["results"][3]["errors"][0]
+    assert await scalar(compat, "SELECT email FROM contacts WHERE id = :i",
+                        i=by_phone) == new_email
+    assert await scalar(compat, "SELECT first_name FROM contacts WHERE id = :i",
+                        i=by_email) == "Email"
