@@ -58,3 +58,16 @@ async def test_version_answers_version_and_protocol_on_v1_and_v2(compat: Stack) 
         assert set(doc) == {"version", "protocolVersion"}
         assert isinstance(doc["version"], str) and doc["version"]
         assert doc["protocolVersion"] == "1.0"
+
+
+async def test_the_key_may_come_as_x_api_key(compat: Stack) -> None:
+    """Clients that send the key in an x-api-key header (no Basic) are answered the same;
+    a wrong one is 401."""
+    r = await compat.http.get("/api/v1/account/info", headers={"x-api-key": compat.api_key})
+    assert r.status_code == 200 and r.json()["orgId"] == compat.account_id, r.text
+    r = await compat.http.post("/api/v2/event", headers={"x-api-key": compat.api_key,
+                                                        "Content-Type": "application/json"},
+                               content=b'{"eventTypeKey":"apiKeyHeader","keyValue":"k-1"}')
+    assert r.status_code == 200 and r.content == b"", r.text
+    r = await compat.http.get("/api/v1/account/info", headers={"x-api-key": "wrong"})
+    assert r.status_code == 401 and "error" in r.json()
