@@ -46,6 +46,14 @@ TURN_BATCHES = 8
 DRAINERS = 2
 
 
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A Redis client of the pumps (a blocking pop holds its own)."""
+    assert settings.redis_url
+    client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                                     socket_connect_timeout=2)
+    return client
+
+
 class EventPump:
     def __init__(self, *, settings: Settings, engine: AsyncEngine,
                  processors: list[BatchProcessor], ctx: dict[str, Any], worker: str,
@@ -58,8 +66,7 @@ class EventPump:
         self._batch_size = batch_size
         self._key = wake_key(settings)
         # Blocking pops hold a connection each; the rest share one.
-        self._redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                              socket_connect_timeout=2)
+        self._redis = redis_client(settings)
         self._tasks: list[asyncio.Task[None]] = []
         self._rewake: dict[int, asyncio.TimerHandle] = {}
         # Accounts a drainer of this process holds now: others here skip them at once.
@@ -91,9 +98,7 @@ class EventPump:
 
     async def _drain_forever(self, n: int) -> None:
         owner = f"{self._worker}/{n}"
-        assert self._settings.redis_url
-        blocking = aioredis.Redis.from_url(self._settings.redis_url, socket_timeout=10,
-                                           socket_connect_timeout=2)
+        blocking = redis_client(self._settings)
         try:
             while True:
                 try:

@@ -15,7 +15,6 @@ import contextlib
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.config import Settings
@@ -30,6 +29,7 @@ from server.workflows.claims import (
 )
 from server.workflows.engine import EngineDeps
 from server.workflows.stepbatch import run_steps
+from workers.events import redis_client
 
 __all__ = ["STEP_BATCH", "StepPump", "wake_steps"]
 
@@ -96,9 +96,7 @@ class StepPump:
         return len(claimed)
 
     async def _loop_forever(self) -> None:
-        assert self._settings.redis_url
-        blocking = aioredis.Redis.from_url(self._settings.redis_url, socket_timeout=10,
-                                           socket_connect_timeout=2)
+        blocking = redis_client(self._settings)
         try:
             while True:
                 try:

@@ -3,7 +3,8 @@
 The batch's blocks run concurrently, so their calls arrive together: every read of one
 kind made in the same turn of the event loop is answered by one query (``Gather``), the
 letters are rendered together (``RenderPool.render_many``), the delivery records opened
-in one transaction before the sends, and closed in one after them (``flush``). Letters
+in one transaction before the sends; ``closed`` lists how they ended, written with the
+step records (``stepbatch``). Letters
 leave over the worker's kept SMTP connections (``server.mail.pool``).
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.consent.unsubscribed import unsubscribed_among
 from server.contacts.validation import email_key
@@ -133,7 +135,7 @@ class BatchRuntime:
         self._d = deps
         self.sender = deps.settings.mail_from
         self.renderer = _Renders(deps)
-        # (run, status, reason) of the records to close after the sends.
+        # (run, status, reason) of the records to close with the step records.
         self.closed: list[tuple[RunView, str, str | None]] = []
         self._contacts: Gather[tuple[int, int], ContactInfo | None] = Gather(self._fetch_contacts)
         self._by_email: Gather[tuple[int, str], ContactInfo | None] = Gather(self._fetch_by_email)
@@ -144,11 +146,6 @@ class BatchRuntime:
 
     def now(self) -> datetime:
         return utcnow()
-
-    async def flush(self) -> None:
-        """Write the records of the letters and calls made (one transaction)."""
-        closed, self.closed = self.closed, []
-        await deliveries.close_deliveries(self._d.engine, closed)
 
     # Reads, gathered.
 
@@ -169,34 +166,37 @@ class BatchRuntime:
     async def template(self, run: RunView, template_id: int) -> tuple[str, str, str]:
         return await self._templates.get((run.account_id, template_id))
 
+    async def _per_account(self, wanted: dict[tuple[int, Any], Any],
+                           read: Callable[[AsyncConnection, int, list[Any]],
+                                          Awaitable[Mapping[Any, Any]]],
+                           missing: Any = None) -> dict[tuple[int, Any], Any]:
+        """``read(conn, account, items)`` once per account of the wanted keys, on one
+        connection; keys it leaves out get ``missing``."""
+        out: dict[tuple[int, Any], Any] = {k: missing for k in wanted}
+        async with self._d.engine.connect() as conn:
+            for account_id, items in _by_account(wanted).items():
+                found = await read(conn, account_id, items)
+                out.update({(account_id, item): value for item, value in found.items()})
+        return out
+
     async def _fetch_contacts(self, wanted: dict[tuple[int, int], Any]
                               ) -> dict[tuple[int, int], ContactInfo | None | Exception]:
-        out: dict[tuple[int, int], ContactInfo | None | Exception] = {k: None for k in wanted}
-        async with self._d.engine.connect() as conn:
-            for account_id, ids in _by_account(wanted).items():
-                found = await contacts.contact_infos(conn, account_id=account_id,
-                                                     contact_ids=ids)
-                out.update({(account_id, cid): info for cid, info in found.items()})
-        return out
+        return await self._per_account(wanted, lambda conn, account_id, ids: (
+            contacts.contact_infos(conn, account_id=account_id, contact_ids=ids)))
 
     async def _fetch_by_email(self, wanted: dict[tuple[int, str], Any]
                               ) -> dict[tuple[int, str], ContactInfo | None | Exception]:
-        out: dict[tuple[int, str], ContactInfo | None | Exception] = {k: None for k in wanted}
-        async with self._d.engine.connect() as conn:
-            for account_id, emails in _by_account(wanted).items():
-                found = await contacts.contacts_by_email(conn, account_id=account_id,
-                                                         emails=emails)
-                out.update({(account_id, e): info for e, info in found.items()})
-        return out
+        return await self._per_account(wanted, lambda conn, account_id, emails: (
+            contacts.contacts_by_email(conn, account_id=account_id, emails=emails)))
 
     async def _fetch_listed(self, wanted: dict[tuple[int, str], Any]
                             ) -> dict[tuple[int, str], bool | Exception]:
-        out: dict[tuple[int, str], bool | Exception] = {}
-        async with self._d.engine.connect() as conn:
-            for account_id, emails in _by_account(wanted).items():
-                listed = await unsubscribed_among(conn, account_id=account_id, emails=emails)
-                out.update({(account_id, e): email_key(e) in listed for e in emails})
-        return out
+        async def read(conn: AsyncConnection, account_id: int, emails: list[str]
+                       ) -> dict[str, bool]:
+            listed = await unsubscribed_among(conn, account_id=account_id, emails=emails)
+            return {e: email_key(e) in listed for e in emails}
+
+        return await self._per_account(wanted, read, missing=False)
 
     async def _fetch_templates(self, wanted: dict[tuple[int, int], Any]
                                ) -> dict[tuple[int, int], tuple[str, str, str] | Exception]:

@@ -80,7 +80,7 @@ async def fail_queued(conn: AsyncConnection, *, run_id: int, seq: int, reason: s
 
 
 # The batch forms: the records of a batch's external steps, opened in one transaction
-# before the sends and closed in one after them.
+# before the sends and closed in the transaction that records the steps.
 
 async def open_deliveries(engine: AsyncEngine, planned: list[tuple[RunView, Planned]]
                           ) -> list[Delivery | None]:
@@ -124,13 +124,13 @@ _close = update(_msgs).where(and_(_msgs.c.run_id == bindparam("b_run"),
     sent_at=case((bindparam("b_status") == "sent", bindparam("b_now")), else_=_msgs.c.sent_at))
 
 
-async def close_deliveries(engine: AsyncEngine,
+async def close_deliveries(conn: AsyncConnection,
                            closed: list[tuple[RunView, str, str | None]]) -> None:
-    """``close_delivery`` for many steps, (run, status, reason) each, in one transaction."""
+    """``close_delivery`` for many steps, (run, status, reason) each, in the caller's
+    transaction (the one that records the steps)."""
     if not closed:
         return
     now = utcnow()
-    async with engine.begin() as conn:
-        await conn.execute(_close, [{"b_run": run.run_id, "b_seq": run.seq, "b_status": status,
-                                     "b_reason": reason, "b_now": now}
-                                    for run, status, reason in closed])
+    await conn.execute(_close, [{"b_run": run.run_id, "b_seq": run.seq, "b_status": status,
+                                 "b_reason": reason, "b_now": now}
+                                for run, status, reason in closed])

@@ -4,7 +4,7 @@
    stop events that end them (``runs.first_events_since``).
 2. External blocks (email, webhook) run side by side over ``BatchRuntime``: reads
    gathered, letters rendered together, delivery records opened in one transaction before
-   the sends and closed in one after them. A repeat after a crash carries the same
+   the sends (and closed with the step records, below). A repeat after a crash carries the same
    Message-ID / Idempotency-Key; a record already ``sent`` is not sent again.
 3. One transaction records every step: the runs are locked and each must still be at the
    claimed step (else it is left alone: another worker moved it on); database blocks run
@@ -49,6 +49,8 @@ class _Step:
     stop_event: int | None = None
     # Decided before the commit: an external block's outcome, or a step given up on.
     outcome: StepOutcome | None = None
+    # How its delivery record ended (status, reason), written with the step record.
+    closed: list[tuple[Any, str, str | None]] = field(default_factory=list)
     retry: str | None = None
 
     @property
@@ -132,10 +134,10 @@ async def _run_external(deps: EngineDeps, steps: list[_Step]) -> None:
         else:
             step.retry = reason
 
-    try:
-        await asyncio.gather(*(one(s) for s in steps))
-    finally:
-        await rt.flush()
+    await asyncio.gather(*(one(s) for s in steps))
+    by_run = {s.run.id: s for s in steps}
+    for view, status, reason in rt.closed:
+        by_run[view.run_id].closed.append((view, status, reason))
 
 
 async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
@@ -143,6 +145,8 @@ async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
     done: list[tuple[runs.RunRow, dict[str, Any], StepOutcome]] = []
     async with deps.engine.begin() as conn:
         locked = await runs.lock_runs(conn, [s.run.id for s in steps])
+        # The records of what was sent (or tried), first: a stale step's too.
+        await deliveries.close_deliveries(conn, [c for s in steps for c in s.closed])
         for step in steps:
             run = step.run
             at = locked.get(run.id)  # (step seq, status) now
@@ -185,7 +189,7 @@ async def _retry_alone(deps: EngineDeps, step: _Step, exc: BaseException) -> Exe
     reason = f"{type(exc).__name__}: {exc}"
     log.warning("run %s step %s not recorded (%s); %s", step.run.id, step.run.step_seq, reason,
                 "giving up" if step.final_try else "trying again later")
-    again = _Step(run=step.run, block=step.block, kind=step.kind)
+    again = _Step(run=step.run, block=step.block, kind=step.kind, closed=step.closed)
     if step.final_try:
         again.outcome = StepOutcome("failed", None, detail={"reason": f"gave up: {reason}"})
     else:

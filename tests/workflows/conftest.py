@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from server.mail.sink import MailSink
 from tests.support import Backends, Stack, private_backends, start_stack
@@ -31,6 +33,24 @@ async def wf(backends: Backends, sink: MailSink, tmp_path_factory: pytest.TempPa
     yield s
     await s.stop()
     b.close()
+
+
+@pytest.fixture
+async def bare(backends: Backends, sink: MailSink, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A server and gateway without an in-process worker, on a database of its own (worker
+    processes of the test's own run against it)."""
+    b = private_backends(backends, tmp_path)
+    s = await start_stack(b, tmp_path, worker=False, smtp_url=sink.url, process_retry_base=0.05,
+                          workflow_retry_base=0.2)
+    yield s
+    await s.stop()
+    b.close()
+
+
+async def db_rows(s: Stack, sql: str, **params: Any) -> list[Any]:
+    """The rows of a query on the stack's database."""
+    async with s.engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0,

@@ -6,33 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import text
-
 from server.mail.sink import MailSink
-from tests.support import Backends, Stack, private_backends, start_stack
-from tests.workflows.conftest import create_template, create_workflow, eventually, unique_key
+from tests.support import Stack
+from tests.workflows.conftest import (
+    create_template,
+    create_workflow,
+    db_rows,
+    eventually,
+    unique_key,
+)
 from tests.workflows.test_workers import _ids_by_recipient, _stop, spawn_worker
 from workers.settings import build_worker
-
-
-@pytest.fixture
-async def bare(backends: Backends, sink: MailSink, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A server and gateway without an in-process worker, on a database of its own."""
-    b = private_backends(backends, tmp_path)
-    s = await start_stack(b, tmp_path, worker=False, smtp_url=sink.url, process_retry_base=0.05)
-    yield s
-    await s.stop()
-    b.close()
-
-
-async def _rows(s: Stack, sql: str, **params: Any) -> list[Any]:
-    async with s.engine.connect() as conn:
-        return list((await conn.execute(text(sql), params)).all())
 
 
 async def _post_all(s: Stack, bodies: list[dict[str, Any]], *, parallel: int = 20) -> list[int]:
@@ -48,7 +34,7 @@ async def _post_all(s: Stack, bodies: list[dict[str, Any]], *, parallel: int = 2
 
 
 async def _unprocessed(s: Stack) -> int:
-    return int((await _rows(s, "SELECT count(*) FROM events WHERE processed_at IS NULL"))[0][0])
+    return int((await db_rows(s, "SELECT count(*) FROM events WHERE processed_at IS NULL"))[0][0])
 
 
 async def test_two_workers_killed_mid_batch_process_every_event_once(
@@ -83,11 +69,11 @@ async def test_two_workers_killed_mid_batch_process_every_event_once(
     finally:
         for proc in first:
             _stop(proc)
-    events = await _rows(bare, "SELECT id, processed_at, process_error FROM events "
+    events = await db_rows(bare, "SELECT id, processed_at, process_error FROM events "
                                "WHERE id >= :lo AND id <= :hi", lo=min(ids), hi=max(ids))
     assert len(events) == 300
     assert all(e.processed_at is not None and e.process_error is None for e in events)
-    runs = await _rows(bare, "SELECT event_id, count(*) FROM workflow_runs GROUP BY event_id")
+    runs = await db_rows(bare, "SELECT event_id, count(*) FROM workflow_runs GROUP BY event_id")
     assert sorted(r[0] for r in runs) == sorted(ids) and all(r[1] == 1 for r in runs)
     seen = _ids_by_recipient(sink, emails)
     assert set(seen) == set(emails)
@@ -99,7 +85,7 @@ async def _at_least(sink: MailSink, emails: list[str], n: int) -> bool:
 
 
 async def _completed(s: Stack, n: int) -> bool:
-    rows = await _rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'completed'")
+    rows = await db_rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'completed'")
     return int(rows[0][0]) >= n
 
 
@@ -136,7 +122,7 @@ async def test_events_of_a_contact_are_processed_in_commit_order(
     finally:
         for proc in workers:
             _stop(proc)
-    rows = await _rows(bare, "SELECT e.id, e.key_value, e.contact_id, e.processed_at "
+    rows = await db_rows(bare, "SELECT e.id, e.key_value, e.contact_id, e.processed_at "
                              "FROM events e ORDER BY e.id")
     by_contact: dict[str, list[Any]] = {}
     for r in rows:
@@ -149,7 +135,7 @@ async def test_events_of_a_contact_are_processed_in_commit_order(
         assert len({e.contact_id for e in events}) == 1 and events[0].contact_id is not None
         times = [str(e.processed_at) for e in events]
         assert times == sorted(times), "a later event of the contact was processed first"
-    statuses = await _rows(bare, "SELECT status, count(*) FROM workflow_runs GROUP BY status")
+    statuses = await db_rows(bare, "SELECT status, count(*) FROM workflow_runs GROUP BY status")
     assert dict(statuses) == {"stopped": 40}
     assert _ids_by_recipient(sink, emails) == {}
 
@@ -159,7 +145,7 @@ async def _no_backlog(s: Stack) -> bool:
 
 
 async def _stopped(s: Stack, n: int) -> bool:
-    rows = await _rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'stopped'")
+    rows = await db_rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'stopped'")
     return int(rows[0][0]) >= n
 
 
@@ -185,7 +171,7 @@ async def test_poisoned_event_is_recorded_without_holding_up_its_batch(bare: Sta
     bare.worker = worker
     bare._tasks.append(asyncio.create_task(worker.main()))
     await eventually(lambda: _no_backlog(bare), timeout=30)
-    rows = await _rows(bare, "SELECT id, process_error FROM events WHERE id >= :lo ORDER BY id",
+    rows = await db_rows(bare, "SELECT id, process_error FROM events WHERE id >= :lo ORDER BY id",
                        lo=event_ids[0])
     errors = {r.id: r.process_error for r in rows}
     poisoned = event_ids[11]

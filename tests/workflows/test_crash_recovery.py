@@ -10,37 +10,21 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-from sqlalchemy import text
 
 from server.mail.sink import MailSink
-from tests.support import Backends, Stack, private_backends, start_stack
-from tests.workflows.conftest import create_template, create_workflow, eventually, unique_key
+from tests.support import Stack
+from tests.workflows.conftest import (
+    create_template,
+    create_workflow,
+    db_rows,
+    eventually,
+    unique_key,
+)
 from tests.workflows.test_webhook import Receiver
 from tests.workflows.test_workers import _ids_by_recipient, _stop, spawn_worker
 
 EVENTS = 300
 RECOVERY_SECONDS = 30.0
-
-
-@pytest.fixture
-async def bare(backends: Backends, sink: MailSink, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A server and gateway without an in-process worker, on a database of its own."""
-    b = private_backends(backends, tmp_path)
-    s = await start_stack(b, tmp_path, worker=False, smtp_url=sink.url, process_retry_base=0.05,
-                          workflow_retry_base=0.2)
-    yield s
-    await s.stop()
-    b.close()
-
-
-async def _rows(s: Stack, sql: str, **params: Any) -> list[Any]:
-    async with s.engine.connect() as conn:
-        return list((await conn.execute(text(sql), params)).all())
 
 
 async def _load(s: Stack, tag: str, emails: list[str], acked: list[int]) -> None:
@@ -126,8 +110,8 @@ class _Progress:
 async def _all_delivered(s: Stack, receiver: Receiver, sink: MailSink, emails: list[str]
                          ) -> _Progress:
     keys = {headers["idempotency-key"] for headers, _ in receiver.calls}
-    done = await _rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'completed'")
-    left = await _rows(s, "SELECT count(*) FROM events WHERE processed_at IS NULL")
+    done = await db_rows(s, "SELECT count(*) FROM workflow_runs WHERE status = 'completed'")
+    left = await db_rows(s, "SELECT count(*) FROM events WHERE processed_at IS NULL")
     return _Progress(len(keys), len(_ids_by_recipient(sink, emails)), int(done[0][0]),
                      int(left[0][0]))
 
@@ -135,18 +119,18 @@ async def _all_delivered(s: Stack, receiver: Receiver, sink: MailSink, emails: l
 async def _check_once(s: Stack, receiver: Receiver, sink: MailSink, emails: list[str],
                       acked: list[int], tag: str) -> None:
     assert len(acked) == EVENTS
-    events = await _rows(s, "SELECT e.id, e.processed_at, e.process_error FROM events e "
+    events = await db_rows(s, "SELECT e.id, e.processed_at, e.process_error FROM events e "
                             "JOIN event_types t ON t.id = e.event_type_id WHERE t.key = :tag",
                          tag=tag)
     assert sorted(int(e.id) for e in events) == sorted(acked), "an acked event is missing"
     assert all(e.processed_at is not None and e.process_error is None for e in events)
-    runs = await _rows(s, "SELECT event_id, status FROM workflow_runs")
+    runs = await db_rows(s, "SELECT event_id, status FROM workflow_runs")
     assert Counter(int(r.event_id) for r in runs) == Counter(acked), "one run per event"
     assert {r.status for r in runs} == {"completed"}
-    steps = await _rows(s, "SELECT run_id, count(*) FROM workflow_steps GROUP BY run_id")
+    steps = await db_rows(s, "SELECT run_id, count(*) FROM workflow_steps GROUP BY run_id")
     assert len(steps) == EVENTS and {int(n) for _r, n in steps} == {2}
     # Repeats (a call or letter made again after a kill) carry the key of the first.
-    expected = {str(r[0]) for r in await _rows(
+    expected = {str(r[0]) for r in await db_rows(
         s, "SELECT message_id FROM workflow_messages WHERE channel = 'webhook'")}
     called = Counter(headers["idempotency-key"] for headers, _ in receiver.calls)
     assert set(called) == expected and len(expected) == EVENTS

@@ -33,6 +33,20 @@ async def _post(s: Stack, tag: str, emails: list[str]) -> None:
     await asyncio.gather(*(one(i, e) for i, e in enumerate(emails)))
 
 
+async def _burst(s: Stack, tag: str, block: dict[str, Any], n: int) -> tuple[int, list[str]]:
+    """A workflow of ``block`` alone, then ``n`` events of it at once: its id, the emails."""
+    wid = await create_workflow(s, {"name": tag, "active": True, "trigger": {"eventTypeKey": tag},
+                                    "start": block["id"], "blocks": [block]})
+    emails = [f"{tag}-{i}@test.local" for i in range(n)]
+    await _post(s, tag, emails)
+    return wid, emails
+
+
+async def _all_completed(s: Stack, workflow_id: int, n: int) -> bool:
+    runs = await runs_of(s, workflow_id)
+    return len(runs) == n and all(r["status"] == "completed" for r in runs)
+
+
 async def test_a_burst_of_letters_is_batched_over_kept_connections(
         wf: Stack, sink: MailSink) -> None:
     """60 letters due together: all sent once, over at most 4 SMTP connections (not one
@@ -40,18 +54,8 @@ async def test_a_burst_of_letters_is_batched_over_kept_connections(
     tag = unique_key("burst").replace("-", "_")
     tid = await create_template(wf, name=tag, subject="Hi $!data.get('n')",
                                 html="<p>Letter $!data.get('n')</p>", text="Letter")
-    wid = await create_workflow(wf, {"name": tag, "active": True,
-                                     "trigger": {"eventTypeKey": tag}, "start": "mail",
-                                     "blocks": [{"id": "mail", "type": "email",
-                                                 "templateId": tid}]})
-    emails = [f"{tag}-{i}@test.local" for i in range(60)]
-    await _post(wf, tag, emails)
-
-    async def all_completed() -> bool:
-        runs = await runs_of(wf, wid)
-        return len(runs) == 60 and all(r["status"] == "completed" for r in runs)
-
-    await eventually(all_completed, timeout=30)
+    wid, emails = await _burst(wf, tag, {"id": "mail", "type": "email", "templateId": tid}, 60)
+    await eventually(lambda: _all_completed(wf, wid, 60), timeout=30)
     seen = _ids_by_recipient(sink, emails)
     assert set(seen) == set(emails) and all(len(ids) == 1 for ids in seen.values())
     peers = {m.peer for m in sink.received if set(m.rcpt_tos) & set(emails)}
@@ -87,12 +91,7 @@ async def test_a_failing_step_is_retried_alone_without_holding_its_batch(wf: Sta
     server, task, url = await receiver.start()
     try:
         tag = unique_key("picky").replace("-", "_")
-        wid = await create_workflow(wf, {"name": tag, "active": True,
-                                         "trigger": {"eventTypeKey": tag}, "start": "call",
-                                         "blocks": [{"id": "call", "type": "webhook",
-                                                     "url": url}]})
-        emails = [f"{tag}-{i}@test.local" for i in range(20)]
-        await _post(wf, tag, emails)
+        wid, _emails = await _burst(wf, tag, {"id": "call", "type": "webhook", "url": url}, 20)
 
         async def others_done() -> Any:
             runs = await runs_of(wf, wid)
@@ -105,12 +104,7 @@ async def test_a_failing_step_is_retried_alone_without_holding_its_batch(wf: Sta
         bad_calls = [h for h, b in receiver.calls if b["params"].get("n") == 7]
         assert bad_calls, "the failing step was never tried"
         receiver.healed = True
-
-        async def all_done() -> bool:
-            runs = await runs_of(wf, wid)
-            return len(runs) == 20 and all(r["status"] == "completed" for r in runs)
-
-        await eventually(all_done, timeout=30)
+        await eventually(lambda: _all_completed(wf, wid, 20), timeout=30)
         keys = {h["idempotency-key"] for h, b in receiver.calls if b["params"].get("n") == 7}
         assert len(keys) == 1 and len([1 for _h, b in receiver.calls
                                        if b["params"].get("n") == 7]) >= 2

@@ -9,26 +9,13 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from server.mail.sink import MailSink
 from server.procs import terminate
-from tests.support import Backends, Stack, private_backends, start_stack
+from tests.support import Stack
 from tests.workflows.conftest import create_template, create_workflow, eventually
-
-
-@pytest.fixture
-async def bare(backends: Backends, sink: MailSink, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A server and gateway without an in-process worker, on a database of its own."""
-    b = private_backends(backends, tmp_path)
-    s = await start_stack(b, tmp_path, worker=False, smtp_url=sink.url)
-    yield s
-    await s.stop()
-    b.close()
 
 
 def spawn_worker(s: Stack, **extra: str) -> subprocess.Popen[bytes]:
