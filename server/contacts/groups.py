@@ -114,6 +114,9 @@ async def remove_from_groups(conn: AsyncConnection, *, account_id: int,
             _m.c.contact_id.in_(part))))
 
 
+_ROW_ID_MAX = 2**31 - 1  # contact_groups.id is a 32-bit INTEGER on PostgreSQL
+
+
 def public_group_id(row_id: int) -> int:
     return STATIC_GROUP_IDS + row_id
 
@@ -130,7 +133,7 @@ async def group_members(conn: AsyncConnection, *, account_id: int, group_id: int
     """A page of the static group's contact ids (by id) and how many it has; None when
     ``group_id`` (public) names no static group of the account."""
     row_id = group_id - STATIC_GROUP_IDS
-    if row_id <= 0:
+    if not 0 < row_id <= _ROW_ID_MAX:  # beyond the INTEGER column: no such group, not a DB error
         return None
     found = (await conn.execute(select(_g.c.id).where(and_(
         _g.c.account_id == account_id, _g.c.id == row_id)))).first()

@@ -144,3 +144,13 @@ async def _fresh(s: Stack) -> str:
 
     _, key = await create_account(s.engine, name=f"groups-{secrets.token_hex(3)}")
     return key
+
+
+async def test_a_group_id_beyond_the_stored_range_is_not_found(compat: Stack) -> None:
+    """Ids past the 32-bit static-group range (and past 64 bits) are 404 / 400, never a
+    database error (PostgreSQL's INTEGER column refused 397223521206 with a 500)."""
+    for gid in (1_000_000_000 + 2**31, 397_223_521_206, 2**63 - 1):
+        r = await replay(compat, "GET", f"/api/v1/group/{gid}/contacts", content_type=None)
+        assert r.status_code == 404, (gid, r.text)
+    r = await replay(compat, "GET", f"/api/v1/group/{2**64}/contacts", content_type=None)
+    assert r.status_code == 400, r.text
