@@ -174,8 +174,11 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
                              options=server_options(
                                  reuse_port=reuse_port,
                                  connection_timeout=settings.connection_timeout))
-    deps = IngestDeps(settings=settings, writer=writer,
-                      limiter=RateLimiter(per_second=settings.rate_limit), engine=engine,
+    # One bucket per account in Redis for every serving process (server.ingest.ratelimit).
+    limiter = RateLimiter(per_second=settings.rate_limit, burst=settings.rate_burst,
+                          redis_url=settings.redis_url, prefix=settings.redis_prefix,
+                          processes=settings.server_processes)
+    deps = IngestDeps(settings=settings, writer=writer, limiter=limiter, engine=engine,
                       event_types=event_types)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)
     closers: list[Closer] = []
@@ -186,7 +189,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(engine, settings, resolver),
                                                       server)
     names.append(ADMIN_SERVICE)
-    closers += [feed, types_feed]
+    closers += [feed, types_feed, limiter]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -71,6 +71,8 @@ class Settings:
     admin_key: str | None = None
     max_event_bytes: int = 20480
     rate_limit: int = 350
+    # EVENTFLOW_RATE_BURST: events an idle account may send at once (0: the rate).
+    rate_burst: int = 0
     server_processes: int = 1
     # EVENTFLOW_WORKER_PROCESSES: worker processes ``python -m workers`` runs (docs/workers.md).
     worker_processes: int = 1
@@ -109,6 +111,9 @@ class Settings:
         writer = (env.get("EVENTFLOW_INGEST_WRITER") or "process").lower()
         if writer not in {"process", "inline"}:
             raise SystemExit("EVENTFLOW_INGEST_WRITER must be process or inline")
+        if _int(env, "EVENTFLOW_RATE_BURST", 0) < 0 or _int(env, "EVENTFLOW_RATE_LIMIT", 350) < 0:
+            raise SystemExit("EVENTFLOW_RATE_LIMIT and EVENTFLOW_RATE_BURST must be 0 or more "
+                             "(EVENTFLOW_RATE_LIMIT=0 turns the limit off)")
         workers = _int(env, "EVENTFLOW_WORKER_PROCESSES", os.cpu_count() or 1)
         if workers < 1:
             raise SystemExit(f"EVENTFLOW_WORKER_PROCESSES={workers} must be at least 1")
@@ -124,6 +129,7 @@ class Settings:
             connection_timeout=_seconds(env, "EVENTFLOW_CONNECTION_TIMEOUT", 10.0),
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
+            rate_burst=_int(env, "EVENTFLOW_RATE_BURST", 0),
             server_processes=_int(env, "EVENTFLOW_SERVER_PROCESSES", os.cpu_count() or 1),
             worker_processes=workers,
             sqlite_synchronous=sync,

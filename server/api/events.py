@@ -18,7 +18,7 @@ from server.codec.proto import request_to_input
 from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
-from server.errors import InvalidArgument, Violation
+from server.errors import InvalidArgument, RateLimited, Violation
 from server.eventtypes.rules import EventTypeRules
 from server.eventtypes.settings import TypeSettings
 from server.ingest import history
@@ -42,7 +42,7 @@ class IngestDeps:
 
 
 class EventService(events_pb2_grpc.EventServiceServicer):
-    """Each event method decodes, charges the rate limit (``_admit``), accepts through
+    """Each event method decodes, charges the rate limit (one token per event), accepts through
     ``server.ingest.accept`` and writes; it only maps the outcome to its answer."""
 
     def __init__(self, deps: IngestDeps) -> None:
@@ -51,24 +51,14 @@ class EventService(events_pb2_grpc.EventServiceServicer):
                                       contact_json=ContactJsonCheck(deps.engine),
                                       event_types=deps.event_types)
 
-    def _admit(self, account_id: int, events: int, *, per_event: bool) -> int:
-        """The one rate-limit charge of the event methods: how many of ``events`` go on.
-
-        A call counted per event (a stream's event, a gateway batch) goes on as far as
-        the account's bucket allows and the rest are refused one by one; a call counted
-        once (unary, a client's batch) goes on whole or is refused whole (RateLimited).
-        """
-        if per_event:
-            return self._d.limiter.admit(account_id, events)
-        self._d.limiter.take(account_id)
-        return events
-
     async def _judge(self, request: events_pb2.GenerateEventRequest, *, account_id: int,
-                     admitted: bool, result: events_pb2.EventResult) -> ValidEvent | None:
-        """The accepted event, or None with ``result`` filled with why it was refused."""
+                     refused: RateLimited | None,
+                     result: events_pb2.EventResult) -> ValidEvent | None:
+        """The accepted event, or None with ``result`` filled with why it was refused
+        (``refused``: the rate limit's refusal of this event, charged beforehand)."""
         try:
-            if not admitted:
-                raise self._d.limiter.refused(account_id)
+            if refused is not None:
+                raise refused
             return await accept(request_to_input(request), account_id=account_id,
                                 using=self._acceptance)
         except results.REFUSALS as exc:
@@ -78,7 +68,9 @@ class EventService(events_pb2_grpc.EventServiceServicer):
     async def GenerateEvent(self, request: events_pb2.GenerateEventRequest,
                             context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventResponse:
         account_id = current_account.get()
-        self._admit(account_id, 1, per_event=False)
+        # The one rate-limit charge of the event methods: one token per event, however
+        # it arrives (server.ingest.ratelimit).
+        await self._d.limiter.take(account_id)
         event = await accept(request_to_input(request), account_id=account_id,
                              using=self._acceptance)
         (written,) = await self._d.writer.write([event])
@@ -91,13 +83,16 @@ class EventService(events_pb2_grpc.EventServiceServicer):
             raise InvalidArgument.from_violations([Violation(
                 "events", f"holds {len(request.events)} events; send at most {MAX_BATCH} per call")])
         account_id = current_account.get()
-        admitted = self._admit(account_id, len(request.events),
-                               per_event=request.count_each_event)
+        # Every event is charged (count_each_event is no longer read): as many go on as
+        # the account's bucket allows, each of the rest is refused on its own.
+        admission = await self._d.limiter.admit(account_id, len(request.events))
         answer = events_pb2.GenerateEventsResponse()
         valid: list[tuple[events_pb2.EventResult, ValidEvent]] = []
         for i, req in enumerate(request.events):
             result = answer.results.add()
-            event = await self._judge(req, account_id=account_id, admitted=i < admitted,
+            refused = (None if i < admission.granted
+                       else self._d.limiter.refused(admission, i - admission.granted))
+            event = await self._judge(req, account_id=account_id, refused=refused,
                                       result=result)
             if event is not None:
                 valid.append((result, event))
@@ -119,8 +114,9 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         async def one(req: events_pb2.StreamEventsRequest) -> events_pb2.EventResult:
             current_account.set(account_id)
             result = events_pb2.EventResult()
-            admitted = self._admit(account_id, 1, per_event=True) == 1
-            event = await self._judge(req.event, account_id=account_id, admitted=admitted,
+            admission = await self._d.limiter.admit(account_id, 1)
+            refused = None if admission.granted else self._d.limiter.refused(admission)
+            event = await self._judge(req.event, account_id=account_id, refused=refused,
                                       result=result)
             if event is not None:
                 (written,) = await self._d.writer.write([event])

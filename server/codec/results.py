@@ -56,6 +56,8 @@ def refuse(result: events_pb2.EventResult, error: EventflowError) -> None:
         violations = [Violation(EVENT_FIELD, error.message)]
     for v in violations:
         result.violations.add(field=v.field, description=v.message)
+    if isinstance(error, RateLimited):
+        result.retry_after = error.retry_after
 
 
 def accept(result: events_pb2.EventResult, written: WriteResult) -> None:
@@ -72,7 +74,9 @@ def refusal(result: events_pb2.EventResult) -> EventflowError | None:
     violations = [Violation(v.field, v.description) for v in result.violations]
     if status in (TOO_LARGE, RATE_LIMITED):
         message = violations[0].message if violations else status
-        return TooLarge(message) if status == TOO_LARGE else RateLimited(message)
+        if status == TOO_LARGE:
+            return TooLarge(message)
+        return RateLimited(message, retry_after=max(1, result.retry_after))
     if status in _OCCURRED:
         return OccurredError(status)
     if status != INVALID or not violations:

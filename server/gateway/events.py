@@ -154,14 +154,16 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
             encoded.append(event_bytes(event))
             positions.append(i)
         if encoded:
-            # One call, counted as one request against the rate limit.
-            reply = await state.generate_events(batch_bytes(encoded, count_each_event=False),
-                                                metadata=meta)
+            # Every event is charged against the rate limit: those past the account's
+            # bucket come back RATE_LIMITED, each on its own.
+            reply = await state.generate_events(batch_bytes(encoded), metadata=meta)
             for i, r in zip(positions, reply.results):
                 answers[i] = r
         out = [_past_result(r, i) for i, r in enumerate(answers)]
         ok = sum(1 for r in answers if r.status == results.ACCEPTED)
-        return json_response({"results": out, "successCount": ok, "errorCount": len(out) - ok})
+        waits = [r.retry_after for r in answers if r.status == results.RATE_LIMITED]
+        return json_response({"results": out, "successCount": ok, "errorCount": len(out) - ok},
+                             headers={"Retry-After": str(max(1, min(waits)))} if waits else None)
 
     @endpoint
     async def event_types(request: Request) -> Response:

@@ -333,10 +333,11 @@ async def test_past_events_are_stored_with_their_time_and_live_ones_without(
 
 async def test_rate_limit_refuses_each_event_past_the_bucket(backends: Backends,
                                                              tmp_path: Path) -> None:
-    """With a budget of 1 a second: a call counted per event accepts what the bucket
-    allows and refuses the rest one by one with RATE_LIMITED; a stream refuses each event
-    over it; a unary call and a client's batch (one request) are refused whole, and HTTP
-    answers 429 with Retry-After, all with the same message."""
+    """With a budget of 1 a second every event costs a token: a batch (the gateway's or a
+    client's, count_each_event or not) accepts what the bucket allows and refuses the rest
+    one by one with RATE_LIMITED and a retry_after; a stream refuses each event over it; a
+    unary call is refused whole, and HTTP answers 429 with Retry-After, all with the same
+    message."""
     s = await start_stack(backends, tmp_path, worker=False, rate_limit=1,
                           redis_prefix=backends.prefix + "rlm:")
     try:
@@ -344,34 +345,32 @@ async def test_rate_limit_refuses_each_event_past_the_bucket(backends: Backends,
         now = datetime.now(UTC)
         reqs = [_request(Case("r", _event(f"r{i}"), "ACCEPTED"), now) for i in range(5)]
 
-        async def per_event(n: int) -> list[Verdict]:
+        async def batch(n: int, *, each: bool = True) -> list[Verdict]:
             reply = await stub.GenerateEvents(
-                events_pb2.GenerateEventsRequest(events=reqs[:n], count_each_event=True),
+                events_pb2.GenerateEventsRequest(events=reqs[:n], count_each_event=each),
                 metadata=s.meta())
+            assert all(r.retry_after >= 1 for r in reply.results
+                       if r.status == "RATE_LIMITED")
             return [_of_result(r) for r in reply.results]
 
-        verdicts = await per_event(5)
+        verdicts = await batch(5)
         assert [v[0] for v in verdicts] == ["ACCEPTED"] + ["RATE_LIMITED"] * 4
         limited = verdicts[1]
         assert limited[1][0][0] == "event" and "events per second" in limited[1][0][1]
         # Each check below comes right after a call that empties the bucket again.
-        assert (await per_event(2))[1] == limited
+        assert (await batch(2))[1] == limited
         with pytest.raises(grpc.aio.AioRpcError) as unary:
             await stub.GenerateEvent(reqs[0], metadata=s.meta())
         assert _of_rpc_error(unary.value) == limited
-        assert (await per_event(2))[1] == limited
-        with pytest.raises(grpc.aio.AioRpcError) as whole:
-            await stub.GenerateEvents(events_pb2.GenerateEventsRequest(events=reqs[:1]),
-                                      metadata=s.meta())
-        assert _of_rpc_error(whole.value) == limited
-        assert (await per_event(2))[1] == limited
+        assert (await batch(2))[1] == limited
+        assert await batch(2, each=False) == [limited, limited]
         assert _of_http(await s.post_event(_event("r-http"))) == limited
-        assert (await per_event(2))[1] == limited
+        assert (await batch(2))[1] == limited
         streamed = [_of_result(r) for r in await _stream(stub, reqs, s.meta())]
         assert streamed.count(limited) >= 4
         assert all(v in (limited, ("ACCEPTED", ())) for v in streamed)
         await asyncio.sleep(1.2)  # the bucket refills, to its burst of 1
-        assert [v[0] for v in await per_event(3)] == ["ACCEPTED"] + ["RATE_LIMITED"] * 2
+        assert [v[0] for v in await batch(3, each=False)] == ["ACCEPTED"] + ["RATE_LIMITED"] * 2
     finally:
         await s.stop()
 

@@ -23,7 +23,9 @@ _API_ERRORS: dict[str, Any] = {
     "400": {**ERROR, "description": "bad input: the violations name each field"},
     "401": {**ERROR, "description": "no API key, or not one the server knows"},
     "413": {**ERROR, "description": "over a size limit"},
-    "429": {**ERROR, "description": "over the account's rate limit (Retry-After)"},
+    "429": {**ERROR, "description": "over the account's rate limit (Retry-After: seconds)",
+            "headers": {"Retry-After": {"required": True, "schema": {
+                "type": "string", "pattern": "^[0-9]+$"}}}},
     "4XX": ERROR,
     "503": {**ERROR, "description": "the database or the server is unavailable"},
 }
@@ -133,8 +135,17 @@ _unsubscribe = api("Add addresses to the unsubscribed list", "consent", _ok(None
                    body=ref("Emails"))
 _resubscribe = api("Remove addresses from the unsubscribed list", "consent", _ok(None),
                    body=ref("Emails"))
-_past_events = api("Store up to 500 past events", "events", _ok(ref("PastEventsResult")),
-                   body=ref("PastEvents"))
+_past_events = api(
+    "Store up to 500 past events", "events",
+    _ok(ref("PastEventsResult"),
+        description="each event's verdict; every event is charged against the rate limit, "
+                    "and those past the account's bucket are RATE_LIMITED (nothing of them "
+                    "stored: send them again after Retry-After)",
+        headers={"Retry-After": {
+            "required": False, "description": "when some events are RATE_LIMITED: seconds "
+                                              "until the first of them would be allowed",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
+    body=ref("PastEvents"))
 _version = api("The server's version", "account", _ok(ref("Version")))
 _field_id, _contact_id = path_id("item_id", "field"), path_id("item_id", "contact")
 _segment_id = path_id("segment_id", "segment")
