@@ -10,6 +10,9 @@ import logging
 import signal
 import subprocess
 import time
+from typing import Any
+
+from redis.exceptions import RedisError
 
 from server.config import Settings
 from server.embedded import running_embedded_url
@@ -21,23 +24,59 @@ log = logging.getLogger("workers")
 CHILD = "workers.child"
 
 
+# Seconds between attempts to start a worker again after it lost Redis.
+REDIS_RETRY_SECONDS = 1.0
+
+
 async def run_worker(settings: Settings) -> None:
-    """One worker in this process until SIGINT/SIGTERM."""
-    worker = build_worker(settings)
+    """One worker in this process until SIGINT/SIGTERM. A worker that lost Redis (arq
+    ends its run on a connection error, also while starting) is built and started again
+    every ``REDIS_RETRY_SECONDS`` until Redis answers: the process outlives an outage."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(worker.async_run())
-    log.info("worker consuming queue %s at %s", settings.queue_name, settings.redis_url)
-    done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
-                                 return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-        return
-    log.info("worker stopping: letting running jobs finish")
-    await worker.close()
-    task.cancel()
+    while not stop.is_set():
+        worker = build_worker(settings)
+        task = asyncio.create_task(worker.async_run())
+        stopping = asyncio.create_task(stop.wait())
+        log.info("worker consuming queue %s at %s", settings.queue_name, settings.redis_url)
+        done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            log.info("worker stopping: letting running jobs finish")
+            await worker.close()
+            task.cancel()
+            return
+        stopping.cancel()
+        exc = task.exception()
+        if exc is None:
+            return
+        if not isinstance(exc, (RedisError, OSError)):
+            raise exc
+        log.warning("worker lost Redis (%s); starting it again in %.0f s", exc,
+                    REDIS_RETRY_SECONDS)
+        await _discard(worker)
+        try:
+            await asyncio.wait_for(stop.wait(), REDIS_RETRY_SECONDS)
+        except TimeoutError:
+            pass
+
+
+async def _discard(worker: Any) -> None:
+    """Release what a worker that lost Redis holds: its event pump and engine (its
+    ``on_shutdown``, which arq's ``close`` skips when Redis is gone) and its pool. Jobs it
+    was running finish on their own."""
+    if "engine" in worker.ctx and worker.on_shutdown is not None:
+        try:
+            await worker.on_shutdown(worker.ctx)
+        except Exception as exc:  # noqa: BLE001 - best effort; the process goes on
+            log.debug("shutting down the worker that lost Redis: %s", exc)
+    pool = getattr(worker, "_pool", None)
+    if pool is not None:
+        try:
+            await pool.close(close_connection_pool=True)
+        except Exception as exc:  # noqa: BLE001 - its Redis is gone
+            log.debug("closing the pool of the worker that lost Redis: %s", exc)
 
 
 def supervise(settings: Settings, count: int) -> None:

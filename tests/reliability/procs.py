@@ -38,6 +38,9 @@ class Procs:
     admin_key: str
     env: dict[str, str]
     settings: Settings
+    # ``python -m server`` (it starts the serving processes and the writer) and the gateway.
+    server: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": basic(key or self.api_key)}
@@ -92,7 +95,7 @@ def running(backends: Backends, data_dir: Path, **extra: str) -> Iterator[Procs]
         yield Procs(http_url=http_url, grpc_target=env["EVENTFLOW_GRPC_ADDR"],
                     api_key=env["EVENTFLOW_API_KEY"], other_key=other_key,
                     admin_key=env["EVENTFLOW_ADMIN_KEY"], env=env,
-                    settings=settings)
+                    settings=settings, server=server, gateway=gateway)
     finally:
         for proc in reversed(started):
             terminate(proc)
