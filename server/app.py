@@ -22,7 +22,7 @@ from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
 from server.codec import values
 from server.config import Settings
-from server.db.engine import create_engine
+from server.db.engine import DB_WAIT_SECONDS, create_engine
 from server.eventtypes.rules import EventTypeRules, changes_feed
 from server.ingest.dispatch import Dispatcher
 from server.ingest.ratelimit import RateLimiter
@@ -152,7 +152,9 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
     if settings.redis_url is None:
         raise SystemExit("REDIS_URL is not set; `make run` starts an embedded Valkey for you")
     values.configure(settings)
-    engine = create_engine(settings)
+    # A call meeting another connection's lock fails after DB_WAIT_SECONDS (UNAVAILABLE,
+    # server.db.errors) instead of holding its caller for as long as the lock lasts.
+    engine = create_engine(settings, lock_wait=DB_WAIT_SECONDS)
     # A lazy pool: the server starts and accepts events while Redis is down;
     # the sweeper dispatches them once it is back.
     redis = ArqRedis(connection_pool=ConnectionPool.from_url(

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from server.accounts import KeyResolver
 from server.api.credentials import checked_credential
 from server.api.status import ErrorReport
+from server.db.errors import describe, outage, unavailable
 from server.errors import (
     EventflowError,
     InvalidArgument,
@@ -108,6 +109,10 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
             raise Unauthenticated("this call needs the admin key (EVENTFLOW_ADMIN_KEY)")
 
     async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+        if not isinstance(exc, EventflowError) and outage(exc):
+            # The database locked, down or gone: the caller's retry, not our bug.
+            log.warning("database unavailable: %s", describe(exc))
+            exc = unavailable(exc)
         if isinstance(exc, EventflowError):
             await context.abort_with_status(ErrorReport.of(exc).to_status())
         log.exception("unexpected error in %s", type(exc).__name__, exc_info=exc)

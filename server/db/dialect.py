@@ -80,9 +80,11 @@ class Backend:
     def engine_options(self) -> dict[str, Any]:
         return {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
 
-    def on_connect(self, *, synchronous: str) -> Callable[[Any, Any], None] | None:
+    def on_connect(self, *, synchronous: str, lock_wait: float | None = None
+                   ) -> Callable[[Any, Any], None] | None:
         """What to run on every new driver connection, or None. ``synchronous``:
-        ``Settings.sqlite_synchronous``."""
+        ``Settings.sqlite_synchronous``; ``lock_wait``: seconds a statement may wait for a
+        lock another connection holds (None: the database's default)."""
         return None
 
     def prepare(self, url: str) -> None:
@@ -113,6 +115,20 @@ class PostgresBackend(Backend):
 
     def serialise(self, a: int, b: int) -> TextClause | None:
         return text("SELECT pg_advisory_xact_lock(:a, :b)").bindparams(a=a, b=b)
+
+    def on_connect(self, *, synchronous: str, lock_wait: float | None = None
+                   ) -> Callable[[Any, Any], None] | None:
+        if lock_wait is None:
+            return None
+        statement = f"SET lock_timeout = {int(lock_wait * 1000)}"
+
+        def on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(statement)
+            cur.close()
+            dbapi_conn.commit()  # a SET inside a rolled-back transaction is undone
+
+        return on_connect
 
 
 # SQLite allows 32766 bound variables per statement.
@@ -156,14 +172,17 @@ class SqliteBackend(Backend):
     def engine_options(self) -> dict[str, Any]:
         return {"pool_size": 5, "max_overflow": 10}
 
-    def on_connect(self, *, synchronous: str) -> Callable[[Any, Any], None]:
+    def on_connect(self, *, synchronous: str, lock_wait: float | None = None
+                   ) -> Callable[[Any, Any], None]:
+        busy_ms = int((10.0 if lock_wait is None else lock_wait) * 1000)
+
         def on_connect(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             # WAL lets readers and several processes work beside one writer;
             # the busy timeout makes writers from other processes wait instead of failing.
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

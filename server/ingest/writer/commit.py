@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
+from server.db.errors import describe, outage
 from server.db.models import utcnow
 from server.errors import Unavailable
 from server.ingest.model import ValidEvent, WriteResult
@@ -31,7 +32,7 @@ class CommitFailed(Exception):
         self.reason = reason
 
     def unavailable(self) -> Unavailable:
-        return Unavailable(f"{self.reason}; nothing was stored, retry")
+        return Unavailable(f"{self.reason}; nothing was stored: retry in a few seconds")
 
 
 def commit(conn: IngestConnection, events: list[ValidEvent]) -> list[WriteResult]:
@@ -43,6 +44,9 @@ def commit(conn: IngestConnection, events: list[ValidEvent]) -> list[WriteResult
             conn.type_cache.clear()  # the other writer's event type has another id
         except Exception as exc:  # one batch must never end the writer
             conn.type_cache.clear()
+            if outage(exc):  # locked, down, dropped: no traceback, the reason says it
+                log.warning("ingest commit failed: %s", describe(exc))
+                raise CommitFailed(describe(exc)) from exc
             log.exception("ingest commit failed")
             raise CommitFailed(
                 f"the database did not accept the write ({type(exc).__name__})") from exc

@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from server.config import Settings
 from server.db.dialect import backend_for_url, sync_database_url
+from server.db.engine import DB_WAIT_SECONDS
+from server.db.errors import locked
 from server.eventtypes.shapes import KnownPairs
 from server.ingest.model import ValidEvent, WriteResult
 from server.ingest.txn import TypeIds, write_events
@@ -26,8 +28,12 @@ from server.ingest.txn import TypeIds, write_events
 __all__ = ["LOCK_WAIT_SECONDS", "IngestConnection", "SqliteConnection",
            "open_connection"]
 
-# How long the SQLite writer keeps trying for the write lock held by other processes.
-LOCK_WAIT_SECONDS = 10.0
+# How long a writer keeps trying for a lock held by another connection (SQLite's write
+# lock, a PostgreSQL table or row lock) before the batch is answered UNAVAILABLE; after
+# such a failure, until a write succeeds again, only FAILING_WAIT_SECONDS, so the callers
+# queued behind a held lock are answered at once rather than one wait each.
+LOCK_WAIT_SECONDS = DB_WAIT_SECONDS
+FAILING_WAIT_SECONDS = 0.25
 
 
 class IngestConnection:
@@ -43,6 +49,8 @@ class IngestConnection:
         self._conn: Connection | None = None
         self.type_cache: TypeIds = {}
         self.param_cache: KnownPairs = {}
+        # A lock wait ran out and no write succeeded since (see FAILING_WAIT_SECONDS).
+        self.failing = False
 
     def write(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
         """Store ``events`` in one transaction. A conflict (IntegrityError) keeps the
@@ -56,15 +64,27 @@ class IngestConnection:
             raise
 
     def _attempt(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
-        return self._write_in_transaction(events, now)
+        try:
+            results = self._write_in_transaction(events, now)
+        except OperationalError as exc:
+            self.failing = locked(exc)
+            raise
+        self.failing = False
+        return results
 
     def _write_in_transaction(self, events: list[ValidEvent], now: datetime
                               ) -> list[WriteResult]:
         if self._conn is None:
             self._conn = self._engine.connect()
         with self._conn.begin():
+            wait = FAILING_WAIT_SECONDS if self.failing else LOCK_WAIT_SECONDS
+            self._set_lock_wait(self._conn, wait)
             return write_events(self._conn, events, now=now, type_cache=self.type_cache,
                                 param_cache=self.param_cache)
+
+    def _set_lock_wait(self, conn: Connection, seconds: float) -> None:
+        """How long this transaction's statements wait for another connection's lock."""
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(seconds * 1000)}")
 
     def _invalidate(self) -> None:
         conn, self._conn = self._conn, None
@@ -113,16 +133,24 @@ class SqliteConnection(IngestConnection):
 
     def _attempt(self, events: list[ValidEvent], now: datetime) -> list[WriteResult]:
         """Wait out SQLite's lock held by a writer that is not an ingest writer."""
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        wait = FAILING_WAIT_SECONDS if self.failing else LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + wait
         delay = 0.0002
         while True:
             try:
-                return self._write_in_transaction(events, now)
+                results = self._write_in_transaction(events, now)
             except OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > deadline:
+                if not locked(exc) or time.monotonic() > deadline:
+                    self.failing = locked(exc)
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.004)
+            else:
+                self.failing = False
+                return results
+
+    def _set_lock_wait(self, conn: Connection, seconds: float) -> None:
+        pass  # busy_timeout is 0: _attempt waits itself
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -144,10 +172,6 @@ def _ingest_lock_path(db: str | None) -> str | None:
     if not db or db == ":memory:":
         return None
     return f"{db}-ingest.lock"
-
-
-def _locked(exc: OperationalError) -> bool:
-    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def _no_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
