@@ -38,6 +38,9 @@ async def _prepare(settings: Settings) -> None:
 def _run_child(settings: Settings, reuse_port: bool) -> None:
     from server.app import install_event_loop, serve_forever
 
+    # SIGTERM while still starting (before the serving loop installs its handlers) ends
+    # the process cleanly (exit 0) rather than by the signal's default action.
+    signal.signal(signal.SIGTERM, _stop_starting)
     install_event_loop()
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 

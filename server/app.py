@@ -33,6 +33,8 @@ from server.services import Closer, Register, register_all
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# Seconds a stopping server keeps its port open before it refuses new calls.
+DRAIN_SECONDS = 1.0
 SERVICE_NAMES = [events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name]
 
 
@@ -227,4 +229,9 @@ async def serve_forever(settings: Settings, *, reuse_port: bool = False) -> None
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("gRPC server stopping: finishing in-flight calls")
+    # Health says NOT_SERVING at once, but the port stays open for DRAIN_SECONDS: a gateway
+    # stopping at the same moment still gets its last requests answered, not refused.
+    for svc in SERVICE_NAMES + [""]:
+        await running.health.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await asyncio.sleep(DRAIN_SECONDS)
     await running.stop()

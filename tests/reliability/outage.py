@@ -75,24 +75,43 @@ def worker(procs: Procs, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
         terminate(proc)
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    started: float
+    ended: float
+    outcome: str  # "200", "503", "OK", "UNAVAILABLE", an exception's class name
+
+
 @dataclass
 class Tally:
-    """What the load sent and what came back; ``acked`` maps event id to key value."""
+    """What the load sent and what came back; ``acked`` maps event id to key value;
+    ``calls`` each call's times and outcome when the load records them."""
 
     sent: int = 0
     acked: dict[int, str] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     slowest: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    record: bool = False
+    # The first words of each 5xx answer and gRPC error.
+    errors: list[str] = field(default_factory=list)
 
     def refuse(self, why: str) -> None:
         self.refused[why] = self.refused.get(why, 0) + 1
 
+    def done(self, started: float, outcome: str) -> None:
+        ended = time.monotonic()
+        self.slowest = max(self.slowest, ended - started)
+        if self.record:
+            self.calls.append(Call(started, ended, outcome))
+
 
 async def load(procs: Procs, tally: Tally, stop: asyncio.Event, *, key: str | None = None,
-               callers: int = 4, type_key: str = "outage") -> None:
+               callers: int = 4, type_key: str = "outage", record: bool = False) -> None:
     """Events over HTTP and gRPC (``callers`` of each, one request at a time) until ``stop``;
-    each event has a key value and messageId of its own."""
+    each event has a key value and messageId of its own; ``record``: keep every call."""
     key = key or procs.api_key
+    tally.record = record
     tag = secrets.token_hex(3)
 
     async def over_http(n: int) -> None:
@@ -108,10 +127,13 @@ async def load(procs: Procs, tally: Tally, stop: asyncio.Event, *, key: str | No
                                         json={"eventTypeKey": type_key, "keyValue": kv,
                                               "messageId": kv})
                 except httpx.HTTPError as exc:
+                    tally.done(started, type(exc).__name__)
                     tally.refuse(type(exc).__name__)
                     await asyncio.sleep(0.05)
                     continue
-                tally.slowest = max(tally.slowest, time.monotonic() - started)
+                tally.done(started, str(r.status_code))
+                if r.status_code >= 500:
+                    tally.errors.append(r.text[:300])
                 if r.status_code == 200:
                     tally.acked[int(r.headers["X-Event-Id"])] = kv
                 else:
@@ -133,10 +155,12 @@ async def load(procs: Procs, tally: Tally, stop: asyncio.Event, *, key: str | No
                                                         message_id=kv),
                         metadata=(("x-api-key", key),), timeout=30)
                 except grpc.aio.AioRpcError as exc:
+                    tally.done(started, exc.code().name)
                     tally.refuse(exc.code().name)
+                    tally.errors.append(f"{exc.code().name}: {exc.details()}"[:300])
                     await asyncio.sleep(0.05)
                     continue
-                tally.slowest = max(tally.slowest, time.monotonic() - started)
+                tally.done(started, "OK")
                 tally.acked[reply.event_id] = kv
 
     await asyncio.gather(*(over_http(n) for n in range(callers)),
