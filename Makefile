@@ -8,7 +8,7 @@ PROTOS := $(wildcard proto/eventflow/v1/*.proto)
 GEN_STAMP := $(PROTO_OUT)/eventflow/.generated
 export PYTHONPATH := $(CURDIR):$(CURDIR)/clients/python
 
-.PHONY: run test test-reliability account keys revoke bench lint fmt proto worker gateway server clean install
+.PHONY: run test test-reliability soak account keys revoke bench lint fmt proto worker gateway server clean install
 
 $(STAMP): pyproject.toml server/native/valuecodec.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,10 +57,17 @@ keys: proto
 revoke: proto
 	@$(BIN)/python -m server.accounts revoke "$(KEY)"
 
-# The hostile-input and isolation scenarios alone (docs/reliability.md); `make test` runs
-# them too.
+# The hostile-input, isolation, outage and memory scenarios alone (docs/reliability.md);
+# `make test` runs them too.
 test-reliability: proto
 	@$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+# The memory soak of docs/reliability.md for 10 minutes (the suite runs 75 s of it); the
+# RSS of every process is printed and written to var/soak.json.
+soak: proto
+	@mkdir -p var
+	@SOAK_SECONDS=$${SOAK_SECONDS:-600} SOAK_REPORT=$(CURDIR)/var/soak.json \
+		$(BIN)/python -m pytest tests/reliability/test_soak.py -s -q $(PYTEST_ARGS)
 
 bench: proto
 	@$(BIN)/python -m bench
