@@ -57,7 +57,7 @@ def locked(procs: Procs) -> Iterator[None]:
     schema = procs.settings.database_url.rsplit("search_path%3D", 1)[1]
     conn = psycopg.connect(base)
     conn.execute(f'SET search_path TO "{schema}"')
-    conn.execute("LOCK TABLE events, contacts, event_types IN ACCESS EXCLUSIVE MODE")
+    conn.execute("LOCK TABLE events, contacts IN ACCESS EXCLUSIVE MODE")
     try:
         yield
     finally:
