@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.config import Settings
 from server.db.models import Account, ApiKey, as_utc, id_is, table_of, utcnow
 from server.errors import InvalidArgument, NotFound, Unauthenticated, Violation
+from server.workflows.durations import zone
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class AccountProfile:
     account_id: int
     name: str
     email: str | None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +176,31 @@ async def account_profile(engine: AsyncEngine, *, account_id: int) -> AccountPro
     """The caller's account; it exists, since its key was just resolved."""
     async with engine.connect() as conn:
         row = (await conn.execute(
-            select(_accounts.c.id, _accounts.c.name, _accounts.c.email)
+            select(_accounts.c.id, _accounts.c.name, _accounts.c.email, _accounts.c.time_zone)
             .where(_accounts.c.id == account_id)
         )).one()
-    return AccountProfile(account_id=int(row.id), name=row.name, email=row.email)
+    return AccountProfile(account_id=int(row.id), name=row.name, email=row.email,
+                          time_zone=row.time_zone)
+
+
+async def account_time_zone(conn: AsyncConnection, *, account_id: int) -> str:
+    """The account's time zone name; "UTC" when it has none."""
+    found = (await conn.execute(select(_accounts.c.time_zone)
+                                .where(_accounts.c.id == account_id))).scalar()
+    return str(found) if found else "UTC"
+
+
+async def set_time_zone(engine: AsyncEngine, *, account_id: int, time_zone: str
+                        ) -> AccountProfile:
+    """Set the account's time zone (an IANA name; "" or "UTC" clear it)."""
+    try:
+        zone(time_zone)
+    except ValueError as error:
+        raise InvalidArgument.from_violations([Violation("timeZone", str(error))]) from None
+    async with engine.begin() as conn:
+        await conn.execute(update(_accounts).where(_accounts.c.id == account_id)
+                           .values(time_zone=time_zone if time_zone not in ("", "UTC") else None))
+    return await account_profile(engine, account_id=account_id)
 
 
 def _write_secret(path: Path, value: str) -> None:

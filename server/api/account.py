@@ -10,7 +10,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import account_pb2, account_pb2_grpc
-from server.accounts import account_profile
+from server.accounts import AccountProfile, account_profile, set_time_zone
 from server.api.errors import current_account
 from server.config import Settings
 
@@ -37,10 +37,21 @@ class AccountService(account_pb2_grpc.AccountServiceServicer):
 
     async def GetAccountInfo(self, request: account_pb2.GetAccountInfoRequest, context: Ctx
                              ) -> account_pb2.AccountInfo:
-        profile = await account_profile(self._engine, account_id=current_account.get())
+        return self._info(await account_profile(self._engine, account_id=current_account.get()))
+
+    def _info(self, profile: AccountProfile) -> account_pb2.AccountInfo:
         return account_pb2.AccountInfo(org_id=profile.account_id,
                                        organisation_name=profile.name,
-                                       user_email=profile.email or self._fallback_email)
+                                       user_email=profile.email or self._fallback_email,
+                                       time_zone=profile.time_zone or "UTC")
+
+    async def UpdateAccount(self, request: account_pb2.UpdateAccountRequest, context: Ctx
+                            ) -> account_pb2.AccountInfo:
+        account_id = current_account.get()
+        if request.HasField("time_zone"):
+            return self._info(await set_time_zone(self._engine, account_id=account_id,
+                                                  time_zone=request.time_zone))
+        return self._info(await account_profile(self._engine, account_id=account_id))
 
     async def GetVersion(self, request: account_pb2.GetVersionRequest, context: Ctx
                          ) -> account_pb2.VersionInfo:

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import segments_pb2, segments_pb2_grpc
+from server.accounts import account_time_zone
 from server.api.errors import current_account
 from server.codec.jsondoc import load_document
 from server.codec.values import dt_to_ts
@@ -22,11 +23,15 @@ __all__ = ["PAGE", "SegmentService"]
 PAGE = 500
 
 
-def _definition(text: str) -> Any:
+async def _definition(engine: AsyncEngine, text: str) -> Any:
+    """The checked definition; without a ``timeZone`` of its own it takes the account's."""
     if not text.strip():
         raise InvalidArgument.from_violations([Violation(
             "body", 'is required: {"name", "conditions": {"all": [...]}}')])
-    return parse_definition(load_document(text, name="body"))
+    doc = load_document(text, name="body")
+    async with engine.connect() as conn:
+        tz = await account_time_zone(conn, account_id=current_account.get())
+    return parse_definition(doc, default_zone=tz)
 
 
 def _segment(s: Segment) -> segments_pb2.Segment:
@@ -58,7 +63,7 @@ class SegmentService(segments_pb2_grpc.SegmentServiceServicer):
                                                segment_id=segment_id)
 
     async def CreateSegment(self, request: Any, context: Any) -> segments_pb2.Segment:
-        definition = _definition(request.definition_json)
+        definition = await _definition(self._engine, request.definition_json)
         account = current_account.get()
         async with self._engine.begin() as conn:
             segment_id = await store.create_segment(conn, account_id=account,
@@ -66,7 +71,7 @@ class SegmentService(segments_pb2_grpc.SegmentServiceServicer):
         return _segment(await self._get(segment_id))
 
     async def UpdateSegment(self, request: Any, context: Any) -> segments_pb2.Segment:
-        definition = _definition(request.definition_json)
+        definition = await _definition(self._engine, request.definition_json)
         async with self._engine.begin() as conn:
             await store.update_segment(conn, account_id=current_account.get(),
                                        segment_id=request.id, definition=definition)

@@ -60,6 +60,9 @@ class Account(SQLModel, table=True):
     # The owner's address, as eSputnik's account info shows it (userEmail); optional.
     email: str | None = Field(default=None, max_length=320)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # An IANA name; the calendar periods (today, thisWeek...) of segments that name no
+    # zone of their own are read in it. None: UTC.
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class ApiKey(SQLModel, table=True):

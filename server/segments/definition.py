@@ -255,14 +255,15 @@ def _instant(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def parse_definition(doc: Any) -> Definition:
-    """The checked definition, or InvalidArgument naming every bad path."""
+def parse_definition(doc: Any, *, default_zone: str = "UTC") -> Definition:
+    """The checked definition, or InvalidArgument naming every bad path. A definition
+    naming no ``timeZone`` takes ``default_zone`` (the account's, on save)."""
     top = only_members(doc, ("name", "conditions", "timeZone"))
     checker = _Checker()
     name = top.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         checker.say("name", f"is required: 1-{MAX_NAME} characters")
-    tz = top.get("timeZone", "UTC")
+    tz = top.get("timeZone", default_zone)
     if not isinstance(tz, str):
         checker.say("timeZone", "must be an IANA time zone name such as Europe/Kyiv")
     else:

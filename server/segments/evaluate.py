@@ -13,6 +13,7 @@ definition's time zone and change at their local boundaries.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,10 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from server.segments.definition import PERIODS
-from server.workflows.durations import parse_duration
+from server.workflows.durations import parse_duration as _parse_duration
+
+# Definitions hold a handful of distinct durations, read for every evaluation.
+parse_duration = functools.lru_cache(maxsize=1024)(_parse_duration)
 
 __all__ = ["ContactView", "Evaluation", "SegmentEvent", "compare", "evaluate"]
 

@@ -20,7 +20,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.tables import CONTACTS, FIELD_VALUES
-from server.db.dialect import serialise
+from server.db.dialect import insert_ids, serialise
 from server.db.models import Event, EventType, as_utc, table_of
 from server.segments.definition import CONTACT_FIELDS
 from server.segments.evaluate import ContactView, SegmentEvent, evaluate
@@ -197,18 +197,39 @@ async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[i
             for s, c in left])))
     written: list[int] = []
     if changes:
-        result = await conn.execute(
-            insert(SEGMENT_CHANGES).returning(SEGMENT_CHANGES.c.id, sort_by_parameter_order=True),
-            [{"account_id": account_id, "segment_id": c.segment_id, "contact_id": c.contact_id,
-              "change": c.change, "at": c.at, "reason": c.reason, "event_id": c.event_id}
-             for c in changes])
-        written = [int(r[0]) for r in result.all()]
-    for chunk in _chunks(contact_ids):
-        await conn.execute(delete(SEGMENT_DUE).where(
-            SEGMENT_DUE.c.segment_id.in_(segment_ids) & SEGMENT_DUE.c.contact_id.in_(chunk)))
-    if due:
-        await conn.execute(insert(SEGMENT_DUE), list(due))
+        # The member writes above took SQLite's write lock, as insert_ids needs.
+        written = await insert_ids(conn, SEGMENT_CHANGES, [
+            {"account_id": account_id, "segment_id": c.segment_id, "contact_id": c.contact_id,
+             "change": c.change, "at": c.at, "reason": c.reason, "event_id": c.event_id}
+            for c in changes])
+    await _plan_due(conn, segment_ids, contact_ids, due)
     return written
+
+
+async def _plan_due(conn: AsyncConnection, segment_ids: Sequence[int],
+                    contact_ids: Sequence[int], due: Sequence[dict[str, Any]]) -> None:
+    """Make the due rows of these pairs ``due``, writing only those that differ: most
+    re-evaluations plan what was planned (a row the loop claimed meanwhile is its to
+    re-plan: it re-evaluates every pair it claims)."""
+    wanted = {(d["segment_id"], d["contact_id"]): as_utc(d["due_at"]) for d in due}
+    stale: list[tuple[int, int]] = []
+    for chunk in _chunks(contact_ids):
+        for row in await conn.execute(
+                select(SEGMENT_DUE.c.segment_id, SEGMENT_DUE.c.contact_id, SEGMENT_DUE.c.due_at)
+                .where(SEGMENT_DUE.c.segment_id.in_(segment_ids)
+                       & SEGMENT_DUE.c.contact_id.in_(chunk))):
+            pair = (int(row.segment_id), int(row.contact_id))
+            if wanted.get(pair) == as_utc(row.due_at):
+                wanted.pop(pair)  # planned as it stands
+            else:
+                stale.append(pair)
+    for start in range(0, len(stale), CHUNK):
+        await conn.execute(delete(SEGMENT_DUE).where(or_(*[
+            and_(SEGMENT_DUE.c.segment_id == s, SEGMENT_DUE.c.contact_id == c)
+            for s, c in stale[start:start + CHUNK]])))
+    rows = [d for d in due if (d["segment_id"], d["contact_id"]) in wanted]
+    if rows:
+        await conn.execute(insert(SEGMENT_DUE), rows)
 
 
 async def apply(conn: AsyncConnection, account_id: int,

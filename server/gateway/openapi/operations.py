@@ -333,6 +333,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # account
     ("GET", "/api/v1/account/info"): api("The caller's account", "account",
                                          _ok(ref("AccountInfo"))),
+    ("GET", "/api/v1/account/settings"): api("The account's settings (its time zone)",
+                                             "account", _ok(ref("AccountSettings"))),
+    ("PATCH", "/api/v1/account/settings"): api(
+        "Change the account's settings (only the members sent)", "account",
+        _ok(ref("AccountSettings")),
+        body={"type": "object", "additionalProperties": False,
+              "properties": {"timeZone": {"type": "string", "examples": ["Europe/Kyiv"]}}}),
     ("GET", "/api/v1/version"): _version,
     ("GET", "/api/v2/version"): _version,
     # admin

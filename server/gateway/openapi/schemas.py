@@ -188,6 +188,7 @@ COMPONENTS: dict[str, Schema] = {
         "requestId": STRING, "locator": STRING, "status": STRING, "delivered": BOOLEAN,
         "failed": BOOLEAN, "message": STRING_OR_NULL, "messageId": STRING}))}),
     "AccountInfo": obj({"userEmail": STRING, "organisationName": STRING, "orgId": INTEGER}),
+    "AccountSettings": obj({"timeZone": STRING}),
     "Version": obj({"version": STRING, "protocolVersion": STRING}),
     "NewAccount": obj(optional={"name": STRING, "email": STRING}),
     "NewKeyLabel": obj(optional={"label": STRING}),
