@@ -28,7 +28,7 @@ StubT = TypeVar("StubT")
 NAV = [("overview", "/", "Overview"), ("event-types", "/event-types", "Event types"),
        ("events", "/events", "Event history"), ("messages", "/messages", "Messages"),
        ("workflows", "/workflows", "Workflows"), ("contacts", "/contacts", "Contacts"),
-       ("sent", "/sent", "Sent messages")]
+       ("segments", "/segments", "Segments"), ("sent", "/sent", "Sent messages")]
 
 
 def ts_datetime(ts: timestamp_pb2.Timestamp | None) -> datetime | None:
