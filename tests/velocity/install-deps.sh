@@ -42,8 +42,8 @@ export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Quiet on success; on failure show apt's own output.
-if ! { $sudo apt-get update -qq && \
-       $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+if ! { $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+       $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "install-deps: failed to install ${missing[*]}" >&2
     exit 1
