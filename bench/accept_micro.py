@@ -1,7 +1,7 @@
 """``python -m bench.accept_micro``: CPU per event of the acceptance path, in-process.
 
 Not part of ``make bench`` (no servers, no database): the server's decode + ``accept`` of
-one request, ``GenerateEvents`` of 500 through the servicer with a writer that stores
+one request (from the bytes received, as the servicer reads it), ``GenerateEvents`` of 500 through the servicer with a writer that stores
 nothing, and the gateway's JSON body to wire bytes, on the small and ~1 KB bench events.
 Best of five ``time.process_time`` rounds; compare runs on the same machine only.
 """
@@ -20,6 +20,7 @@ from server.api.errors import current_account
 from server.api.events import EventService, IngestDeps
 from server.codec.jsonbody import event_from_json
 from server.codec.proto import request_to_input
+from server.codec.received import Received
 from server.codec.wire import event_bytes
 from server.config import Settings
 from server.gateway.http import parse_json
@@ -75,15 +76,19 @@ def main() -> None:
     using = service._acceptance
     for name, body in (("small", small_body(1)), ("1 KB", kb_body(1))):
         req, raw = request(body), orjson.dumps(body)
+        wire = req.SerializeToString()
         batch = events_pb2.GenerateEventsRequest(events=[req] * 500)
+        received = Received(batch, batch.SerializeToString())
 
-        def server(n: int, req: events_pb2.GenerateEventRequest = req) -> None:
+        def server(n: int, req: events_pb2.GenerateEventRequest = req, wire: bytes = wire
+                   ) -> None:
             for _ in range(n):
-                _run(accept(request_to_input(req), account_id=1, using=using))
+                _run(accept(request_to_input(req, wire), account_id=1, using=using))
 
-        def servicer(n: int, batch: events_pb2.GenerateEventsRequest = batch) -> None:
+        def servicer(n: int, received: Received[events_pb2.GenerateEventsRequest] = received
+                     ) -> None:
             for _ in range(n // 500):
-                _run(service.GenerateEvents(batch, cast(Any, None)))
+                _run(service.GenerateEvents(received, cast(Any, None)))
 
         def gateway(n: int, raw: bytes = raw) -> None:
             for _ in range(n):

@@ -15,11 +15,12 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventflow.v1 import admin_pb2_grpc, events_pb2, events_pb2_grpc
+from eventflow.v1 import admin_pb2_grpc, events_pb2
 from server.accounts import KeyResolver
 from server.api.admin import ADMIN_SERVICE, AdminService
 from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
+from server.api.events import add_to_server as add_event_service
 from server.codec import values
 from server.config import Settings
 from server.db.engine import DB_WAIT_SECONDS, create_engine
@@ -184,7 +185,7 @@ async def start_server(settings: Settings, *, reuse_port: bool = False,
                           processes=settings.server_processes)
     deps = IngestDeps(settings=settings, writer=writer, limiter=limiter, engine=engine,
                       event_types=event_types)
-    events_pb2_grpc.add_EventServiceServicer_to_server(EventService(deps), server)
+    add_event_service(EventService(deps), server)
     closers: list[Closer] = []
     names = list(SERVICE_NAMES)
     if register is not None:

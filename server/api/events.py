@@ -1,4 +1,10 @@
-"""EventService: thin servicer methods over the ingest domain."""
+"""EventService: thin servicer methods over the ingest domain.
+
+Registered by ``add_to_server``, not the generated function: the event methods read each
+event's params from the bytes received (``codec.received``) and the history methods
+answer bytes of their own (``codec.wire.stored_event``), so an object value's keys keep
+the order the caller sent them in, both ways (docs/compatibility.md).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.api.errors import current_account
-from server.codec import results
+from server.codec import results, wire
 from server.codec.proto import request_to_input
+from server.codec.received import Received, reader
 from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
@@ -51,34 +58,36 @@ class EventService(events_pb2_grpc.EventServiceServicer):
                                       contact_json=ContactJsonCheck(deps.engine),
                                       event_types=deps.event_types)
 
-    async def _judge(self, request: events_pb2.GenerateEventRequest, *, account_id: int,
-                     refused: RateLimited | None,
+    async def _judge(self, request: events_pb2.GenerateEventRequest, raw: bytes, *,
+                     account_id: int, refused: RateLimited | None,
                      result: events_pb2.EventResult) -> ValidEvent | None:
-        """The accepted event, or None with ``result`` filled with why it was refused
-        (``refused``: the rate limit's refusal of this event, charged beforehand)."""
+        """The accepted event (``raw``: the bytes ``request`` was parsed from), or None with
+        ``result`` filled with why it was refused (``refused``: the rate limit's refusal of
+        this event, charged beforehand)."""
         try:
             if refused is not None:
                 raise refused
-            return await accept(request_to_input(request), account_id=account_id,
+            return await accept(request_to_input(request, raw), account_id=account_id,
                                 using=self._acceptance)
         except results.REFUSALS as exc:
             results.refuse(result, exc)
             return None
 
-    async def GenerateEvent(self, request: events_pb2.GenerateEventRequest,
+    async def GenerateEvent(self, received: Received[events_pb2.GenerateEventRequest],
                             context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventResponse:
         account_id = current_account.get()
         # The one rate-limit charge of the event methods: one token per event, however
         # it arrives (server.ingest.ratelimit).
         await self._d.limiter.take(account_id)
-        event = await accept(request_to_input(request), account_id=account_id,
-                             using=self._acceptance)
+        event = await accept(request_to_input(received.message, received.raw),
+                             account_id=account_id, using=self._acceptance)
         (written,) = await self._d.writer.write([event])
         return events_pb2.GenerateEventResponse(event_id=written.event_id,
                                                 duplicate=written.duplicate)
 
-    async def GenerateEvents(self, request: events_pb2.GenerateEventsRequest,
+    async def GenerateEvents(self, received: Received[events_pb2.GenerateEventsRequest],
                              context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.GenerateEventsResponse:
+        request = received.message
         if len(request.events) > MAX_BATCH:
             raise InvalidArgument.from_violations([Violation(
                 "events", f"holds {len(request.events)} events; send at most {MAX_BATCH} per call")])
@@ -88,11 +97,11 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         admission = await self._d.limiter.admit(account_id, len(request.events))
         answer = events_pb2.GenerateEventsResponse()
         valid: list[tuple[events_pb2.EventResult, ValidEvent]] = []
-        for i, req in enumerate(request.events):
+        for i, (req, raw) in enumerate(zip(request.events, received.parts(1))):
             result = answer.results.add()
             refused = (None if i < admission.granted
                        else self._d.limiter.refused(admission, i - admission.granted))
-            event = await self._judge(req, account_id=account_id, refused=refused,
+            event = await self._judge(req, raw, account_id=account_id, refused=refused,
                                       result=result)
             if event is not None:
                 valid.append((result, event))
@@ -104,20 +113,21 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         answer.error_count = len(request.events) - len(valid)
         return answer
 
-    async def StreamEvents(self, request_iterator: AsyncIterator[events_pb2.StreamEventsRequest],
+    async def StreamEvents(self,
+                           request_iterator: AsyncIterator[Received[events_pb2.StreamEventsRequest]],
                            context: grpc.aio.ServicerContext[Any, Any]
                            ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         account_id = current_account.get()
         acks: asyncio.Queue[tuple[str, asyncio.Future[events_pb2.EventResult]] | None] = \
             asyncio.Queue(MAX_IN_FLIGHT)
 
-        async def one(req: events_pb2.StreamEventsRequest) -> events_pb2.EventResult:
+        async def one(req: Received[events_pb2.StreamEventsRequest]) -> events_pb2.EventResult:
             current_account.set(account_id)
             result = events_pb2.EventResult()
             admission = await self._d.limiter.admit(account_id, 1)
             refused = None if admission.granted else self._d.limiter.refused(admission)
-            event = await self._judge(req.event, account_id=account_id, refused=refused,
-                                      result=result)
+            event = await self._judge(req.message.event, req.part(2), account_id=account_id,
+                                      refused=refused, result=result)
             if event is not None:
                 (written,) = await self._d.writer.write([event])
                 results.accept(result, written)
@@ -126,7 +136,7 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         async def read() -> None:
             try:
                 async for req in request_iterator:
-                    await acks.put((req.client_ref, asyncio.ensure_future(one(req))))
+                    await acks.put((req.message.client_ref, asyncio.ensure_future(one(req))))
             finally:
                 await acks.put(None)
 
@@ -150,25 +160,58 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         return out
 
     async def ListEvents(self, request: events_pb2.ListEventsRequest,
-                         context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.ListEventsResponse:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """A serialized ``ListEventsResponse`` (``stored_event_bytes``)."""
         rows, token = await history.list_events(
             self._d.engine, account_id=current_account.get(),
             event_type_key=request.event_type_key, key_value=request.key_value,
             since=ts_to_dt(request.since, field="since"),
             until=ts_to_dt(request.until, field="until"),
             page_size=request.page_size, page_token=request.page_token)
-        out = events_pb2.ListEventsResponse(next_page_token=token)
-        for row in rows:
-            _fill_stored(out.events.add(), row)
-        return out
+        return wire.events_page([stored_event_bytes(row) for row in rows], token)
 
     async def GetEvent(self, request: events_pb2.GetEventRequest,
-                       context: grpc.aio.ServicerContext[Any, Any]) -> events_pb2.StoredEvent:
+                       context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """A serialized ``StoredEvent`` (``stored_event_bytes``)."""
         row = await history.get_event(self._d.engine, account_id=current_account.get(),
                                       event_id=request.id)
-        out = events_pb2.StoredEvent()
-        _fill_stored(out, row)
-        return out
+        return stored_event_bytes(row)
+
+
+SERVICE = "eventflow.v1.EventService"
+
+
+def _serialized(reply: bytes) -> bytes:
+    return reply
+
+
+def add_to_server(service: EventService, server: grpc.aio.Server) -> None:
+    """Registers ``service`` as ``events_pb2_grpc.add_EventServiceServicer_to_server``
+    does, with the event methods reading ``Received`` requests and the history methods
+    answering bytes."""
+    m = events_pb2
+    unary, stream = grpc.unary_unary_rpc_method_handler, grpc.stream_stream_rpc_method_handler
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "GenerateEvent": unary(service.GenerateEvent,
+                               request_deserializer=reader(m.GenerateEventRequest.FromString),
+                               response_serializer=m.GenerateEventResponse.SerializeToString),
+        "GenerateEvents": unary(service.GenerateEvents,
+                                request_deserializer=reader(m.GenerateEventsRequest.FromString),
+                                response_serializer=m.GenerateEventsResponse.SerializeToString),
+        "StreamEvents": stream(service.StreamEvents,
+                               request_deserializer=reader(m.StreamEventsRequest.FromString),
+                               response_serializer=m.StreamEventsResponse.SerializeToString),
+        "ListEventTypes": unary(service.ListEventTypes,
+                                request_deserializer=m.ListEventTypesRequest.FromString,
+                                response_serializer=m.ListEventTypesResponse.SerializeToString),
+        "ListEvents": unary(service.ListEvents,
+                            request_deserializer=m.ListEventsRequest.FromString,
+                            response_serializer=_serialized),
+        "GetEvent": unary(service.GetEvent, request_deserializer=m.GetEventRequest.FromString,
+                          response_serializer=_serialized),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
 
 
 def fill_settings(out: events_pb2.EventType, settings: TypeSettings) -> None:
@@ -180,8 +223,18 @@ def fill_settings(out: events_pb2.EventType, settings: TypeSettings) -> None:
         out.validate_params.add(name=rule.name, required=rule.required)
 
 
-def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow) -> None:
-    doc = orjson.loads(row.body)
+def stored_event_bytes(row: history.StoredEventRow) -> bytes:
+    """The serialized ``StoredEvent`` of ``row``, its params written in the stored body's
+    order (object keys too), where a message's maps would lose it."""
+    out = events_pb2.StoredEvent()
+    doc = _fill_stored(out, row, params=False)
+    return wire.stored_event(out.SerializeToString(), doc.get("params", []))
+
+
+def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow, *,
+                 params: bool = True) -> dict[str, Any]:
+    """``row`` into ``out`` (its params too, unless not ``params``); the parsed body."""
+    doc: dict[str, Any] = orjson.loads(row.body)
     out.id = row.id
     out.event_type_key = row.event_type_key
     out.key_value = row.key_value
@@ -191,9 +244,11 @@ def _fill_stored(out: events_pb2.StoredEvent, row: history.StoredEventRow) -> No
     for note in row.notes:
         out.identity_notes.add(status=note["status"], field=note["field"],
                                message=note["message"])
-    for p in doc.get("params", []):
-        param = out.params.add(name=p["name"])
-        py_to_value(p["value"], param.value)
+    if params:
+        for p in doc.get("params", []):
+            param = out.params.add(name=p["name"])
+            py_to_value(p["value"], param.value)
     dt_to_ts(row.received_at, out.received_at)
     dt_to_ts(row.occurred_at, out.occurred_at)
+    return doc
 

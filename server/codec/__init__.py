@@ -4,6 +4,8 @@ A body in (eSputnik JSON, ``jsonbody``; a protobuf request, ``proto``) becomes a
 ``EventInput`` whose shape and nesting depth (``depth``) are checked here, once; an
 ``EventInput`` goes out as ``GenerateEventRequest`` wire bytes (``wire``), the one
 encoder. ``values`` converts ``google.protobuf.Value`` with the C codec
-``server._valuecodec`` or its pure-Python specification, chosen once per process from
-``Settings.pure_python`` (``values.configure``).
+``server._valuecodec`` or its pure-Python specification (``wirejson`` on wire bytes),
+chosen once per process from ``Settings.pure_python`` (``values.configure``). Object
+keys keep the caller's order only on the wire, so requests are read from the bytes
+received (``received``) and stored events answered as bytes (``wire.stored_event``).
 """

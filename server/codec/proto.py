@@ -2,6 +2,8 @@
 
 Decoding checks the nesting rule on the way (``depth``), so nothing walks the params
 again; a request whose params nest too deep is refused here, naming each such param.
+The params are read from the request's wire bytes, the only place the order of an object
+value's keys survives (``wirejson``): the servicers pass the bytes received.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 from eventflow.v1 import events_pb2
 from server.codec import values
 from server.codec.depth import MAX_DEPTH, too_deep
-from server.codec.values import TooDeep, ts_to_dt, value_within
+from server.codec.values import TOO_DEEP, TooDeep, ts_to_dt, value_within
 from server.codec.wire import event_bytes
 from server.errors import InvalidArgument, Violation
 from server.ingest.model import JSON, MISSING, EventInput
+
+# Reading the bytes failed: nested past MAX_DEPTH, or past what the codec reads.
+_FALL_BACK: tuple[type[Exception], ...] = (*TOO_DEEP, ValueError)
 
 
 def _request_params(req: events_pb2.GenerateEventRequest) -> list[tuple[str, JSON]]:
@@ -32,14 +37,21 @@ def _request_params(req: events_pb2.GenerateEventRequest) -> list[tuple[str, JSO
     return params
 
 
-def request_to_input(req: events_pb2.GenerateEventRequest) -> EventInput:
-    """The event of ``req``; InvalidArgument when a param value nests past ``MAX_DEPTH``."""
-    if values.NATIVE:
+def request_to_input(req: events_pb2.GenerateEventRequest, raw: bytes | None = None
+                     ) -> EventInput:
+    """The event of ``req``; InvalidArgument when a param value nests past ``MAX_DEPTH``.
+
+    ``raw``: the wire bytes ``req`` was parsed from; its params, object keys included,
+    keep the order they have there. Without it (a message built in-process) the order
+    is the message's own, which protobuf does not keep for object keys.
+    """
+    if raw is None and values.NATIVE:
         # One serialization of the whole request is cheaper than one per param.
+        raw = req.SerializeToString()
+    if raw is not None:
         try:
-            params = values.native.request_params_to_py(req.SerializeToString(), MAX_DEPTH,
-                                                        MISSING)
-        except (values.native.TooDeep, ValueError):
+            params = values.request_params(raw, MAX_DEPTH)
+        except _FALL_BACK:
             # A param nests past MAX_DEPTH (or past the codec's limit, which only a
             # message built in-process can): the per-param path names each one.
             params = _request_params(req)

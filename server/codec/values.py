@@ -3,8 +3,13 @@
 Hand-written rather than ``json_format`` because this runs per param on the ingest path.
 Values go through the C codec ``server._valuecodec`` (built by ``make install``), which
 works on the serialized bytes instead of making a Python object per upb field access;
-the pure-Python code below is its fallback and its specification. Which one a process
-uses is chosen once at start-up from ``Settings.pure_python`` (``configure``).
+the pure-Python code (below for messages, ``wirejson`` for wire bytes) is its fallback
+and its specification. Which one a process uses is chosen once at start-up from
+``Settings.pure_python`` (``configure``).
+
+Object key order: a parsed message's Struct keeps none (``wirejson`` says why), so what
+must keep the caller's order is decoded from the bytes received (``request_params``,
+``value_from_bytes``) and encoded to bytes (``value_encoder``), on either path.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from datetime import UTC, datetime
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError
 
+from server.codec import wirejson
+from server.codec.wirejson import TooDeep
 from server.config import Settings
 from server.errors import InvalidArgument, Violation
 from server.ingest.model import JSON, MISSING
 
-__all__ = ["AVAILABLE", "NATIVE", "UNBOUNDED", "TooDeep", "build_value", "configure", "dt_to_ts",
-           "native", "pure_value_bytes", "py_to_value", "time_to_ts", "ts_to_dt", "value_encoder",
+__all__ = ["AVAILABLE", "NATIVE", "TOO_DEEP", "UNBOUNDED", "TooDeep", "build_value", "configure",
+           "dt_to_ts", "native", "pure_value_bytes", "py_to_value", "request_params",
+           "struct_from_bytes", "time_to_ts", "ts_to_dt", "value_encoder", "value_from_bytes",
            "value_to_py", "value_within"]
 
 _EXACT = 2**53
@@ -43,10 +51,6 @@ def configure(settings: Settings) -> None:
     """Use the C codec in this process unless ``settings.pure_python`` (or it is not built)."""
     global NATIVE
     NATIVE = AVAILABLE and not settings.pure_python
-
-
-class TooDeep(Exception):
-    """A struct or list entered with the depth budget of ``value_within`` spent."""
 
 
 def value_within(value: struct_pb2.Value, budget: int) -> JSON:
@@ -98,10 +102,36 @@ def value_to_py(value: struct_pb2.Value) -> JSON:
     return value_within(value, UNBOUNDED)
 
 
+# What both paths raise for a value nested past the caller's budget.
+TOO_DEEP: tuple[type[Exception], ...] = (TooDeep, native.TooDeep) if AVAILABLE else (TooDeep,)
+
+
 def pure_value_bytes(obj: JSON) -> bytes:
-    """The serialized protobuf Value of ``obj``, in pure Python."""
-    raw: bytes = build_value(obj).SerializeToString()
-    return raw
+    """The serialized protobuf Value of ``obj`` in pure Python, members in their order."""
+    return wirejson.value_bytes(obj)
+
+
+def request_params(raw: bytes, budget: int) -> list[tuple[str, JSON]]:
+    """The params of serialized ``GenerateEventRequest`` bytes in wire order, object keys
+    too; ``TOO_DEEP`` past ``budget``, ValueError for bytes protobuf would refuse."""
+    if NATIVE:
+        params: list[tuple[str, JSON]] = native.request_params_to_py(raw, budget, MISSING)
+        return params
+    return wirejson.request_params(raw, budget, MISSING)
+
+
+def value_from_bytes(raw: bytes, budget: int = UNBOUNDED) -> JSON:
+    """The JSON value of serialized Value bytes, object keys in wire order."""
+    if NATIVE:
+        return native.value_to_py(raw, budget, MISSING)
+    return wirejson.value_of(raw, budget, MISSING)
+
+
+def struct_from_bytes(raw: bytes) -> dict[str, JSON]:
+    """The object of a serialized ``google.protobuf.Struct`` (its payload), keys in wire
+    order: read as the Value holding it."""
+    doc: dict[str, JSON] = value_from_bytes(b"\x2a" + wirejson.varint(len(raw)) + raw)
+    return doc
 
 
 def value_encoder() -> Callable[[JSON], bytes]:

@@ -7,25 +7,30 @@ is encoded once to wire bytes (the top-level fields here, each param's
 a batch is the concatenation of those bytes (``batch_bytes``), sent through a raw-bytes
 method. ``proto.input_to_request`` parses the same bytes when a message is wanted.
 
+The history reads answer the same way (``stored_event``): protobuf would write a stored
+event's object values in its maps' hash order, these bytes keep the order the caller sent.
+
 Field numbers: proto/eventflow/v1/events.proto.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
 from server.codec import values
-from server.ingest.model import MISSING, EventInput
+from server.ingest.model import JSON, MISSING, EventInput
 
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 # Tags (field number << 3 | wire type 2 = length-delimited, 0 = varint).
 _TYPE_KEY, _KEY_VALUE, _PARAM, _MESSAGE_ID, _OCCURRED = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a"
 _LEGACY_V1 = b"\x30\x01"
 _PARAM_NAME, _PARAM_VALUE = b"\x0a", b"\x12"
-_EVENTS = b"\x0a"  # GenerateEventsRequest.events
+_EVENTS = b"\x0a"  # GenerateEventsRequest.events, ListEventsResponse.events
+_STORED_PARAM = b"\x22"  # StoredEvent.params
+_NEXT_PAGE_TOKEN = b"\x12"  # ListEventsResponse.next_page_token
 _COUNT_EACH_EVENT = b"\x10\x01"  # GenerateEventsRequest.count_each_event = true
 
 
@@ -56,6 +61,19 @@ def _timestamp(moment: datetime) -> bytes:
     return raw
 
 
+def _param(name: str, value: JSON, encode: Callable[[JSON], bytes]) -> bytes:
+    """One serialized ``EventParam`` (its payload)."""
+    raw_name = name.encode()
+    param = (_PARAM_NAME + varint(len(raw_name)) + raw_name) if raw_name else b""
+    if value is not MISSING:
+        try:
+            raw = encode(value)
+        except RecursionError:  # past the C codec's 200 levels: only built in-process
+            raw = values.pure_value_bytes(value)
+        param += _PARAM_VALUE + varint(len(raw)) + raw
+    return param
+
+
 def event_bytes(event: EventInput) -> bytes:
     """The serialized ``GenerateEventRequest`` of ``event``."""
     encode = values.value_encoder()
@@ -63,23 +81,32 @@ def event_bytes(event: EventInput) -> bytes:
     _put(out, _TYPE_KEY, event.event_type_key.encode())
     _put(out, _KEY_VALUE, event.key_value.encode())
     for name, value in event.params:
-        raw_name = name.encode()
-        if value is MISSING:
-            param = (_PARAM_NAME + varint(len(raw_name)) + raw_name) if raw_name else b""
-        else:
-            try:
-                raw = encode(value)
-            except RecursionError:  # past the C codec's 200 levels: only built in-process
-                raw = values.pure_value_bytes(value)
-            param = _PARAM_VALUE + varint(len(raw)) + raw
-            if raw_name:
-                param = _PARAM_NAME + varint(len(raw_name)) + raw_name + param
-        _put(out, _PARAM, param, always=True)
+        _put(out, _PARAM, _param(name, value, encode), always=True)
     _put(out, _MESSAGE_ID, event.message_id.encode())
     if event.occurred is not None:
         _put(out, _OCCURRED, _timestamp(event.occurred), always=True)
     if event.legacy_v1:
         out += _LEGACY_V1
+    return bytes(out)
+
+
+def stored_event(fields: bytes, params: Iterable[dict[str, JSON]]) -> bytes:
+    """A serialized ``StoredEvent``: ``fields`` (the message's other fields, serialized)
+    and the stored body's params (``{"name", "value"}``), written in their order."""
+    encode = values.value_encoder()
+    out = bytearray(fields)
+    for p in params:
+        _put(out, _STORED_PARAM, _param(p["name"], p.get("value", MISSING), encode),
+             always=True)
+    return bytes(out)
+
+
+def events_page(events: Iterable[bytes], next_page_token: str) -> bytes:
+    """A serialized ``ListEventsResponse`` of serialized ``StoredEvent``s."""
+    out = bytearray()
+    for raw in events:
+        _put(out, _EVENTS, raw, always=True)
+    _put(out, _NEXT_PAGE_TOKEN, next_page_token.encode())
     return bytes(out)
 
 
