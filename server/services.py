@@ -69,14 +69,15 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
     consent_pb2_grpc.add_ConsentServiceServicer_to_server(ConsentService(deps), server)
     names.append(consent_pb2.DESCRIPTOR.services_by_name["ConsentService"].full_name)
 
-    from eventflow.v1 import orders_pb2, orders_pb2_grpc
-    from server.api.orders import OrderService
+    from eventflow.v1 import orders_pb2
+    from server.api.orders import OrderService, add_to_server
 
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderService(deps), server)
+    add_to_server(OrderService(deps), server)
     names.append(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name)
 
-    from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
+    from eventflow.v1 import messaging_pb2
     from server.api.messaging import MessagingService
+    from server.api.messaging import add_to_server as add_messaging
 
     # Its own lazy pool: sends are enqueued after their commit, and a Redis that is down
     # leaves them to the workers' sweeper.
@@ -85,8 +86,7 @@ async def register_all(server: grpc.aio.Server, deps: IngestDeps
         deps.settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         default_queue_name=deps.settings.queue_name)
     closers.append(redis)
-    messaging_pb2_grpc.add_MessagingServiceServicer_to_server(
-        MessagingService(deps, redis), server)
+    add_messaging(MessagingService(deps, redis), server)
     names.append(messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name)
 
     from eventflow.v1 import event_types_pb2, event_types_pb2_grpc

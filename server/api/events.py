@@ -3,7 +3,7 @@
 Registered by ``add_to_server``, not the generated function: the event methods read each
 event's params from the bytes received (``codec.received``) and the history methods
 answer bytes of their own (``codec.wire.stored_event``), so an object value's keys keep
-the order the caller sent them in, both ways (docs/compatibility.md).
+the order the caller sent them in, both ways (``api.ordered``, docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.api.errors import current_account
+from server.api.ordered import add_service
 from server.codec import results, wire
 from server.codec.proto import request_to_input
-from server.codec.received import Received, reader
+from server.codec.received import Received
 from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
@@ -178,40 +179,12 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         return stored_event_bytes(row)
 
 
-SERVICE = "eventflow.v1.EventService"
-
-
-def _serialized(reply: bytes) -> bytes:
-    return reply
-
-
 def add_to_server(service: EventService, server: grpc.aio.Server) -> None:
-    """Registers ``service`` as ``events_pb2_grpc.add_EventServiceServicer_to_server``
-    does, with the event methods reading ``Received`` requests and the history methods
-    answering bytes."""
-    m = events_pb2
-    unary, stream = grpc.unary_unary_rpc_method_handler, grpc.stream_stream_rpc_method_handler
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "GenerateEvent": unary(service.GenerateEvent,
-                               request_deserializer=reader(m.GenerateEventRequest.FromString),
-                               response_serializer=m.GenerateEventResponse.SerializeToString),
-        "GenerateEvents": unary(service.GenerateEvents,
-                                request_deserializer=reader(m.GenerateEventsRequest.FromString),
-                                response_serializer=m.GenerateEventsResponse.SerializeToString),
-        "StreamEvents": stream(service.StreamEvents,
-                               request_deserializer=reader(m.StreamEventsRequest.FromString),
-                               response_serializer=m.StreamEventsResponse.SerializeToString),
-        "ListEventTypes": unary(service.ListEventTypes,
-                                request_deserializer=m.ListEventTypesRequest.FromString,
-                                response_serializer=m.ListEventTypesResponse.SerializeToString),
-        "ListEvents": unary(service.ListEvents,
-                            request_deserializer=m.ListEventsRequest.FromString,
-                            response_serializer=_serialized),
-        "GetEvent": unary(service.GetEvent, request_deserializer=m.GetEventRequest.FromString,
-                          response_serializer=_serialized),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
+    """Registers ``service``: the event methods read ``Received`` requests, the history
+    methods answer bytes (``api.ordered``)."""
+    add_service(service, server, events_pb2.DESCRIPTOR.services_by_name["EventService"],
+                received=("GenerateEvent", "GenerateEvents", "StreamEvents"),
+                answers_bytes=("GetEvent", "ListEvents"))
 
 
 def fill_settings(out: events_pb2.EventType, settings: TypeSettings) -> None:

@@ -9,13 +9,14 @@ from typing import Any, TypeAlias
 
 import grpc
 from arq.connections import ArqRedis
-from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
 from server.api.errors import current_account
 from server.api.events import IngestDeps
-from server.codec.values import value_to_py
+from server.api.ordered import add_service
+from server.codec.received import Received
+from server.codec.values import struct_from_bytes
 from server.contacts.identity import Identifiers
 from server.contacts.store import find_contact_id, get_contact
 from server.messaging.jobs import enqueue_sends
@@ -29,14 +30,17 @@ from server.messaging.store import NewMessage, insert_messages, messages_by_requ
 from server.messaging.suppression import address_standing, refusal
 from server.templating.store import get_template
 
-__all__ = ["MessagingService"]
+__all__ = ["MessagingService", "add_to_server"]
 
 log = logging.getLogger(__name__)
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: value_to_py(value) for key, value in struct.fields.items()}
+def add_to_server(service: MessagingService, server: grpc.aio.Server) -> None:
+    """The send bodies are read from the bytes received, keeping a template's data in the
+    caller's key order (``api.ordered``)."""
+    add_service(service, server, messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"],
+                received=("SmartSend", "SendEmail"))
 
 
 async def _resolve(conn: AsyncConnection, account_id: int, recipient: Recipient
@@ -83,10 +87,11 @@ class MessagingService(messaging_pb2_grpc.MessagingServiceServicer):
                                      message=m.refused or "")
             for m in messages])
 
-    async def SmartSend(self, request: messaging_pb2.SmartSendRequest, context: Ctx
+    async def SmartSend(self, received: Received[messaging_pb2.SmartSendRequest], context: Ctx
                         ) -> messaging_pb2.SendResponse:
         account_id = current_account.get()
-        send = parse_smartsend(_dict(request.body))
+        request = received.message
+        send = parse_smartsend(struct_from_bytes(received.part(2)))
         sender = sender_with_name(self._d.settings.mail_from, send.from_name)
         messages: list[NewMessage] = []
         async with self._d.engine.connect() as conn:
@@ -107,10 +112,10 @@ class MessagingService(messaging_pb2_grpc.MessagingServiceServicer):
                     refused=problem))
         return await self._store(account_id, messages)
 
-    async def SendEmail(self, request: messaging_pb2.SendEmailRequest, context: Ctx
+    async def SendEmail(self, received: Received[messaging_pb2.SendEmailRequest], context: Ctx
                         ) -> messaging_pb2.SendResponse:
         account_id = current_account.get()
-        email = parse_email(_dict(request.body))
+        email = parse_email(struct_from_bytes(received.part(1)))
         messages: list[NewMessage] = []
         async with self._d.engine.connect() as conn:
             for address in email.addresses:

@@ -1,17 +1,24 @@
-"""OrderService: orders in eSputnik's form, thin methods over ``server.orders``."""
+"""OrderService: orders in eSputnik's form, thin methods over ``server.orders``.
+
+An order's members keep the order the caller sent them in: ``UpsertOrders`` reads each
+order from the bytes received and the reads answer bytes (``api.ordered``), since a
+parsed Struct keeps no order of its keys.
+"""
 
 from __future__ import annotations
 
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import struct_pb2
 
 from eventflow.v1 import orders_pb2, orders_pb2_grpc
 from server.api.emit import Emitter
 from server.api.errors import current_account
 from server.api.events import IngestDeps
-from server.codec.values import dt_to_ts, value_to_py
+from server.api.ordered import add_service
+from server.codec import wire
+from server.codec.received import Received
+from server.codec.values import dt_to_ts, struct_bytes, struct_from_bytes
 from server.errors import Conflict, InvalidArgument, NotFound, TooLarge, Violation
 from server.orders.events import LONGEST_TYPE, order_event
 from server.orders.model import ORDER_STATUSES, OrderData, OrderInvalid, parse_order
@@ -24,7 +31,7 @@ from server.orders.store import (
     write_route_orders,
 )
 
-__all__ = ["MAX_ORDERS", "OrderService"]
+__all__ = ["MAX_ORDERS", "OrderService", "add_to_server"]
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 MAX_ORDERS = 1000
@@ -33,17 +40,19 @@ PAGE = 500
 RACE_TRIES = 5
 
 
-def _order(stored: StoredOrder) -> orders_pb2.Order:
+def _order(stored: StoredOrder) -> bytes:
+    """The serialized ``Order``, its document (field 4) written in the stored order."""
     out = orders_pb2.Order(external_order_id=stored.external_order_id, status=stored.status,
                            contact_id=stored.contact_id or 0)
-    out.document.update(stored.document)
     dt_to_ts(stored.created_at, out.created_at)
     dt_to_ts(stored.updated_at, out.updated_at)
-    return out
+    raw: bytes = out.SerializeToString()
+    return raw + wire.messages(4, [struct_bytes(stored.document)])
 
 
-def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: value_to_py(value) for key, value in struct.fields.items()}
+def add_to_server(service: OrderService, server: grpc.aio.Server) -> None:
+    add_service(service, server, orders_pb2.DESCRIPTOR.services_by_name["OrderService"],
+                received=("UpsertOrders",), answers_bytes=("GetOrder", "ListOrders"))
 
 
 class OrderService(orders_pb2_grpc.OrderServiceServicer):
@@ -51,9 +60,10 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self._d = deps
         self._emitter = Emitter(deps)
 
-    async def _checked(self, request: orders_pb2.UpsertOrdersRequest, account_id: int
-                 ) -> list[OrderData]:
+    async def _checked(self, received: Received[orders_pb2.UpsertOrdersRequest],
+                       account_id: int) -> list[OrderData]:
         """Every order read and its event accepted in advance, or every violation."""
+        request = received.message
         if not request.orders:
             raise InvalidArgument.from_violations([Violation(
                 "orders", 'is required: send {"orders": [{"externalOrderId": ...}]}')])
@@ -62,10 +72,10 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 "orders", f"holds {len(request.orders)} orders; send at most {MAX_ORDERS}")])
         orders: list[OrderData] = []
         problems: list[Violation] = []
-        for index, struct in enumerate(request.orders):
+        for index, raw in enumerate(received.parts(1)):
             path = f"orders[{index}]"
             try:
-                order = parse_order(_dict(struct), path=path)
+                order = parse_order(struct_from_bytes(raw), path=path)
             except OrderInvalid as error:
                 problems += error.violations
                 continue
@@ -84,10 +94,10 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             raise InvalidArgument.from_violations(problems)
         return orders
 
-    async def UpsertOrders(self, request: orders_pb2.UpsertOrdersRequest, context: Ctx
-                           ) -> orders_pb2.UpsertOrdersResponse:
+    async def UpsertOrders(self, received: Received[orders_pb2.UpsertOrdersRequest],
+                           context: Ctx) -> orders_pb2.UpsertOrdersResponse:
         account_id = current_account.get()
-        orders = await self._checked(request, account_id)
+        orders = await self._checked(received, account_id)
         for attempt in range(RACE_TRIES):
             try:
                 async with self._d.engine.begin() as conn:
@@ -112,8 +122,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                             event_type_key=event_type or "", event_id=event_id)
         return out
 
-    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: Ctx
-                       ) -> orders_pb2.Order:
+    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: Ctx) -> bytes:
+        """A serialized ``Order`` (``_order``)."""
         async with self._d.engine.connect() as conn:
             stored = await get_order(conn, account_id=current_account.get(),
                                      external_order_id=request.external_order_id)
@@ -122,8 +132,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                            "in this account")
         return _order(stored)
 
-    async def ListOrders(self, request: orders_pb2.ListOrdersRequest, context: Ctx
-                         ) -> orders_pb2.ListOrdersResponse:
+    async def ListOrders(self, request: orders_pb2.ListOrdersRequest, context: Ctx) -> bytes:
+        """A serialized ``ListOrdersResponse`` of ``_order``s."""
         status = request.status.upper() or None
         if status is not None and status not in ORDER_STATUSES:
             raise InvalidArgument.from_violations([Violation(
@@ -136,5 +146,5 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 external_customer_id=request.external_customer_id or None,
                 email=request.email or None, contact_id=request.contact_id or None,
                 status=status, offset=request.offset, limit=min(request.limit or PAGE, PAGE))
-        return orders_pb2.ListOrdersResponse(orders=[_order(o) for o in found],
-                                             total_count=total)
+        count = orders_pb2.ListOrdersResponse(total_count=total).SerializeToString()
+        return wire.messages(1, [_order(o) for o in found]) + count

@@ -28,9 +28,8 @@ _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 _TYPE_KEY, _KEY_VALUE, _PARAM, _MESSAGE_ID, _OCCURRED = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a"
 _LEGACY_V1 = b"\x30\x01"
 _PARAM_NAME, _PARAM_VALUE = b"\x0a", b"\x12"
-_EVENTS = b"\x0a"  # GenerateEventsRequest.events, ListEventsResponse.events
+_EVENTS = b"\x0a"  # GenerateEventsRequest.events
 _STORED_PARAM = b"\x22"  # StoredEvent.params
-_NEXT_PAGE_TOKEN = b"\x12"  # ListEventsResponse.next_page_token
 _COUNT_EACH_EVENT = b"\x10\x01"  # GenerateEventsRequest.count_each_event = true
 
 
@@ -103,10 +102,28 @@ def stored_event(fields: bytes, params: Iterable[dict[str, JSON]]) -> bytes:
 
 def events_page(events: Iterable[bytes], next_page_token: str) -> bytes:
     """A serialized ``ListEventsResponse`` of serialized ``StoredEvent``s."""
+    return messages(1, events) + text_field(2, next_page_token)
+
+
+def messages(number: int, payloads: Iterable[bytes]) -> bytes:
+    """Serialized messages (``payloads``) as the elements of repeated message field
+    ``number``, or one singular one."""
     out = bytearray()
-    for raw in events:
-        _put(out, _EVENTS, raw, always=True)
-    _put(out, _NEXT_PAGE_TOKEN, next_page_token.encode())
+    tag = varint(number << 3 | 2)
+    for raw in payloads:
+        _put(out, tag, raw, always=True)
+    return bytes(out)
+
+
+def number_field(number: int, value: int) -> bytes:
+    """A non-negative integer field (left out when 0, as proto3 does)."""
+    return varint(number << 3) + varint(value) if value else b""
+
+
+def text_field(number: int, text: str) -> bytes:
+    """A string field (left out when empty, as proto3 does)."""
+    out = bytearray()
+    _put(out, varint(number << 3 | 2), text.encode())
     return bytes(out)
 
 

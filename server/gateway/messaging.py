@@ -1,6 +1,10 @@
 """Sending routes as eSputnik's: ``POST /api/v1/message/{id}/smartsend`` and
 ``POST /api/v1/message/email`` answer ``{"results": [{"id": 0, "locator", "status",
-"requestId", "message"}]}``; ``GET /api/v1/message/status?ids=...`` reads outcomes."""
+"requestId", "message"}]}``; ``GET /api/v1/message/status?ids=...`` reads outcomes.
+
+The send bodies go to the server as wire bytes written here, so that a template's data
+(``jsonParam`` given as an object) keeps the caller's key order (``codec.wirejson``).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventflow.v1 import messaging_pb2, messaging_pb2_grpc
+from server.codec import wire
+from server.codec.values import struct_bytes
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import (
     auth_metadata,
     endpoint,
+    json_object,
     json_response,
-    json_struct,
     path_id,
     read_json,
 )
@@ -34,23 +40,27 @@ def routes(state: GatewayState) -> list[Route]:
     def stub() -> messaging_pb2_grpc.MessagingServiceStub:
         return state.stub(messaging_pb2_grpc.MessagingServiceStub)
 
+    service = "/eventflow.v1.MessagingService/"
+    smart_send = state.channel_call(service + "SmartSend", messaging_pb2.SendResponse)
+    send_email = state.channel_call(service + "SendEmail", messaging_pb2.SendResponse)
+
     @endpoint
     async def smartsend(request: Request) -> Response:
         meta = auth_metadata(request)
         only_query(request, ())
         message_id = path_id(request, "message_id")
-        body = json_struct(await read_json(request, limit=MAX_SEND_BODY))
-        reply = await stub().SmartSend(messaging_pb2.SmartSendRequest(
-            message_id=message_id, body=body), metadata=meta)
-        return _results(reply)
+        body = struct_bytes(json_object(await read_json(request, limit=MAX_SEND_BODY)))
+        # SmartSendRequest{message_id = 1, body = 2}
+        raw = wire.number_field(1, message_id) + wire.messages(2, [body])
+        return _results(await smart_send()(raw, metadata=meta))
 
     @endpoint
     async def email(request: Request) -> Response:
         meta = auth_metadata(request)
         only_query(request, ())
-        body = json_struct(await read_json(request, limit=MAX_SEND_BODY))
-        return _results(await stub().SendEmail(messaging_pb2.SendEmailRequest(body=body),
-                                               metadata=meta))
+        body = struct_bytes(json_object(await read_json(request, limit=MAX_SEND_BODY)))
+        # SendEmailRequest{body = 1}
+        return _results(await send_email()(wire.messages(1, [body]), metadata=meta))
 
     @endpoint
     async def status(request: Request) -> Response:

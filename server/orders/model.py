@@ -155,7 +155,7 @@ def _items(value: object, path: str, problems: list[Violation]) -> list[dict[str
         for name in _ITEM_NUMBERS:
             reader.read(name, read_decimal, shown=_number)
         reader.keep_rest(frozenset({"externalItemId", *_ITEM_TEXTS, *_ITEM_NUMBERS}))
-        items.append(reader.out)
+        items.append(_ordered(entry, reader.out))
     return items
 
 

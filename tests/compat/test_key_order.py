@@ -232,3 +232,55 @@ async def test_workflow_letter_iterates_an_object_in_the_order_sent(compat: Stac
     (sent,) = await eventually(letter)
     html_body = sent.message.get_body(("html",)).get_content()
     assert "".join(f"{k}={v};" for k, v in attrs.items()) in html_body
+
+
+async def test_orders_keep_the_members_order_sent(compat: Stack) -> None:
+    """POST /api/v1/orders (Structs to the server): the order, its items and a member of
+    the caller's own read back, and reach the orderCreated event, in the order sent."""
+    order_id = f"KO-{secrets.token_hex(3)}"
+    extra = {f"x{(i * 13) % 50:02d}": i for i in range(50)}
+    order = {"status": "INITIALIZED", "totalCost": 10, "externalOrderId": order_id,
+             "email": unique_email("ko"), "currency": "UAH", "meta": extra,
+             "externalCustomerId": f"c-{order_id}", "date": "2026-01-02T10:00:00",
+             "items": [{"quantity": 1, "name": "b", "cost": 10, "zz": {"q": 1, "a": 2},
+                        "externalItemId": "i1"}]}
+    r = await replay(compat, "POST", "/api/v1/orders", orjson.dumps({"orders": [order]}))
+    assert r.status_code == 200, r.text
+    r = await replay(compat, "GET", f"/api/v1/orders/{order_id}", content_type=None)
+    assert r.status_code == 200, r.text
+    stored = json.loads(r.text)["order"]
+    assert list(stored) == list(order)
+    assert pairs(stored["meta"]) == pairs(extra)
+    assert list(stored["items"][0]) == list(order["items"][0])
+    assert pairs(stored["items"][0]["zz"]) == [("q", 1), ("a", 2)]
+    r = await replay(compat, "GET", "/api/v1/orders", content_type=None,
+                     params={"externalCustomerId": order["externalCustomerId"]})
+    assert r.status_code == 200, r.text
+    assert pairs(json.loads(r.text)[0]["order"]) == pairs(stored)
+    (event,) = await events_of(compat, "orderCreated", order["externalCustomerId"])
+    assert [p["name"] for p in event["body"]["params"]] == list(order)
+    params = {p["name"]: p["value"] for p in event["body"]["params"]}
+    assert pairs(params["meta"]) == pairs(extra)
+
+
+async def test_smartsend_object_json_param_keeps_key_order(compat: Stack,
+                                                           sink: MailSink) -> None:
+    """smartsend's jsonParam given as an object (a Struct to the server): the letter
+    iterates its keys in the order sent."""
+    _, key = await create_account(compat.engine, name=f"ss-{secrets.token_hex(3)}")
+    r = await replay(compat, "POST", "/api/v1/messages", orjson.dumps({
+        "name": "keys", "subject": "Smart keys", "text": "",
+        "html": "<p>#foreach($k in $data.keySet())$k;#end</p>"}), key=key)
+    assert r.status_code == 200, r.text
+    data = {f"s{(i * 7) % 30:02d}": i for i in range(30)}
+    email = unique_email("ss")
+    body = {"recipients": [{"locator": email, "jsonParam": data}], "email": True}
+    sent = await replay(compat, "POST", f"/api/v1/message/{r.json()['id']}/smartsend",
+                        orjson.dumps(body), key=key)
+    assert sent.status_code == 200 and sent.json()["results"][0]["status"] == "OK", sent.text
+
+    async def letter() -> Any:
+        return letters_to(sink, email)
+
+    (got,) = await eventually(letter)
+    assert "".join(f"{k};" for k in data) in got.message.get_body(("html",)).get_content()
