@@ -60,9 +60,9 @@ class Undecodable:
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
-    def error(self) -> InvalidArgument:
+    def error(self, field: str = "request") -> InvalidArgument:
         return InvalidArgument.from_violations([Violation(
-            "request", f"could not be decoded ({self.reason}); values may nest at most "
+            field, f"could not be decoded ({self.reason}); values may nest at most "
             "24 levels")])
 
 
@@ -152,9 +152,12 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
                      ) -> Callable[..., Any]:
         async def wrapped(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async def checked() -> AsyncIterator[Any]:
+                index = 0
                 async for request in requests:
                     if isinstance(request, Undecodable):
-                        raise request.error()
+                        # The messages before it were answered; none after it is read.
+                        raise request.error(f"requests[{index}]")
+                    index += 1
                     yield request
 
             try:

@@ -147,6 +147,9 @@ class EventService(events_pb2_grpc.EventServiceServicer):
                 ref, fut = item
                 # The ack leaves only after the event's transaction committed.
                 yield events_pb2.StreamEventsResponse(client_ref=ref, result=await fut)
+            # The stream's end, or a message that could not be read: then the call ends
+            # with its INVALID_ARGUMENT (after the acks of the messages before it), never OK.
+            await reader
         finally:
             reader.cancel()
 

@@ -109,6 +109,36 @@ async def test_stream_acks_each_event_after_commit(stack: Stack) -> None:
     assert refs == [str(i) for i in range(20)] + ["bad"]
 
 
+async def test_stream_ends_invalid_argument_at_an_undecodable_message(stack: Stack) -> None:
+    """A stream message that is not a StreamEventsRequest ends the call INVALID_ARGUMENT
+    naming its index, after the acks of the messages before it (it was OK with no word
+    about the rest: everything from the bad message on was dropped silently)."""
+    path = "/eventflow.v1.EventService/StreamEvents"
+    good = [events_pb2.StreamEventsRequest(
+        client_ref=str(i), event=build_request("streamed_then_bad", key_value=f"b{i}")
+    ).SerializeToString() for i in range(2)]
+    call = stack.channel.stream_stream(path, request_serializer=None,
+                                       response_deserializer=None)(metadata=stack.meta())
+    acks = []
+    # One message at a time, each after the ack of the one before: the server's answer to
+    # the bad one is what the call ends with, never a write racing the server's end.
+    for raw in [*good, b"\xff\xff", good[0]]:
+        await call.write(raw)
+        try:
+            reply = await call.read()
+        except grpc.aio.AioRpcError:
+            break  # the call's status, read below
+        assert reply is not grpc.aio.EOF
+        acks.append(events_pb2.StreamEventsResponse.FromString(reply))
+    assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "requests[2]" in await call.details()
+    assert [a.client_ref for a in acks] == ["0", "1"]
+    assert all(a.result.status == "ACCEPTED" for a in acks), acks
+    async with AsyncClient(stack.grpc_target, api_key=stack.api_key) as client:
+        for ack in acks:
+            assert (await client.get_event(ack.result.event_id)).key_value == f"b{ack.client_ref}"
+
+
 async def test_message_id_repeat_returns_original_event(stack: Stack) -> None:
     """A repeated message id answers success with the first event's id and stores nothing."""
     async with AsyncClient(stack.grpc_target, api_key=stack.api_key) as client:
