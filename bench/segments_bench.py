@@ -82,6 +82,9 @@ def body(key: str, contact: int, price: int) -> str:
 
 async def populate(engine: Any, account_id: int) -> tuple[list[int], dict[str, int]]:
     now = utcnow()
+    # Contacts from before the processing rows (the worker treats one written since its
+    # batch's events arrived as new, and evaluates it against every segment).
+    made = now - timedelta(days=30)
     async with engine.begin() as conn:
         type_ids = {}
         for key in TYPES:
@@ -93,7 +96,7 @@ async def populate(engine: Any, account_id: int) -> tuple[list[int], dict[str, i
             await conn.execute(insert(CONTACTS), [
                 {"account_id": account_id, "email": f"c{i}@example.com",
                  "email_key": f"c{i}@example.com", "town": ("Kyiv", "Lviv", "Odesa")[i % 3],
-                 "status": "active", "source": "api", "created_at": now, "updated_at": now}
+                 "status": "active", "source": "api", "created_at": made, "updated_at": made}
                 for i in range(start, min(CONTACTS_N, start + 5000))])
         ids = [int(r.id) for r in await conn.execute(
             select(CONTACTS.c.id).where(CONTACTS.c.account_id == account_id))]
@@ -162,7 +165,8 @@ async def process(engine: Any, account_id: int, ids: list[int], type_ids: dict[s
                 _events.c.id, _events.c.event_type_id, _events.c.contact_id), rows)).all()
             keys = {v: k for k, v in type_ids.items()}
             await apply(conn, account_id, [Ref(int(r.id), keys[int(r.event_type_id)],
-                                               int(r.contact_id)) for r in made], now)
+                                               int(r.contact_id)) for r in made], now,
+                        changed_since=now - timedelta(minutes=1))
     return PROCESS_EVENTS / (time.perf_counter() - started)
 
 
@@ -215,7 +219,8 @@ async def expiry_lag(engine: Any, account_id: int, ids: list[int], type_ids: dic
                 key_value=f"c{contact}@example.com", body=body("search", contact, 1),
                 contact_id=contact, received_at=now, processed_at=now, is_past=False)
                 .returning(_events.c.id))).scalar_one()
-            await apply(conn, account_id, [Ref(int(made), "search", contact)], now)
+            await apply(conn, account_id, [Ref(int(made), "search", contact)], now,
+                        changed_since=now - timedelta(minutes=1))
         ends[contact] = now + timedelta(seconds=2)
         await asyncio.sleep(0.005)
     await asyncio.sleep(4.0)

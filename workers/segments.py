@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from server.segments.membership import Change, apply
 from server.workflows.segment_runs import start_segment_runs
 
 _events = table_of(Event)
+CLOCK_MARGIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,12 @@ async def segment_batch(conn: AsyncConnection, batch: Any, ctx: dict[str, Any]) 
     """A batch processor (``server.processing.batch``): the batch's contacts re-evaluated
     in the batch's transaction, the one call of ``apply``; the runs its changes start
     begin after the batch commits."""
+    # Contacts the linker created or changed were written after their events arrived
+    # (a minute's margin for another host's clock): those are evaluated more widely.
+    since = min(e.received_at for e in batch.events) - CLOCK_MARGIN if batch.events else None
     changes = await apply(conn, batch.account_id,
                           [_Linked(e.id, e.event_type_key, batch.contacts.get(e.id, e.contact_id))
-                           for e in batch.events], utcnow())
+                           for e in batch.events], utcnow(), changed_since=since)
     if not changes:
         return
     triggers: WorkflowTriggers = ctx["segment_triggers"]

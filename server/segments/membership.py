@@ -10,32 +10,53 @@ evaluations of one contact (the last one to commit read everything the others wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import (
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.tables import CONTACTS, FIELD_VALUES
-from server.db.dialect import insert_ids, serialise
-from server.db.models import Event, EventType, as_utc, table_of
+from server.db.dialect import backend_of, insert_ids, serialise
+from server.db.models import Event, as_utc, table_of
 from server.segments.definition import CONTACT_FIELDS
-from server.segments.evaluate import ContactView, SegmentEvent, evaluate
+from server.segments.evaluate import ContactEvents, ContactView, SegmentEvent
 from server.segments.store import Segment, account_segments
-from server.segments.switch import counting_since
+from server.segments.switch import counting_types
 from server.segments.tables import SEGMENT_CHANGES, SEGMENT_DUE, SEGMENT_MEMBERS
 
 __all__ = ["Cause", "Change", "CommittedEvent", "apply", "contacts_changed", "reevaluate"]
 
 _events = table_of(Event)
-_types = table_of(EventType)
 # The first key of the per-contact lock (server.db.dialect.serialise); the second is the id.
 CONTACT_LOCK = 0x5E6
 # Contacts per query when loading their events, fields and membership.
 CHUNK = 500
+_NO_PARAMS: Mapping[str, Any] = {}
+# Per-pair writes as one statement run for many rows (compiled once, unlike an OR of pairs).
+_LEAVE = delete(SEGMENT_MEMBERS).where((SEGMENT_MEMBERS.c.segment_id == bindparam("s"))
+                                       & (SEGMENT_MEMBERS.c.contact_id == bindparam("c")))
+_UNPLAN = delete(SEGMENT_DUE).where((SEGMENT_DUE.c.segment_id == bindparam("s"))
+                                    & (SEGMENT_DUE.c.contact_id == bindparam("c")))
+_REPLAN = update(SEGMENT_DUE).where((SEGMENT_DUE.c.segment_id == bindparam("s"))
+                                    & (SEGMENT_DUE.c.contact_id == bindparam("c"))
+                                    ).values(due_at=bindparam("d"))
 
 
 class CommittedEvent(Protocol):
@@ -71,51 +92,88 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[start:start + CHUNK]
 
 
-async def _events_of(conn: AsyncConnection, account_id: int, contact_ids: Sequence[int],
-                     types: set[str]) -> dict[int, list[SegmentEvent]]:
-    out: dict[int, list[SegmentEvent]] = {c: [] for c in contact_ids}
+# What one evaluation reads: per counting type key, its id and since when it counts.
+Counting = Mapping[str, tuple[int, datetime]]
+
+
+async def _events_of(conn: AsyncConnection, account_id: int,
+                     wanted: Mapping[int, Sequence[Segment]], counting: Counting
+                     ) -> dict[int, list[SegmentEvent]]:
+    """The contacts' counting events of the types their segments read, one query per 500
+    contacts (a contact may get events of a type only another contact's segments read:
+    no segment of its own looks at them); bodies only of types a param leaf reads."""
+    out: dict[int, list[SegmentEvent]] = {c: [] for c in wanted}
+    every = {s.id: s for segments in wanted.values() for s in segments}.values()
+    types = counting.keys() & set().union(*(s.compiled.event_types for s in every))
     if not types:
         return out
-    # Only types with segmentation on, and their events received since it was switched on.
-    since = await counting_since(conn, account_id=account_id, type_keys=types)
-    if not since:
-        return out
-    type_rows = (await conn.execute(select(_types.c.id, _types.c.key).where(
-        (_types.c.account_id == account_id) & _types.c.key.in_(sorted(since))))).all()
-    key_of = {int(r.id): str(r.key) for r in type_rows}
-    if not key_of:
-        return out
-    at = func.coalesce(_events.c.occurred_at, _events.c.received_at)
-    for chunk in _chunks(contact_ids):
+    params = types & set().union(*(s.compiled.param_types for s in every))
+    key_of = {counting[k][0]: k for k in types}
+    param_ids = sorted(counting[k][0] for k in params)
+    body = case((_events.c.event_type_id.in_(param_ids), _events.c.body), else_=None) \
+        if param_ids else literal(None)
+    # Received since its type's switch (types switched on together share one test).
+    by_since: dict[datetime, list[int]] = defaultdict(list)
+    for key in types:
+        by_since[counting[key][1]].append(counting[key][0])
+    counts = or_(*[_events.c.event_type_id.in_(sorted(ids)) & (_events.c.received_at >= since)
+                   for since, ids in sorted(by_since.items())])
+    at, read_at = _moment_column(conn)
+    for chunk in _chunks(sorted(wanted)):
         rows = await conn.execute(
             select(_events.c.id, _events.c.contact_id, _events.c.event_type_id,
-                   _events.c.body, _events.c.received_at, at.label("at"))
+                   body.label("body"), at.label("at"))
             .where((_events.c.account_id == account_id) & _events.c.contact_id.in_(chunk)
-                   & _events.c.event_type_id.in_(sorted(key_of))))
+                   & counts))
         for row in rows:
-            key = key_of[int(row.event_type_id)]
-            if as_utc(row.received_at) < since[key]:
-                continue
-            moment = as_utc(row.at)
-            body = orjson.loads(row.body)
-            params = {p["name"]: p.get("value") for p in body.get("params", ())}
+            values: Mapping[str, Any] = _NO_PARAMS
+            if row.body is not None:
+                values = {p["name"]: p.get("value")
+                          for p in orjson.loads(row.body).get("params", ())}
             out[int(row.contact_id)].append(SegmentEvent(
-                id=int(row.id), type_key=key, at=moment, params=params))
+                id=int(row.id), type_key=key_of[int(row.event_type_id)], at=read_at(row.at),
+                params=values))
     return out
 
 
-async def _contacts_of(conn: AsyncConnection, account_id: int, contact_ids: Sequence[int]
-                       ) -> dict[int, ContactView]:
+def _from_text(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _moment_column(conn: AsyncConnection) -> tuple[Any, Callable[[Any], datetime]]:
+    """An event's time (occurred, else received) and how to read it: on SQLite as its
+    stored text, parsed by ``datetime.fromisoformat`` (SQLAlchemy's regular-expression
+    parse of each value was most of the cost of loading a batch's events)."""
+    at = func.coalesce(_events.c.occurred_at, _events.c.received_at)
+    if backend_of(conn).name == "sqlite":
+        return type_coerce(at, String), _from_text
+    return at, as_utc
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _contacts_of(conn: AsyncConnection, account_id: int, contact_ids: Sequence[int],
+                       *, extra: bool) -> tuple[dict[int, ContactView], dict[int, _Stamp]]:
+    """The contacts that exist, their standard fields (and additional ones when ``extra``),
+    and when each was created and last changed."""
     columns = [CONTACTS.c[column].label(name) for name, column in CONTACT_FIELDS.items()]
     fields: dict[int, dict[str, Any]] = {}
-    extra: dict[int, dict[int, Any]] = {}
+    stamps: dict[int, _Stamp] = {}
+    values_of: dict[int, dict[int, Any]] = {}
     for chunk in _chunks(contact_ids):
-        for row in await conn.execute(select(CONTACTS.c.id, *columns).where(
+        for row in await conn.execute(select(
+                CONTACTS.c.id, CONTACTS.c.created_at, CONTACTS.c.updated_at, *columns).where(
                 (CONTACTS.c.account_id == account_id) & CONTACTS.c.id.in_(chunk))):
             values = row._mapping
             fields[int(row.id)] = {name: values[name] for name in CONTACT_FIELDS
                                    if values[name] is not None}
-            extra[int(row.id)] = {}
+            stamps[int(row.id)] = _Stamp(as_utc(row.created_at), as_utc(row.updated_at))
+        if not extra:
+            continue
         for row in await conn.execute(select(FIELD_VALUES.c.contact_id, FIELD_VALUES.c.field_id,
                                              FIELD_VALUES.c.value).where(
                 (FIELD_VALUES.c.account_id == account_id)
@@ -124,8 +182,10 @@ async def _contacts_of(conn: AsyncConnection, account_id: int, contact_ids: Sequ
                 value = orjson.loads(row.value)
             except orjson.JSONDecodeError:
                 value = row.value
-            extra.setdefault(int(row.contact_id), {})[int(row.field_id)] = value
-    return {cid: ContactView(fields=fields[cid], extra=extra.get(cid, {})) for cid in fields}
+            values_of.setdefault(int(row.contact_id), {})[int(row.field_id)] = value
+    views = {cid: ContactView(fields=fields[cid], extra=values_of.get(cid, {}))
+             for cid in fields}
+    return views, stamps
 
 
 async def _members_of(conn: AsyncConnection, segment_ids: Sequence[int],
@@ -153,23 +213,40 @@ async def reevaluate(conn: AsyncConnection, *, account_id: int, contact_ids: Ite
     ids = sorted(set(contact_ids))
     if not ids or not segments:
         return []
+    return await _reevaluate(conn, account_id=account_id, wanted=dict.fromkeys(ids, segments),
+                             now=now, causes=causes or {}, default_cause=default_cause)
+
+
+async def _reevaluate(conn: AsyncConnection, *, account_id: int,
+                      wanted: Mapping[int, Sequence[Segment]], now: datetime,
+                      causes: Mapping[int, Cause], default_cause: Cause,
+                      loaded: tuple[dict[int, ContactView], dict[int, _Stamp]] | None = None
+                      ) -> list[Change]:
+    """Each contact of ``wanted`` against its own segments: every read is one query per
+    batch of contacts, whatever the number of segments."""
+    ids = sorted(wanted)
     await _lock_contacts(conn, ids)
-    types = set().union(*(s.event_types for s in segments))
-    events = await _events_of(conn, account_id, ids, types)
-    contacts = await _contacts_of(conn, account_id, ids)
-    segment_ids = [s.id for s in segments]
-    current = await _members_of(conn, segment_ids, ids)
+    every = {s.id: s for segments in wanted.values() for s in segments}
+    types = set().union(*(s.compiled.event_types for s in every.values()))
+    counting = await counting_types(conn, account_id=account_id, type_keys=types)
+    events = await _events_of(conn, account_id, wanted, counting)
+    if loaded is None:
+        loaded = await _contacts_of(conn, account_id, ids,
+                                    extra=any(s.compiled.uses_extra for s in every.values()))
+    contacts = loaded[0]
+    current = await _members_of(conn, sorted(every), ids)
+    zones = {s.id: s.tz for s in every.values()}
     changes: list[Change] = []
     due: list[dict[str, Any]] = []
     for contact_id in ids:
-        cause = (causes or {}).get(contact_id, default_cause)
+        cause = causes.get(contact_id, default_cause)
         contact = contacts.get(contact_id)
-        for segment in segments:
+        view = ContactEvents(events[contact_id])
+        for segment in wanted[contact_id]:
             if contact is None:
                 member, next_check = False, None
             else:
-                result = evaluate(segment.conditions, events=events[contact_id],
-                                  contact=contact, now=now, tz=segment.tz)
+                result = segment.compiled.run(view, contact, now=now, tz=zones[segment.id])
                 member, next_check = result.member, result.next_check
             was = (segment.id, contact_id) in current
             if member != was:
@@ -178,13 +255,14 @@ async def reevaluate(conn: AsyncConnection, *, account_id: int, contact_ids: Ite
             if next_check is not None:
                 due.append({"segment_id": segment.id, "contact_id": contact_id,
                             "account_id": account_id, "due_at": next_check})
-    written = await _write(conn, account_id, segment_ids, ids, changes, due)
+    evaluated = {(s.id, c) for c, segments in wanted.items() for s in segments}
+    written = await _write(conn, account_id, sorted(every), ids, evaluated, changes, due)
     return [replace(c, id=i) for c, i in zip(changes, written, strict=True)]
 
 
 async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[int],
-                 contact_ids: Sequence[int], changes: Sequence[Change],
-                 due: Sequence[dict[str, Any]]) -> list[int]:
+                 contact_ids: Sequence[int], evaluated: set[tuple[int, int]],
+                 changes: Sequence[Change], due: Sequence[dict[str, Any]]) -> list[int]:
     entered = [{"segment_id": c.segment_id, "contact_id": c.contact_id,
                 "account_id": account_id, "entered_at": c.at}
                for c in changes if c.change == "entered"]
@@ -192,9 +270,7 @@ async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[i
     if entered:
         await conn.execute(insert(SEGMENT_MEMBERS), entered)
     if left:
-        await conn.execute(delete(SEGMENT_MEMBERS).where(or_(*[
-            and_(SEGMENT_MEMBERS.c.segment_id == s, SEGMENT_MEMBERS.c.contact_id == c)
-            for s, c in left])))
+        await conn.execute(_LEAVE, [{"s": s, "c": c} for s, c in left])
     written: list[int] = []
     if changes:
         # The member writes above took SQLite's write lock, as insert_ids needs.
@@ -202,56 +278,85 @@ async def _write(conn: AsyncConnection, account_id: int, segment_ids: Sequence[i
             {"account_id": account_id, "segment_id": c.segment_id, "contact_id": c.contact_id,
              "change": c.change, "at": c.at, "reason": c.reason, "event_id": c.event_id}
             for c in changes])
-    await _plan_due(conn, segment_ids, contact_ids, due)
+    await _plan_due(conn, segment_ids, contact_ids, evaluated, due)
     return written
 
 
 async def _plan_due(conn: AsyncConnection, segment_ids: Sequence[int],
-                    contact_ids: Sequence[int], due: Sequence[dict[str, Any]]) -> None:
-    """Make the due rows of these pairs ``due``, writing only those that differ: most
-    re-evaluations plan what was planned (a row the loop claimed meanwhile is its to
-    re-plan: it re-evaluates every pair it claims)."""
+                    contact_ids: Sequence[int], evaluated: set[tuple[int, int]],
+                    due: Sequence[dict[str, Any]]) -> None:
+    """Make the due rows of the ``evaluated`` pairs ``due``, writing only those that
+    differ: most re-evaluations plan what was planned (a row the loop claimed meanwhile is
+    its to re-plan: it re-evaluates every pair it claims). Rows of pairs not evaluated
+    (in the same segments and contacts) stay as they are."""
     wanted = {(d["segment_id"], d["contact_id"]): as_utc(d["due_at"]) for d in due}
-    stale: list[tuple[int, int]] = []
+    moved: list[dict[str, Any]] = []
+    ended: list[dict[str, Any]] = []
     for chunk in _chunks(contact_ids):
         for row in await conn.execute(
                 select(SEGMENT_DUE.c.segment_id, SEGMENT_DUE.c.contact_id, SEGMENT_DUE.c.due_at)
                 .where(SEGMENT_DUE.c.segment_id.in_(segment_ids)
                        & SEGMENT_DUE.c.contact_id.in_(chunk))):
             pair = (int(row.segment_id), int(row.contact_id))
-            if wanted.get(pair) == as_utc(row.due_at):
-                wanted.pop(pair)  # planned as it stands
-            else:
-                stale.append(pair)
-    for start in range(0, len(stale), CHUNK):
-        await conn.execute(delete(SEGMENT_DUE).where(or_(*[
-            and_(SEGMENT_DUE.c.segment_id == s, SEGMENT_DUE.c.contact_id == c)
-            for s, c in stale[start:start + CHUNK]])))
+            if pair not in evaluated:
+                continue
+            at = wanted.pop(pair, None)  # the row exists: changed in place or gone
+            if at is None:
+                ended.append({"s": pair[0], "c": pair[1]})
+            elif at != as_utc(row.due_at):
+                moved.append({"s": pair[0], "c": pair[1], "d": at})
+    if ended:
+        await conn.execute(_UNPLAN, ended)
+    if moved:
+        await conn.execute(_REPLAN, moved)
     rows = [d for d in due if (d["segment_id"], d["contact_id"]) in wanted]
     if rows:
         await conn.execute(insert(SEGMENT_DUE), rows)
 
 
 async def apply(conn: AsyncConnection, account_id: int,
-                events_with_contacts: Sequence[CommittedEvent], now: datetime) -> list[Change]:
-    """Membership after a batch of one account's events, in the batch's transaction: every
-    segment of the account, for the contacts the events name.
-    Returns the changes (a workflow trigger reads them from ``segment_changes`` too)."""
+                events_with_contacts: Sequence[CommittedEvent], now: datetime, *,
+                changed_since: datetime | None = None) -> list[Change]:
+    """Membership after a batch of one account's events, in the batch's transaction.
+
+    A contact is re-evaluated against the segments reading the types of its events in the
+    batch (an event of another type cannot change their answer; time is the due loop's);
+    a contact created at or after ``changed_since`` against every segment (it may match a
+    "did not happen" or field condition), one changed since then also against those reading
+    contact fields. Without ``changed_since`` every contact counts as created. Returns the
+    changes (a workflow trigger reads them from ``segment_changes`` too)."""
     by_contact: dict[int, CommittedEvent] = {}
+    types_of: dict[int, set[str]] = defaultdict(set)
     for event in events_with_contacts:
         if event.contact_id is not None:
             by_contact[int(event.contact_id)] = event  # the latest event is the cause
+            types_of[int(event.contact_id)].add(event.event_type_key)
     if not by_contact:
         return []
-    # Every segment, not only those reading these types: a contact the batch created
-    # (or changed through its params) may now match a "did not happen" or field condition.
     segments = await account_segments(conn, account_id=account_id)
     if not segments:
         return []
+    ids = sorted(by_contact)
+    loaded = await _contacts_of(conn, account_id, ids,
+                                extra=any(s.compiled.uses_extra for s in segments))
+    stamps = loaded[1]
+    wanted: dict[int, list[Segment]] = {}
+    for contact_id in ids:
+        stamp = stamps.get(contact_id)
+        if stamp is None or changed_since is None or stamp.created_at >= changed_since:
+            chosen = list(segments)  # new (or gone: it leaves every segment)
+        else:
+            changed = stamp.updated_at >= changed_since
+            chosen = [s for s in segments if not s.event_types.isdisjoint(types_of[contact_id])
+                      or (changed and s.compiled.uses_fields | s.compiled.uses_extra)]
+        if chosen:
+            wanted[contact_id] = chosen
+    if not wanted:
+        return []
     causes = {cid: Cause(f"event {e.id} ({e.event_type_key})", e.id)
               for cid, e in by_contact.items()}
-    return await reevaluate(conn, account_id=account_id, contact_ids=list(by_contact),
-                            segments=segments, now=now, causes=causes)
+    return await _reevaluate(conn, account_id=account_id, wanted=wanted, now=now,
+                             causes=causes, default_cause=Cause("re-evaluated"), loaded=loaded)
 
 
 async def contacts_changed(conn: AsyncConnection, *, account_id: int,

@@ -20,6 +20,7 @@ from server.contacts.tables import CONTACTS
 from server.db.models import as_utc, id_is, utcnow
 from server.errors import NotFound
 from server.segments.definition import Definition, event_types_of, uses_contact
+from server.segments.evaluate import Compiled, compile_conditions
 from server.segments.tables import SEGMENT_CHANGES, SEGMENT_DUE, SEGMENT_MEMBERS, SEGMENTS
 from server.workflows.durations import zone
 
@@ -45,6 +46,8 @@ class Segment:
     created_at: datetime
     updated_at: datetime
     built_at: datetime | None
+    # The conditions compiled once per version (cached with the segment, below).
+    compiled: Compiled
 
     @property
     def tz(self) -> ZoneInfo | Any:
@@ -64,7 +67,8 @@ def segment_from_row(row: Any) -> Segment:
         build_total=int(row.build_total), build_processed=int(row.build_processed),
         build_after=int(row.build_after), created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
-        built_at=None if row.built_at is None else as_utc(row.built_at))
+        built_at=None if row.built_at is None else as_utc(row.built_at),
+        compiled=compile_conditions(doc["conditions"]))
 
 
 async def _contact_count(conn: AsyncConnection, account_id: int) -> int:

@@ -19,21 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import EventType, as_utc, table_of
 
-__all__ = ["counting_since"]
+__all__ = ["counting_since", "counting_types"]
 
 _types = table_of(EventType)
 # Switched on with no recorded time (rows older than the switch's time column): all count.
 _ALWAYS = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-async def counting_since(conn: AsyncConnection, *, account_id: int, type_keys: Iterable[str]
-                         ) -> dict[str, datetime]:
-    """For each type key whose segmentation is on: the moment from which its events count
-    (by their received time). A key not in the answer counts no events."""
+async def counting_types(conn: AsyncConnection, *, account_id: int, type_keys: Iterable[str]
+                         ) -> dict[str, tuple[int, datetime]]:
+    """For each type key whose segmentation is on: its id and the moment from which its
+    events count (by their received time). A key not in the answer counts no events."""
     keys = sorted(set(type_keys))
     if not keys:
         return {}
-    rows = await conn.execute(select(_types.c.key, _types.c.segmentation_since).where(
-        (_types.c.account_id == account_id) & _types.c.key.in_(keys) & _types.c.segmentation))
-    return {str(r.key): _ALWAYS if r.segmentation_since is None else as_utc(r.segmentation_since)
-            for r in rows}
+    rows = await conn.execute(select(_types.c.id, _types.c.key, _types.c.segmentation_since)
+                              .where((_types.c.account_id == account_id) & _types.c.key.in_(keys)
+                                     & _types.c.segmentation))
+    return {str(r.key): (int(r.id), _ALWAYS if r.segmentation_since is None
+                         else as_utc(r.segmentation_since)) for r in rows}
+
+
+async def counting_since(conn: AsyncConnection, *, account_id: int, type_keys: Iterable[str]
+                         ) -> dict[str, datetime]:
+    """``counting_types`` without the ids."""
+    found = await counting_types(conn, account_id=account_id, type_keys=type_keys)
+    return {key: since for key, (_id, since) in found.items()}

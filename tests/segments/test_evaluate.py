@@ -160,7 +160,24 @@ def test_yesterday_this_week_this_month_and_dates() -> None:
     assert run(dates, [ev("v", monday)]).member and run(dates, [ev("v", yesterday)]).member
     assert not run(dates, [ev("v", NOW)]).member
     upcoming = {"event": {"eventTypeKey": "v", "within": {"from": "2026-12-10", "to": "2026-12-11"}}}
-    assert run(upcoming, [ev("v", NOW)]).next_check == datetime(2026, 12, 10, tzinfo=UTC)
+    # An event before the range never enters it: its start is nothing to wait for.
+    assert run(upcoming, [ev("v", NOW)]).next_check is None
+    inside = run(dates, [ev("v", monday)], now=yesterday)
+    assert inside.member and inside.next_check == datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def test_calendar_boundaries_are_next_checks_only_when_they_move_an_event() -> None:
+    """A period's end is the next check when an event of this period would leave (or,
+    for yesterday, today's would come in); a contact with none has no next check."""
+    today = {"event": {"eventTypeKey": "v", "within": "today"}}
+    assert run(today, [ev("v", NOW - timedelta(days=2))]).next_check is None
+    assert run(today, [ev("v", NOW)]).next_check == datetime(2026, 12, 3, tzinfo=UTC)
+    quiet = run({"not": {"event": {"eventTypeKey": "v", "within": "thisWeek"}}}, [])
+    assert quiet.member and quiet.next_check is None
+    yesterday = {"event": {"eventTypeKey": "v", "within": "yesterday"}}
+    coming = run(yesterday, [ev("v", NOW - timedelta(hours=1))])
+    assert not coming.member and coming.next_check == datetime(2026, 12, 3, tzinfo=UTC)
+    assert run(yesterday, [ev("v", NOW - timedelta(hours=1))], now=coming.next_check).member
 
 
 def test_contact_fields_standard_and_additional() -> None:

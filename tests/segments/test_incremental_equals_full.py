@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.accounts import create_account
 from server.contacts.tables import CONTACTS
@@ -44,7 +45,9 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("event"), minutes, st.integers(0, 2), st.sampled_from(TYPES),
               st.integers(0, 3000)),
     st.tuples(st.just("town"), minutes, st.integers(0, 2), st.sampled_from(TOWNS), st.just(0)),
-    st.tuples(st.just("tick"), minutes, st.just(0), st.just(""), st.just(0))),
+    st.tuples(st.just("tick"), minutes, st.just(0), st.just(""), st.just(0)),
+    # A contact an event creates (the worker's linker): only that event's batch sees it.
+    st.tuples(st.just("new"), minutes, st.just(0), st.sampled_from(TYPES), st.integers(0, 3000))),
     max_size=14)
 
 
@@ -53,6 +56,12 @@ async def db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Db]:
     opened = await open_db(tmp_path_factory.mktemp("segments-prop"))
     yield opened
     await opened.close()
+
+
+async def _stamp(conn: AsyncConnection, contact_ids: list[int], at: datetime) -> None:
+    """Created and changed at ``at`` on the test's clock (apply tells new contacts by it)."""
+    await conn.execute(update(CONTACTS).where(CONTACTS.c.id.in_(contact_ids))
+                       .values(created_at=at, updated_at=at))
 
 
 async def _settle(db: Db, now: datetime) -> None:
@@ -77,6 +86,7 @@ async def test_incremental_membership_equals_a_full_recount(
     contacts = [await db.contact(email=f"p{account_id}-{i}@example.com", account_id=account_id,
                                  town=TOWNS[i % 2]) for i in range(3)]
     async with db.engine.begin() as conn:  # a new contact is a contact change
+        await _stamp(conn, contacts, T0)
         await contacts_changed(conn, account_id=account_id, contact_ids=contacts, now=T0,
                                reason="contact created")
     last = T0
@@ -84,15 +94,21 @@ async def test_incremental_membership_equals_a_full_recount(
         now = T0 + timedelta(minutes=minute)
         last = now
         await _settle(db, now)
-        if kind == "event":
-            event = await db.event(what, contact_id=contacts[who], at=now, account_id=account_id,
+        if kind in ("event", "new"):
+            if kind == "new":
+                contacts.append(await db.contact(email=f"p{account_id}-{len(contacts)}@x.com",
+                                                 account_id=account_id, town=TOWNS[0]))
+                async with db.engine.begin() as conn:
+                    await _stamp(conn, contacts[-1:], now)
+            contact_id = contacts[-1] if kind == "new" else contacts[who]
+            event = await db.event(what, contact_id=contact_id, at=now, account_id=account_id,
                                    params={"total": total})
-            async with db.engine.begin() as conn:
-                await apply(conn, account_id, [event], now)
+            async with db.engine.begin() as conn:  # as the worker: only the batch's types
+                await apply(conn, account_id, [event], now, changed_since=now)
         elif kind == "town":
             async with db.engine.begin() as conn:
                 await conn.execute(update(CONTACTS).where(CONTACTS.c.id == contacts[who])
-                                   .values(town=what))
+                                   .values(town=what, updated_at=now))
                 await contacts_changed(conn, account_id=account_id,
                                        contact_ids=[contacts[who]], now=now)
     end = last + timedelta(minutes=tail)
