@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.config import Settings
 from server.db.models import Account, ApiKey, as_utc, id_is, table_of, utcnow
 from server.errors import InvalidArgument, NotFound, Unauthenticated, Violation
+from server.segments.store import follow_account_zone
 from server.workflows.durations import zone
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,8 @@ async def set_time_zone(engine: AsyncEngine, *, account_id: int, time_zone: str
     async with engine.begin() as conn:
         await conn.execute(update(_accounts).where(_accounts.c.id == account_id)
                            .values(time_zone=time_zone if time_zone not in ("", "UTC") else None))
+        # Segments saved without a zone of their own count in the account's: they move too.
+        await follow_account_zone(conn, account_id=account_id, time_zone=time_zone or "UTC")
     return await account_profile(engine, account_id=account_id)
 
 

@@ -24,7 +24,7 @@ from server.contacts.group_names import parse_group_names
 from server.db.models import utcnow
 from server.errors import InvalidArgument, Violation
 from server.ingest.validation import FORBIDDEN, FORBIDDEN_SHOWN, MAX_TYPE_KEY
-from server.segments.membership import contacts_changed
+from server.workflows.segment_runs import contacts_changed_runs
 
 __all__ = ["ConsentService"]
 
@@ -101,7 +101,7 @@ class ConsentService(consent_pb2_grpc.ConsentServiceServicer):
                 conn, account_id=current_account.get(),
                 contact_id=request.id if which == "id" else None,
                 external_customer_id=external or None, erase=request.erase)
-            await contacts_changed(conn, account_id=current_account.get(),
-                                   contact_ids=[contact_id], now=utcnow(),
-                                   reason="contact deleted")
+            await contacts_changed_runs(conn, account_id=current_account.get(),
+                                        contact_ids=[contact_id], now=utcnow(),
+                                        reason="contact deleted")
         return consent_pb2.DeleteContactByResponse(id=contact_id)

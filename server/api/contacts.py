@@ -68,9 +68,9 @@ from server.contacts.store import (
 from server.db.models import utcnow
 from server.errors import InvalidArgument, NotFound, TooLarge, Violation
 from server.ingest.model import EventInput
-from server.segments.membership import contacts_changed
 from server.segments.queries import count_members, list_members
-from server.segments.store import get_segment, list_segments
+from server.segments.store import get_segment, list_segments, recount_reading_field
+from server.workflows.segment_runs import contacts_changed_runs
 
 __all__ = ["ContactService"]
 
@@ -223,6 +223,9 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         async with self._engine.begin() as conn:
             await delete_field(conn, account_id=current_account.get(),
                                field_id=_positive(request.id))
+            # Every contact's value went with it: the segments reading it count again.
+            await recount_reading_field(conn, account_id=current_account.get(),
+                                        field_id=request.id)
         return contacts_pb2.DeleteFieldResponse()
 
     async def UpsertContact(self, request: contacts_pb2.UpsertContactRequest, context: Ctx
@@ -236,8 +239,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                                               source="api", fields=fields)
             await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
                                 names=groups)
-            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
-                                   now=utcnow())
+            await contacts_changed_runs(conn, account_id=account_id, contact_ids=[contact_id],
+                                        now=utcnow())
         return contacts_pb2.UpsertContactResponse(id=contact_id)
 
     async def GetContact(self, request: contacts_pb2.GetContactRequest, context: Ctx
@@ -261,8 +264,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                 raise NotFound(f"no contact with id {contact_id} in this account")
             await add_to_groups(conn, account_id=account_id, contact_ids=[contact_id],
                                 names=groups)
-            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
-                                   now=utcnow())
+            await contacts_changed_runs(conn, account_id=account_id, contact_ids=[contact_id],
+                                        now=utcnow())
             record = await get_contact(conn, account_id=account_id, contact_id=contact_id)
             assert record is not None
             (contact,) = await _contacts(conn, [record])
@@ -274,8 +277,8 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         async with self._engine.begin() as conn:
             await delete_contact(conn, account_id=account_id, contact_id=contact_id,
                                  remember=True)
-            await contacts_changed(conn, account_id=account_id, contact_ids=[contact_id],
-                                   now=utcnow(), reason="contact deleted")
+            await contacts_changed_runs(conn, account_id=account_id, contact_ids=[contact_id],
+                                        now=utcnow(), reason="contact deleted")
         return contacts_pb2.DeleteContactResponse()
 
     async def SearchContacts(self, request: contacts_pb2.SearchContactsRequest, context: Ctx
@@ -351,7 +354,7 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
             await remove_from_groups(conn, account_id=account_id, names=leave,
                                      contact_ids=written)
             session_id = await record_import(conn, account_id=account_id, results=results)
-            await contacts_changed(conn, account_id=account_id, now=utcnow(), contact_ids=[
+            await contacts_changed_runs(conn, account_id=account_id, now=utcnow(), contact_ids=[
                 r.contact_id for r in results if r.contact_id is not None])
         event_ids = await self._emitter.emit(
             _new_contact_events(event_key, results, dict(items)) if event_key else [],

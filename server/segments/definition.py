@@ -18,7 +18,8 @@ from server.members import only_members
 from server.workflows.durations import parse_duration, zone
 
 __all__ = ["CONTACT_FIELDS", "COUNT_OPS", "MAX_DEPTH", "MAX_LEAVES", "PARAM_OPS", "PERIODS",
-           "TIME_OPS", "Definition", "event_types_of", "parse_definition", "uses_contact"]
+           "TIME_OPS", "Definition", "event_types_of", "parse_definition", "uses_contact",
+           "uses_zone"]
 
 COUNT_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
 PARAM_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "startsWith", "oneOf", "isSet")
@@ -44,6 +45,8 @@ class Definition:
     name: str
     conditions: dict[str, Any]
     time_zone: str
+    # Saved without a timeZone of its own: it took the account's and follows its changes.
+    follows_account: bool = False
 
     def document(self) -> dict[str, Any]:
         return {"name": self.name, "conditions": self.conditions, "timeZone": self.time_zone}
@@ -279,7 +282,8 @@ def parse_definition(doc: Any, *, default_zone: str = "UTC") -> Definition:
             checker.say("conditions", f"holds {checker.leaves} conditions; at most {MAX_LEAVES}")
     if checker.problems:
         raise InvalidArgument.from_violations(checker.problems)
-    return Definition(name=str(name).strip(), conditions=top["conditions"], time_zone=str(tz))
+    return Definition(name=str(name).strip(), conditions=top["conditions"], time_zone=str(tz),
+                      follows_account="timeZone" not in top)
 
 
 def _leaves(cond: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -294,6 +298,14 @@ def _leaves(cond: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def event_types_of(conditions: dict[str, Any]) -> set[str]:
     """The event type keys a (checked) condition reads."""
     return {body["eventTypeKey"] for kind, body in _leaves(conditions) if kind == "event"}
+
+
+def uses_zone(conditions: dict[str, Any]) -> bool:
+    """Whether a (checked) condition reads the time zone: calendar periods and date ranges
+    (sliding durations and instants with offsets do not)."""
+    return any(kind == "event" and (body.get("within") in PERIODS
+                                    or isinstance(body.get("within"), dict))
+               for kind, body in _leaves(conditions))
 
 
 def uses_contact(conditions: dict[str, Any]) -> bool:

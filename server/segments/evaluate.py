@@ -335,6 +335,7 @@ class Compiled:
     param_types: frozenset[str]
     uses_fields: bool
     uses_extra: bool
+    extra_fields: frozenset[int] = frozenset()
 
     def run(self, events: ContactEvents, contact: ContactView | None, *, now: datetime,
             tz: Zone) -> Evaluation:
@@ -351,7 +352,9 @@ def compile_conditions(conditions: Mapping[str, Any]) -> Compiled:
         param_types=frozenset(b["eventTypeKey"] for k, b in leaves
                               if k == "event" and b.get("params")),
         uses_fields=any(k == "contact" and "field" in b for k, b in leaves),
-        uses_extra=any(k == "contact" and "fieldId" in b for k, b in leaves))
+        uses_extra=any(k == "contact" and "fieldId" in b for k, b in leaves),
+        extra_fields=frozenset(int(b["fieldId"]) for k, b in leaves
+                               if k == "contact" and "fieldId" in b))
 
 
 def evaluate(conditions: Mapping[str, Any], *, events: Sequence[SegmentEvent],

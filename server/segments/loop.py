@@ -86,9 +86,16 @@ async def _building(conn: AsyncConnection) -> Segment | None:
     return segment_from_row(row)
 
 
-async def recount_step(engine: AsyncEngine, *, now: datetime, chunk: int = RECOUNT_CHUNK
-                       ) -> bool:
-    """One chunk of one building segment's recount; False when none is building."""
+async def recount_step(engine: AsyncEngine, *, now: datetime, chunk: int = RECOUNT_CHUNK,
+                       triggers: Triggers | None = None) -> bool:
+    """One chunk of one building segment's recount; False when none is building.
+
+    A segment's first count starts no runs (its members were in before it existed, and a
+    new "entered" workflow must not greet all of them); a recount of a segment built
+    before (a new version, a type's segmentation switched off, an additional field
+    deleted, the account's zone moved) starts the runs of the changes it makes: those
+    contacts did enter or leave."""
+    started: list[int] = []
     async with engine.begin() as conn:
         segment = await _building(conn)
         if segment is None:
@@ -106,8 +113,11 @@ async def recount_step(engine: AsyncEngine, *, now: datetime, chunk: int = RECOU
         if not done:
             stale = stale.where(SEGMENT_MEMBERS.c.contact_id <= upto)
         gone = {int(r.contact_id) for r in await conn.execute(stale)} - set(ids)
-        await reevaluate(conn, account_id=segment.account_id, contact_ids=ids + sorted(gone),
-                         segments=[segment], now=now, default_cause=Cause("recount"))
+        changes = await reevaluate(conn, account_id=segment.account_id,
+                                   contact_ids=ids + sorted(gone), segments=[segment], now=now,
+                                   default_cause=Cause(f"recount (version {segment.version})"))
+        if triggers is not None and changes and segment.built_at is not None:
+            started = await triggers.start(conn, segment.account_id, changes)
         values: dict[str, object] = {"build_after": upto,
                                      "build_processed": SEGMENTS.c.build_processed + len(ids)}
         if done:
@@ -118,6 +128,8 @@ async def recount_step(engine: AsyncEngine, *, now: datetime, chunk: int = RECOU
                 CONTACTS.c.account_id == segment.account_id))).scalar_one()
             values["build_total"] = int(total)
         await conn.execute(update(SEGMENTS).where(SEGMENTS.c.id == segment.id).values(**values))
+    if triggers is not None and started:
+        await triggers.enqueue(started)
     return True
 
 
@@ -145,7 +157,8 @@ class SegmentLoop:
             try:
                 worked = await run_due(self._engine, now=utcnow(),
                                        triggers=self._triggers) > 0
-                worked = await recount_step(self._engine, now=utcnow()) or worked
+                worked = await recount_step(self._engine, now=utcnow(),
+                                            triggers=self._triggers) or worked
             except asyncio.CancelledError:
                 raise
             except Exception:

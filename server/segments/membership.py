@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
-    String,
     bindparam,
     case,
     delete,
@@ -27,7 +26,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -136,18 +134,10 @@ async def _events_of(conn: AsyncConnection, account_id: int,
     return out
 
 
-def _from_text(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
 def _moment_column(conn: AsyncConnection) -> tuple[Any, Callable[[Any], datetime]]:
-    """An event's time (occurred, else received) and how to read it: on SQLite as its
-    stored text, parsed by ``datetime.fromisoformat`` (SQLAlchemy's regular-expression
-    parse of each value was most of the cost of loading a batch's events)."""
-    at = func.coalesce(_events.c.occurred_at, _events.c.received_at)
-    if backend_of(conn).name == "sqlite":
-        return type_coerce(at, String), _from_text
-    return at, as_utc
+    """An event's time (occurred, else received), as the database reads it fastest."""
+    return backend_of(conn).read_times(func.coalesce(_events.c.occurred_at,
+                                                     _events.c.received_at))
 
 
 @dataclass(frozen=True, slots=True)

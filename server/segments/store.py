@@ -19,14 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.contacts.tables import CONTACTS
 from server.db.models import as_utc, id_is, utcnow
 from server.errors import NotFound
-from server.segments.definition import Definition, event_types_of, uses_contact
+from server.segments.definition import Definition, event_types_of, uses_contact, uses_zone
 from server.segments.evaluate import Compiled, compile_conditions
 from server.segments.tables import SEGMENT_CHANGES, SEGMENT_DUE, SEGMENT_MEMBERS, SEGMENTS
 from server.workflows.durations import zone
 
-__all__ = ["Segment", "account_segments", "create_segment", "delete_segment", "get_segment",
-           "list_segments", "recount_reading", "require_segment", "segment_from_row",
-           "update_segment"]
+__all__ = ["Segment", "account_segments", "create_segment", "delete_segment",
+           "follow_account_zone", "get_segment", "list_segments", "recount_reading",
+           "recount_reading_field", "require_segment", "segment_from_row", "update_segment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,8 @@ class Segment:
     built_at: datetime | None
     # The conditions compiled once per version (cached with the segment, below).
     compiled: Compiled
+    # Saved without a zone of its own: moves with the account's (``follow_account_zone``).
+    follows_account: bool = False
 
     @property
     def tz(self) -> ZoneInfo | Any:
@@ -68,7 +70,8 @@ def segment_from_row(row: Any) -> Segment:
         build_after=int(row.build_after), created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         built_at=None if row.built_at is None else as_utc(row.built_at),
-        compiled=compile_conditions(doc["conditions"]))
+        compiled=compile_conditions(doc["conditions"]),
+        follows_account=bool(doc.get(_FOLLOWS)))
 
 
 async def _contact_count(conn: AsyncConnection, account_id: int) -> int:
@@ -76,9 +79,16 @@ async def _contact_count(conn: AsyncConnection, account_id: int) -> int:
                                    .where(CONTACTS.c.account_id == account_id))).scalar_one())
 
 
+# Stored beside the document (never shown): the definition took the account's zone.
+_FOLLOWS = "followsAccountZone"
+
+
 def _values(definition: Definition) -> dict[str, Any]:
+    doc = definition.document()
+    if definition.follows_account:
+        doc[_FOLLOWS] = True
     return {"name": definition.name,
-            "definition": orjson.dumps(definition.document()).decode(),
+            "definition": orjson.dumps(doc).decode(),
             "event_types": orjson.dumps(sorted(event_types_of(definition.conditions))).decode(),
             "uses_contact": uses_contact(definition.conditions)}
 
@@ -103,18 +113,53 @@ async def update_segment(conn: AsyncConnection, *, account_id: int, segment_id: 
         updated_at=utcnow(), **_values(definition)))
 
 
+async def _recount(conn: AsyncConnection, *, account_id: int, segment_ids: list[int]) -> int:
+    """Start these segments' recount over, same version: the definition is unchanged,
+    only what it reads."""
+    if segment_ids:
+        await conn.execute(update(SEGMENTS).where(SEGMENTS.c.id.in_(segment_ids)).values(
+            status="building", build_total=await _contact_count(conn, account_id),
+            build_processed=0, build_after=0, updated_at=utcnow()))
+    return len(segment_ids)
+
+
 async def recount_reading(conn: AsyncConnection, *, account_id: int, type_key: str) -> int:
     """Start the recount of every segment of the account that reads ``type_key`` (its
-    events stopped counting: segmentation switched off); how many. Same version: the
-    definition is unchanged, only what it reads."""
+    events stopped counting: segmentation switched off); how many."""
     rows = await conn.execute(select(SEGMENTS.c.id, SEGMENTS.c.event_types).where(
         SEGMENTS.c.account_id == account_id))
     ids = [int(r.id) for r in rows if type_key in orjson.loads(r.event_types)]
-    if ids:
-        await conn.execute(update(SEGMENTS).where(SEGMENTS.c.id.in_(ids)).values(
-            status="building", build_total=await _contact_count(conn, account_id),
-            build_processed=0, build_after=0, updated_at=utcnow()))
-    return len(ids)
+    return await _recount(conn, account_id=account_id, segment_ids=ids)
+
+
+async def recount_reading_field(conn: AsyncConnection, *, account_id: int, field_id: int
+                                ) -> int:
+    """Start the recount of the segments reading additional field ``field_id`` (it was
+    deleted with every contact's value of it); how many."""
+    segments = await list_segments(conn, account_id=account_id)
+    ids = [s.id for s in segments if field_id in s.compiled.extra_fields]
+    return await _recount(conn, account_id=account_id, segment_ids=ids)
+
+
+async def follow_account_zone(conn: AsyncConnection, *, account_id: int, time_zone: str
+                              ) -> int:
+    """The account's zone changed: the segments saved without a zone of their own take the
+    new one as a new version, recounted when their conditions read the zone (calendar
+    periods, date ranges); how many moved."""
+    moved = 0
+    for segment in await list_segments(conn, account_id=account_id):
+        if not segment.follows_account or segment.time_zone == time_zone:
+            continue
+        definition = Definition(name=segment.name, conditions=segment.conditions,
+                                time_zone=time_zone, follows_account=True)
+        values: dict[str, Any] = {"version": SEGMENTS.c.version + 1, "updated_at": utcnow(),
+                                  **_values(definition)}
+        if uses_zone(segment.conditions):
+            values.update(status="building", build_processed=0, build_after=0,
+                          build_total=await _contact_count(conn, account_id))
+        await conn.execute(update(SEGMENTS).where(SEGMENTS.c.id == segment.id).values(**values))
+        moved += 1
+    return moved
 
 
 async def get_segment(conn: AsyncConnection, *, account_id: int, segment_id: int

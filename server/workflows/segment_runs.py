@@ -3,12 +3,14 @@ Change``) becomes a trigger event of its key (``segment/<id>/<entered|left>``) f
 ``server.workflows.trigger.handle_batch``, in the transaction that made the change. The
 run's contact is the member and its event (id, key value, params) the event that caused
 the change; a change no event caused (a time window moving on) has the negated change id
-as its event id, the contact's email as key value and no params.
+as its event id, the contact's email as key value and no params. Contact writes outside
+events (``contacts_changed_runs``) and recounts of a segment built before start runs too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.contacts.tables import CONTACTS
 from server.db.models import Event, table_of
-from server.segments.membership import Change
+from server.segments.membership import Change, contacts_changed
 from server.workflows.segments import segment_trigger_key
 from server.workflows.trigger import BatchEvent, account_workflows, handle_batch
 
-__all__ = ["start_segment_runs"]
+__all__ = ["contacts_changed_runs", "start_segment_runs"]
 
 _events = table_of(Event)
 
@@ -70,3 +72,14 @@ async def start_segment_runs(conn: AsyncConnection, *, account_id: int,
     events = await _trigger_events(conn, account_id, changes)
     result = await handle_batch(conn, account_id=account_id, events=events, worker=worker)
     return result.started
+
+
+async def contacts_changed_runs(conn: AsyncConnection, *, account_id: int,
+                                contact_ids: Iterable[int], now: datetime,
+                                reason: str = "contact changed") -> list[int]:
+    """Membership after contacts were written outside an event (the contact API, a
+    deletion, an erasure) and the runs its changes start, in the caller's transaction; the
+    step pumps take the runs' first steps within their poll (``workers.steps``)."""
+    changes = await contacts_changed(conn, account_id=account_id, contact_ids=contact_ids,
+                                     now=now, reason=reason)
+    return await start_segment_runs(conn, account_id=account_id, changes=changes, worker="api")

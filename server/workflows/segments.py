@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.errors import InvalidArgument, Violation
 from server.segments.tables import SEGMENT_MEMBERS, SEGMENTS
 
-__all__ = ["CHANGES", "check_segments", "in_segment", "segment_trigger_key", "trigger_of"]
+__all__ = ["CHANGES", "check_segments", "in_segment", "refuse_segment_trigger",
+           "segment_trigger_key", "trigger_of"]
 
 CHANGES = ("entered", "left")
 
@@ -50,6 +51,17 @@ def trigger_of(trigger: dict[str, Any], out: list[tuple[str, str]]) -> str | Non
         out.append(("trigger.segment.change", f"{change!r} is not one of entered, left"))
         change = "entered"
     return segment_trigger_key(sid, str(change))
+
+
+def refuse_segment_trigger(trigger_key: str) -> None:
+    """The simulator replays events; a segment trigger starts on membership changes, which
+    a simulation does not make: refused, naming the field, rather than simulating nothing."""
+    if trigger_key.startswith("segment/"):
+        raise InvalidArgument.from_violations([Violation(
+            "trigger.segment", "the simulator starts runs from the events it is given; a "
+            "segment trigger starts them when membership changes, which it does not "
+            "simulate: try the workflow with an eventTypeKey trigger (its inSegment "
+            "conditions read the stored membership)")])
 
 
 def _condition_refs(cond: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -25,6 +25,7 @@ from server.workflows.durations import parse_duration
 from server.workflows.launch import accept_launched
 from server.workflows.policy import PriorRun, needs_history, refusal
 from server.workflows.runtime import ContactInfo, Delivery, RunView, StepOutcome
+from server.workflows.segments import refuse_segment_trigger
 from server.workflows.simcontacts import SimContacts
 
 MAX_STEPS = 10_000
@@ -289,6 +290,7 @@ async def simulate(*, definition: Any, events: Any, contacts: Any = None, templa
     ``listed`` answers whether an address is on the account's unsubscribed list and
     ``member`` whether a contact is a stored member of a segment (``inSegment``)."""
     d = parse_definition(definition)
+    refuse_segment_trigger(d.event_type_key)
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise InvalidArgument.from_violations([Violation(
             "events", f"must be a list of at most {MAX_EVENTS} events")])

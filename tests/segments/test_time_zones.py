@@ -11,8 +11,9 @@ import pytest
 
 from server.accounts import account_time_zone, set_time_zone
 from server.segments.definition import parse_definition
+from server.segments.loop import recount_step
 from server.segments.membership import apply
-from server.segments.store import create_segment
+from server.segments.store import create_segment, get_segment
 from tests.segments.storage import Db, open_db
 from tests.support import Stack
 
@@ -24,8 +25,8 @@ KIRITIMATI = "Pacific/Kiritimati"
 
 async def test_the_account_time_zone_over_http(stack: Stack) -> None:
     """PATCH sets the zone (GET shows it); a bad zone or member is a 400 naming it; a
-    segment saved without timeZone takes the account's, one naming its own keeps it, and
-    a later change of the account's zone leaves saved segments as they are."""
+    segment saved without timeZone takes the account's and moves with it (a new version),
+    one naming its own keeps it."""
     auth = stack.auth()
     r = await stack.http.get("/api/v1/account/settings", headers=auth)
     assert r.status_code == 200 and r.json()["timeZone"] == "UTC", r.text
@@ -48,9 +49,10 @@ async def test_the_account_time_zone_over_http(stack: Stack) -> None:
     r = await stack.http.patch("/api/v1/account/settings", headers=auth, json={"timeZone": "UTC"})
     assert r.json()["timeZone"] == "UTC"
     got = await stack.http.get(f"/api/v1/segments/{plain.json()['id']}", headers=auth)
-    assert got.json()["timeZone"] == "Europe/Kyiv"
+    assert got.json()["timeZone"] == "UTC" and got.json()["version"] == 2
+    assert "followsAccountZone" not in got.json()["conditions"]
     got = await stack.http.get(f"/api/v1/segments/{own.json()['id']}", headers=auth)
-    assert got.json()["timeZone"] == "America/New_York"
+    assert got.json()["timeZone"] == "America/New_York" and got.json()["version"] == 1
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +96,37 @@ async def test_today_and_this_week_are_the_accounts_local_ones(db: Db) -> None:
     async with db.engine.begin() as conn:
         await apply(conn, db.account_id, [event], NOW)
     assert contact not in await db.members(utc_today)
+
+
+async def test_a_zone_change_recounts_the_segments_that_follow_it(db: Db) -> None:
+    """An account moving from Kiritimati to UTC: its "today" segment saved without a zone
+    is recounted in UTC (the event at 11:00 UTC on the 1st is no longer today), the same
+    segment naming Kiritimati keeps its member, and a sliding-window one keeps its version's
+    members without a recount."""
+    await set_time_zone(db.engine, account_id=db.account_id, time_zone=KIRITIMATI)
+    follows = await _segment_in_account_zone(db, "today")
+    sliding = await _segment_in_account_zone(db, "P2D")
+    own = await db.segment({"name": "own", "timeZone": KIRITIMATI, "conditions": {
+        "event": {"eventTypeKey": "visit", "within": "today"}}})
+    while await recount_step(db.engine, now=NOW):
+        pass
+    contact = await db.contact(email="tz-move@example.com")
+    event = await db.event("visit", contact_id=contact, at=datetime(2026, 12, 1, 11, 0,
+                                                                    tzinfo=UTC))
+    async with db.engine.begin() as conn:
+        await apply(conn, db.account_id, [event], NOW)
+    for sid in (follows, sliding, own):
+        assert contact in await db.members(sid)
+    await set_time_zone(db.engine, account_id=db.account_id, time_zone="UTC")
+    async with db.engine.connect() as conn:
+        moved = await get_segment(conn, account_id=db.account_id, segment_id=follows)
+        kept = await get_segment(conn, account_id=db.account_id, segment_id=own)
+        window = await get_segment(conn, account_id=db.account_id, segment_id=sliding)
+    assert moved is not None and kept is not None and window is not None
+    assert (moved.time_zone, moved.version, moved.status) == ("UTC", 2, "building")
+    assert (kept.time_zone, kept.version, kept.status) == (KIRITIMATI, 1, "ready")
+    assert (window.time_zone, window.status) == ("UTC", "ready")
+    while await recount_step(db.engine, now=NOW):
+        pass
+    assert contact not in await db.members(follows)
+    assert contact in await db.members(own) and contact in await db.members(sliding)

@@ -5,9 +5,16 @@ aiosmtpd; and the checks on save."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.db.models import utcnow
 from server.mail.sink import MailSink
+from server.segments.loop import recount_step
+from server.segments.membership import Change
+from server.workflows.segment_runs import start_segment_runs
 from tests.support import Stack
 from tests.workflows.conftest import create_template, create_workflow, eventually, runs_of
 
@@ -148,6 +155,117 @@ async def test_save_refuses_unknown_and_other_accounts_segments(wf: Stack) -> No
     assert {v["field"] for v in r.json()["violations"]} == {"trigger.segment.id",
                                                             "trigger.segment.change"}
     assert len((await wf.http.get("/api/v1/workflows", headers=wf.auth())).json()) == before
+
+
+def _letters() -> str:
+    return "".join(secrets.choice("abcdefghij") for _ in range(8))
+
+
+async def _contact(s: Stack, email: str, **fields: Any) -> int:
+    r = await s.http.post("/api/v1/contact", headers=s.auth(), json={
+        **fields, "channels": [{"type": "email", "value": email}]})
+    assert r.status_code == 200, r.text
+    return int(r.json()["id"])
+
+
+async def _on(s: Stack, sid: int, change: str, subject: str) -> int:
+    tid = await create_template(s, name=subject, subject=subject, html=f"<p>{subject}</p>",
+                                text=subject)
+    return await create_workflow(s, {
+        "name": f"on {change} {sid}", "active": True,
+        "trigger": {"segment": {"id": sid, "change": change}}, "start": "mail",
+        "blocks": [{"id": "mail", "type": "email", "templateId": tid}]})
+
+
+async def test_contact_api_changes_start_entered_and_left_runs(wf: Stack, sink: MailSink
+                                                               ) -> None:
+    """A contact created over the contact API into a field segment enters it and starts
+    the "entered" run; edited out of it, it leaves and starts the "left" run; deleted
+    while a member, it leaves too. No event is involved."""
+    town = "Family" + _letters()
+    sid = await _segment(wf, {"contact": {"field": "lastName", "op": "eq", "value": town}})
+    entered = await _on(wf, sid, "entered", "Welcome to the family")
+    left = await _on(wf, sid, "left", "Left the family")
+    email = f"mover{secrets.token_hex(3)}@example.com"
+    cid = await _contact(wf, email, lastName=town)
+    got = await eventually(lambda: _async(to(sink, email)))
+    assert [m.message["Subject"] for m in got] == ["Welcome to the family"]
+    (run,) = await runs_of(wf, entered)
+    assert run["contactId"] == cid and run["eventId"] < 0
+    r = await wf.http.put(f"/api/v1/contact/{cid}", headers=wf.auth(), json={
+        "lastName": "Elsewhere", "channels": [{"type": "email", "value": email}]})
+    assert r.status_code == 200, r.text
+    got = await eventually(lambda: _async(len(to(sink, email)) == 2 and to(sink, email)))
+    assert got[1].message["Subject"] == "Left the family"
+    assert len(await runs_of(wf, left)) == 1
+    other = f"gone{secrets.token_hex(3)}@example.com"
+    gone = await _contact(wf, other, lastName=town)
+    assert await eventually(lambda: _async(len(to(sink, other)) == 1))
+    r = await wf.http.delete(f"/api/v1/contact/{gone}", headers=wf.auth())
+    assert r.status_code == 200, r.text
+    runs = await eventually(lambda: _left_runs(wf, left, 2))
+    assert {r["contactId"] for r in runs} == {cid, gone}
+
+
+async def _left_runs(s: Stack, workflow_id: int, n: int) -> Any:
+    runs = await runs_of(s, workflow_id)
+    return runs if len(runs) >= n else None
+
+
+class _StartRuns:
+    """``server.segments.loop.Triggers`` as the worker's, without its Redis wake-up (this
+    stack has no worker: its step pumps would be the ones woken)."""
+
+    async def start(self, conn: AsyncConnection, account_id: int,
+                    changes: Sequence[Change]) -> list[int]:
+        return await start_segment_runs(conn, account_id=account_id, changes=changes)
+
+    async def enqueue(self, started: list[int]) -> None:
+        return None
+
+
+async def test_a_first_count_starts_no_runs_and_an_edit_recount_does(bare: Stack) -> None:
+    """Existing contacts counted into a new segment start no "entered" run (they were in
+    before the segment existed); after an edit, the contacts the new version takes in
+    enter and start it, and those it drops leave and start the "left" one."""
+    tag = "Name" + _letters()
+    first = await _contact(bare, f"early{secrets.token_hex(3)}@example.com", firstName=tag)
+    second = await _contact(bare, f"late{secrets.token_hex(3)}@example.com",
+                            firstName=tag + "y")
+    doc = {"name": f"named {tag}",
+           "conditions": {"contact": {"field": "firstName", "op": "eq", "value": tag}}}
+    r = await bare.http.post("/api/v1/segments", headers=bare.auth(), json=doc)
+    sid = int(r.json()["id"])
+    entered = await _on(bare, sid, "entered", "In")
+    left = await _on(bare, sid, "left", "Out")
+
+    async def recount() -> None:
+        while await recount_step(bare.engine, now=utcnow(), triggers=_StartRuns()):
+            pass
+
+    await recount()
+    members = await bare.http.get(f"/api/v1/segments/{sid}/contacts", headers=bare.auth())
+    assert [m["id"] for m in members.json()] == [first]
+    assert await runs_of(bare, entered) == []
+    r = await bare.http.put(f"/api/v1/segments/{sid}", headers=bare.auth(), json={
+        **doc, "conditions": {"contact": {"field": "firstName", "op": "eq",
+                                          "value": tag + "y"}}})
+    assert r.status_code == 200, r.text
+    await recount()
+    assert [r["contactId"] for r in await runs_of(bare, entered)] == [second]
+    assert [r["contactId"] for r in await runs_of(bare, left)] == [first]
+
+
+async def test_the_simulator_refuses_a_segment_trigger(wf: Stack) -> None:
+    """Simulating a workflow on a segment trigger is a 400 naming trigger.segment: the
+    simulator replays events and makes no membership changes."""
+    sid = await _segment(wf, {"contact": {"field": "town", "op": "eq", "value": "Sim"}})
+    r = await wf.http.post("/api/v1/workflows/simulate", headers=wf.auth(), json={
+        "definition": {"name": "sim", "trigger": {"segment": {"id": sid}}, "start": "end",
+                       "blocks": [{"id": "end", "type": "end"}]},
+        "events": [{"eventTypeKey": "x", "keyValue": "a@example.com", "params": []}]})
+    assert r.status_code == 400, r.text
+    assert [v["field"] for v in r.json()["violations"]] == ["trigger.segment"]
 
 
 async def _async(value: Any) -> Any:
