@@ -17,7 +17,7 @@ from eventflow.v1 import (
     workflows_pb2,
     workflows_pb2_grpc,
 )
-from server.console.web import Page
+from server.console.web import Page, read_json
 from server.gateway.http import path_id
 
 LIST_LIMIT = 100
@@ -75,10 +75,7 @@ async def contact_page(ctx: Page) -> Response:
 
 async def import_chunk(ctx: Page) -> Response:
     """``POST /contacts/import`` (JSON, CSRF header): one chunk of the page's bulk import."""
-    try:
-        doc = json.loads(await ctx.request.body())
-    except ValueError:
-        return JSONResponse({"error": "the import chunk is not JSON"}, 400)
+    doc = read_json(await ctx.request.body(), "import chunk")
     contacts = doc.get("contacts") if isinstance(doc, dict) else None
     if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
         return JSONResponse({"error": "contacts must be a list of objects"}, 400)

@@ -106,7 +106,7 @@ def _was_rules(raw: str) -> list[Rule]:
     try:
         value = json.loads(raw)
         return [(str(name), bool(req)) for name, req in value]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidArgument.from_violations([Violation(
             "was_rules", "is not the list this form was shown with; reload the page")]) from None
 

@@ -11,12 +11,12 @@ import grpc
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from eventflow.v1 import events_pb2, events_pb2_grpc, templates_pb2, templates_pb2_grpc
-from server.console.web import Page, failure
+from server.console.web import MAX_FORM_BYTES, Page, failure, read_json
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
+from server.templating.store import MAX_SOURCE
 
 PARTS = ("subject", "html", "text")
-MAX_PREVIEW_BODY = 1024 * 1024
 RECENT_EVENTS = 30
 
 
@@ -43,7 +43,7 @@ async def editor(ctx: Page, *, values: dict[str, str], status: int = 200,
     if not chosen and events:
         chosen = str(events[0].id)
     return ctx.render("message_edit.html", status=status, v=values, error=error,
-                      events=events, chosen=chosen, template_id=template_id,
+                      max_part=MAX_SOURCE, events=events, chosen=chosen, template_id=template_id,
                       hints={e.id: _param_hint(e) for e in events})
 
 
@@ -82,6 +82,11 @@ async def save_message(ctx: Page) -> Response:
     if not values["name"].strip():
         return await editor(ctx, values=values, status=400, template_id=template_id,
                             error={"field": "name", "message": "Give the message a name."})
+    for part in PARTS:
+        if len(values[part]) > MAX_SOURCE:
+            return await editor(ctx, values=values, status=400, template_id=template_id,
+                                error={"field": part, "message": too_long(part,
+                                                                           len(values[part]))})
     texts = {"name": values["name"].strip(), "subject": values["subject"],
              "html": values["html"], "text": values["text"]}
     try:
@@ -114,15 +119,30 @@ def _source(doc: dict[str, Any], event_json: str) -> dict[str, Any]:
     return {"event_json": event_json, "json_param": json_param}
 
 
-def _wrong_format(raw: str) -> dict[str, Any] | None:
+def too_long(part: str, length: int) -> str:
+    return (f"The {part} is {length:,} characters; a message part may be up to "
+            f"{MAX_SOURCE:,}. Shorten it (move long content to links or images) before "
+            "saving: a longer one is not saved.")
+
+
+def _pasted(raw: str) -> tuple[Any, dict[str, Any] | None]:
+    """Pasted JSON read as the JSON API reads a body: (its value, None), or (None, the
+    "Wrong Format" the preview shows: where it does not parse, or that it nests too deep)."""
     try:
-        json.loads(raw)
-    except ValueError as exc:
-        line, column = getattr(exc, "lineno", 0), getattr(exc, "colno", 0)
-        msg = getattr(exc, "msg", str(exc))
-        return {"message": f"Wrong Format: the JSON does not parse ({msg} at line {line}, "
-                f"column {column})", "line": line, "column": column, "kind": "wrong_format"}
-    return None
+        return read_json(raw, "JSON"), None
+    except InvalidArgument as exc:
+        try:
+            json.loads(raw)
+        except json.JSONDecodeError as bad:
+            return None, {"message": f"Wrong Format: the JSON does not parse ({bad.msg} at "
+                          f"line {bad.lineno}, column {bad.colno})", "line": bad.lineno,
+                          "column": bad.colno, "kind": "wrong_format"}
+        except (ValueError, RecursionError):
+            pass
+        v = exc.violations[0] if exc.violations else None
+        why = f"{v.field} {v.message}" if v else exc.message
+        return None, {"message": f"Wrong Format: {why}", "line": 0, "column": 0,
+                      "kind": "wrong_format"}
 
 
 def _event_id(raw: Any) -> int:
@@ -138,19 +158,16 @@ def _event_id(raw: Any) -> int:
 async def preview(ctx: Page) -> Response:
     """``POST /messages/preview`` (JSON, CSRF header): each part rendered, or its error."""
     raw = await ctx.request.body()
-    if len(raw) > MAX_PREVIEW_BODY:
-        return JSONResponse({"error": "the preview is over 1 MiB"}, 413)
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return JSONResponse({"error": "the preview request is not JSON"}, 400)
+    if len(raw) > MAX_FORM_BYTES:
+        return JSONResponse({"error": f"the message is over {MAX_FORM_BYTES // 2**20} MiB: "
+                             "shorten it to see a preview"}, 413)
+    doc = read_json(raw, "preview request")
     if not isinstance(doc, dict):
         return JSONResponse({"error": "the preview request must be an object"}, 400)
     if doc.get("source") == "json":
-        bad = _wrong_format(str(doc.get("json") or ""))
+        doc["data"], bad = _pasted(str(doc.get("json") or ""))
         if bad is not None:
             return JSONResponse({"data": bad})
-        doc["data"] = json.loads(str(doc.get("json")))
         event_json = ""
     else:
         event_id = _event_id(doc.get("eventId"))
@@ -166,6 +183,10 @@ async def preview(ctx: Page) -> Response:
         text = str(doc.get(part) or "")
         if not text:
             out[part] = {"rendered": ""}
+            continue
+        if len(text) > MAX_SOURCE:  # said here, beside the part, with what to do
+            out[part] = {"error": {"message": too_long(part, len(text)), "line": 0,
+                                   "column": 0, "kind": "too_long"}}
             continue
         reply = await _stub(ctx).RenderTemplate(
             templates_pb2.RenderTemplateRequest(template=text, **source), metadata=ctx.meta)

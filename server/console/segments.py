@@ -13,8 +13,8 @@ from starlette.responses import RedirectResponse, Response
 
 from eventflow.v1 import events_pb2, events_pb2_grpc, segments_pb2, segments_pb2_grpc
 from server.console.segment_text import describe
-from server.console.web import Failure, Page, failure
-from server.errors import Violation
+from server.console.web import Failure, Page, failure, read_json
+from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
 from server.segments.definition import event_types_of
 
@@ -70,12 +70,12 @@ def _violations(error: Failure) -> list[Violation]:
 
 
 def _parse(text: str) -> Violation | None:
-    """A definition that is not JSON, said with its line and column (nothing is sent)."""
+    """A definition that is not JSON (said with its line and column) or nests deeper than
+    the API takes: nothing is sent."""
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Violation("definition", f"is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                       f"column {exc.colno}")
+        read_json(text, "definition")
+    except InvalidArgument as exc:
+        return exc.violations[0] if exc.violations else Violation("definition", exc.message)
     return None
 
 
@@ -84,8 +84,8 @@ async def new_segment(ctx: Page, *, text: str = "", errors: list[Violation] | No
     types = await _types(ctx)
     text = text or _example(types)
     try:
-        conditions = json.loads(text).get("conditions")
-    except (ValueError, AttributeError):
+        conditions = read_json(text, "definition").get("conditions")
+    except (InvalidArgument, AttributeError):
         conditions = None
     return ctx.render("segment_new.html", status=status, text=text, errors=errors or [],
                       not_counting=_not_counting(conditions, types))

@@ -14,12 +14,15 @@ from urllib.parse import quote
 import grpc
 from google.protobuf import timestamp_pb2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from server.api.status import ErrorReport
+from server.codec.jsondoc import load_document
 from server.console.session import SESSION_COOKIE, Session, Sessions, load_secret
-from server.errors import EventflowError, Violation
+from server.errors import EventflowError, InvalidArgument, TooLarge, Violation
 from server.gateway.http import error_response
 from server.gateway.state import GatewayState
 
@@ -59,6 +62,24 @@ def pretty_json(value: Any) -> str:
             return str(value)
     text: str = json.dumps(value, indent=2, ensure_ascii=False)
     return text
+
+
+def read_json(text: str | bytes, name: str) -> Any:
+    """JSON a person typed into a form, read by the API's one reader (``load_document``:
+    the same refusals, nesting past 32 levels among them, as the JSON API); its
+    InvalidArgument names ``name``, and text that does not parse says its line and column."""
+    try:
+        return load_document(text, name=name)
+    except InvalidArgument:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+            raise InvalidArgument(f"the {name} is not valid JSON: {where}", [Violation(
+                name, f"is not valid JSON: {where}")]) from None
+        except (ValueError, RecursionError):
+            pass
+        raise
 
 
 def compact_json(value: Any) -> str:
@@ -101,6 +122,32 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "frame-ancestors 'none'")
 
 
+# A console form's body, and each field of it, may be this long. The services' own limits
+# are below it (a message part 256 KiB, a definition 1 MiB), so an over-long text comes
+# back from the service with the form and its text kept, rather than from the parser.
+MAX_FORM_BYTES = 4 * 1024 * 1024
+
+
+def _form_too_large(size: str) -> TooLarge:
+    return TooLarge(f"This form sent {size}; the console takes forms of up to "
+                    f"{MAX_FORM_BYTES // (1024 * 1024)} MiB ({MAX_FORM_BYTES:,} bytes). "
+                    "Nothing was saved.")
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form (Starlette keeps it for later reads), refused as TooLarge when its
+    body is over ``MAX_FORM_BYTES``: a page that says so, never the router's JSON."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise _form_too_large(f"{int(declared):,} bytes")
+    try:
+        return await request.form(max_part_size=MAX_FORM_BYTES)
+    except HTTPException as exc:
+        if "maximum size" in str(exc.detail):
+            raise _form_too_large("a field longer than that") from None
+        raise InvalidArgument(f"the form could not be read: {exc.detail}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """A failed call as a page shows it: the HTTP status of the gateway's one mapping, the
@@ -140,7 +187,7 @@ class Page:
                                  section=self.section, **context)
 
     async def form(self) -> dict[str, str]:
-        data = await self.request.form()
+        data = await read_form(self.request)
         return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
@@ -164,17 +211,18 @@ def page(console: Console, section: str, fn: Handler, *, changes: bool = False
                 return console.html(request, "error.html", status=401, title="Signed out",
                                     message="Your session has ended; sign in again.")
             return to_login(request)
-        if changes and request.method != "GET":
-            token = request.headers.get("x-csrf-token")
-            if token is None and "form" in request.headers.get("content-type", ""):
-                token = str((await request.form()).get("csrf_token") or "")
-            if not session.csrf_ok(token):
-                return console.html(request, "error.html", status=403, session=session,
-                                    title="Form expired",
-                                    message="This form was not sent from the current session "
-                                    "(CSRF check). Go back, reload the page and try again.")
         ctx = Page(request=request, session=session, console=console, section=section)
         try:
+            if changes and request.method != "GET":
+                token = request.headers.get("x-csrf-token")
+                if token is None and "form" in request.headers.get("content-type", ""):
+                    token = str((await read_form(request)).get("csrf_token") or "")
+                if not session.csrf_ok(token):
+                    return console.html(request, "error.html", status=403, session=session,
+                                        title="Form expired",
+                                        message="This form was not sent from the current "
+                                        "session (CSRF check). Go back, reload the page and "
+                                        "try again.")
             return await fn(ctx)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -193,6 +241,7 @@ def error_page(ctx: Page, exc: Failure) -> Response:
         # The page's own scripts (preview, import) read the failure as JSON.
         return JSONResponse({"error": exc.message, "violations": [
             {"field": v.field, "message": v.message} for v in exc.violations]}, exc.status)
-    titles = {400: "Not valid", 404: "Not found", 409: "Conflict", 503: "Server unavailable"}
+    titles = {400: "Not valid", 404: "Not found", 409: "Conflict", 413: "Too large",
+              503: "Server unavailable"}
     return ctx.render("error.html", status=exc.status, title=titles.get(exc.status, "Error"),
                       message=exc.message, violations=exc.violations)

@@ -19,7 +19,8 @@ from eventflow.v1 import (
     workflows_pb2_grpc,
 )
 from server.console.diagram import layout
-from server.console.web import Failure, Page, failure
+from server.console.web import Failure, Page, failure, read_json
+from server.errors import InvalidArgument
 from server.gateway.http import path_id
 
 RUNS_PAGE = 50
@@ -122,9 +123,9 @@ async def create_workflow(ctx: Page) -> Response:
     text = values["definition"].strip()
     if text:
         try:
-            json.loads(text)
-        except ValueError as exc:
-            return await _new_form(ctx, values=values, status=400, error=Failure(400, f"The definition is not valid JSON: {exc}"))
+            read_json(text, "definition")
+        except InvalidArgument as exc:
+            return await _new_form(ctx, values=values, status=400, error=failure(exc))
     else:
         text = json.dumps(recipe(values))
     try:
@@ -191,11 +192,11 @@ async def update_workflow(ctx: Page) -> Response:
     workflow_id = path_id(ctx.request, "workflow_id")
     text = (await ctx.form()).get("definition", "")
     try:
-        json.loads(text)
+        read_json(text, "definition")
         await _stub(ctx).UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
             id=workflow_id, definition_json=text), metadata=ctx.meta)
-    except ValueError as exc:
-        return await workflow_page(ctx, status=400, definition=text, error=Failure(400, f"The definition is not valid JSON: {exc}"))
+    except InvalidArgument as exc:
+        return await workflow_page(ctx, status=400, definition=text, error=failure(exc))
     except grpc.aio.AioRpcError as exc:
         if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
             raise
@@ -211,12 +212,13 @@ async def simulate(ctx: Page) -> Response:
     w = await _stub(ctx).GetWorkflow(workflows_pb2.GetWorkflowRequest(id=workflow_id),
                                      metadata=ctx.meta)
     try:
-        json.loads(events_text)
+        read_json(events_text, "events")
         reply = await _stub(ctx).SimulateWorkflow(workflows_pb2.SimulateWorkflowRequest(
             definition_json=w.definition_json, events_json=events_text), metadata=ctx.meta)
-    except ValueError as exc:
+    except InvalidArgument as exc:
+        err = failure(exc)
         return await workflow_page(ctx, status=400, sim_events=events_text, sim={
-            "error": f"The events are not valid JSON: {exc}"})
+            "error": err.message, "violations": err.violations})
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise

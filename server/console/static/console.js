@@ -17,6 +17,7 @@ document.addEventListener("click", (ev) => {
 // Forms that start a long action: disable the button and say what is happening.
 document.addEventListener("submit", (ev) => {
   const form = ev.target;
+  if (ev.defaultPrevented) return;  // the page's own check refused it
   const confirmText = form.getAttribute("data-confirm");
   if (confirmText && !window.confirm(confirmText)) { ev.preventDefault(); return; }
   const button = form.querySelector("button[data-busy]");

@@ -148,10 +148,19 @@
         body: JSON.stringify(body),
       });
       if (res.status === 401 || res.redirected) { state.textContent = "signed out: reload the page"; return; }
-      reply = await res.json();
-      if (!res.ok) throw new Error(reply.error || res.statusText);
+      // An answer that is not JSON (a proxy's page, a crash) is reported by its status.
+      const text = await res.text();
+      try { reply = JSON.parse(text); } catch (_) { reply = null; }
+      if (!res.ok || !reply) {
+        const v = reply && reply.violations && reply.violations[0];
+        throw new Error(v ? `${v.field} ${v.message}` : (reply && reply.error) || `the server answered ${res.status} ${res.statusText}`);
+      }
     } catch (err) {
-      if (mine === generation) state.textContent = `preview failed: ${err.message}`;
+      if (mine !== generation) return;
+      // The failure replaces what an earlier preview marked: it is the news now.
+      ["json", "subject", "html", "text"].forEach((part) => showError(part, null));
+      state.textContent = `preview failed: ${err.message}`;
+      state.classList.add("bad");
       return;
     }
     if (mine !== generation) return;  // a newer preview is on its way
@@ -234,6 +243,23 @@
       $("f-html").focus();
     });
   }
+
+  // A part longer than the server keeps is refused here, before the page is left, so the
+  // text stays in the editor with the reason beside it.
+  const maxPart = Number(form.dataset.maxPart) || 0;
+  form.addEventListener("submit", (ev) => {
+    let first = null;
+    for (const part of ["subject", "html", "text"]) {
+      const value = $(`f-${part}`).value;
+      const length = value.length > maxPart ? Array.from(value).length : 0;
+      if (maxPart && length > maxPart) {
+        showError(part, { message: `The ${part} is ${length.toLocaleString("en")} characters; a message part may be up to ` +
+          `${maxPart.toLocaleString("en")}. Shorten it (move long content to links or images) before saving: a longer one is not saved.` });
+        first = first || part;
+      }
+    }
+    if (first) { ev.preventDefault(); $(`f-${first}`).focus(); }
+  });
 
   // An error the server found on save (a template that does not compile) is marked too.
   const saveError = $("save-error");
