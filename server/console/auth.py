@@ -25,9 +25,9 @@ def _secure(request: Request) -> bool:
 
 
 async def login_form(console: Console, request: Request, *, error: str = "",
-                     status: int = 200) -> Response:
+                     status: int = 200, notice: str = "") -> Response:
     nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(16)
-    response = console.html(request, "login.html", status=status, error=error,
+    response = console.html(request, "login.html", status=status, error=error, notice=notice,
                             login_token=console.sessions.login_token(nonce),
                             next=safe_next(request.query_params.get("next")))
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="lax",
@@ -39,7 +39,8 @@ async def login(console: Console, request: Request) -> Response:
     if request.method == "GET":
         if console.sessions.get(request.cookies.get(SESSION_COOKIE)) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), 303)
-        return await login_form(console, request)
+        return await login_form(console, request, notice=(
+            "You are signed out." if request.query_params.get("signed_out") == "1" else ""))
     form = await request.form()
     key = str(form.get("api_key") or "").strip()
     if not console.sessions.login_token_ok(request.cookies.get(LOGIN_COOKIE),
@@ -60,8 +61,8 @@ async def login(console: Console, request: Request) -> Response:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             console.sessions.failed(client)
             return await login_form(console, request, status=401, error=(
-                "That API key is not known. `make run` prints the key; it is also in "
-                "var/api_key."))
+                "That API key is not known. make run prints the key at start-up; it is "
+                "also in var/api_key."))
         return await login_form(console, request, status=503, error=(
             f"The eventflow server did not answer ({exc.code().name}); is it running?"))
     cookie, _session = console.sessions.create(api_key=key, account_id=account.org_id,
@@ -75,6 +76,6 @@ async def login(console: Console, request: Request) -> Response:
 
 async def logout(ctx: Page) -> Response:
     ctx.console.sessions.end(ctx.request.cookies.get(SESSION_COOKIE))
-    response = RedirectResponse("/login", status_code=303)
+    response = RedirectResponse("/login?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -30,7 +30,10 @@ def _time(raw: str, name: str) -> datetime | None:
 
 async def history(ctx: Page) -> Response:
     q = ctx.request.query_params
-    filters = {name: q.get(name, "").strip() for name in ("type", "key", "since", "until")}
+    # The JSON API's names (eventTypeKey, keyValue) are taken too: people try them.
+    aliases = {"type": "eventTypeKey", "key": "keyValue"}
+    filters = {name: (q.get(name) or q.get(aliases.get(name, ""), "")).strip()
+               for name in ("type", "key", "since", "until")}
     req = events_pb2.ListEventsRequest(event_type_key=filters["type"],
                                        key_value=filters["key"], page_size=PAGE_SIZE,
                                        page_token=q.get("page", ""))
@@ -39,13 +42,17 @@ async def history(ctx: Page) -> Response:
         if value is not None:
             time_to_ts(value, field, field=name)  # 400 past years 1-9999 in UTC
     stub = ctx.stub(events_pb2_grpc.EventServiceStub)
-    reply = await stub.ListEvents(req, metadata=ctx.meta)
     types = await stub.ListEventTypes(events_pb2.ListEventTypesRequest(), metadata=ctx.meta)
+    keys = [t.key for t in types.event_types]
+    if filters["type"] and filters["type"] not in keys:
+        return ctx.render("events.html", events=[], filters=filters, next_url="", types=keys,
+                          filtered=True, first_page=True, unknown_type=filters["type"])
+    reply = await stub.ListEvents(req, metadata=ctx.meta)
     active = {k: v for k, v in filters.items() if v}
     next_url = ("/events?" + urlencode({**active, "page": reply.next_page_token})
                 if reply.next_page_token else "")
     return ctx.render("events.html", events=reply.events, filters=filters, next_url=next_url,
-                      types=[t.key for t in types.event_types], filtered=bool(active),
+                      types=keys, filtered=bool(active),
                       first_page=not q.get("page"))
 
 

@@ -102,7 +102,8 @@ async def save_message(ctx: Page) -> Response:
         err = failure(exc)
         return await editor(ctx, values=values, status=err.status, template_id=template_id,
                             error={"field": err.metadata.get("field") or "",
-                                   "message": err.message, "line": err.metadata.get("line"),
+                                   "message": readable(err.message),
+                                   "line": err.metadata.get("line"),
                                    "column": err.metadata.get("column")})
     # The preview's choices travel along, so the saved message shows as it was written.
     keep = urlencode({"saved": "updated" if template_id else "created",
@@ -117,6 +118,13 @@ def _source(doc: dict[str, Any], event_json: str) -> dict[str, Any]:
         # Pasted JSON is $data, as in eSputnik's dynamic content window.
         return {"context_json": json.dumps({"data": doc.get("data")})}
     return {"event_json": event_json, "json_param": json_param}
+
+
+def readable(message: str) -> str:
+    """A template error as the editor shows it: the parser's "got:" with nothing after it
+    (the line ended where it expected more) says so."""
+    stripped = message.rstrip()
+    return f"{stripped} the end of the line" if stripped.endswith("got:") else message
 
 
 def too_long(part: str, length: int) -> str:
@@ -179,6 +187,12 @@ async def preview(ctx: Page) -> Response:
         event_json = event.body_json
     source = _source(doc, event_json)
     out: dict[str, Any] = {}
+    if doc.get("source") == "json" and not isinstance(doc["data"], dict):
+        kind = {list: "a list", str: "a string", bool: "true or false"}.get(
+            type(doc["data"]), "a number" if isinstance(doc["data"], (int, float)) else "null")
+        out["note"] = (f"The pasted JSON is {kind}, not an object: $data.get('name') reads "
+                       "an object's members, so nothing can be found in it. Paste an object, "
+                       "e.g. {\"array\": [1, 2, 3]}, and loop over $data.get('array').")
     for part in PARTS:
         text = str(doc.get(part) or "")
         if not text:
@@ -192,7 +206,7 @@ async def preview(ctx: Page) -> Response:
             templates_pb2.RenderTemplateRequest(template=text, **source), metadata=ctx.meta)
         if reply.HasField("error"):
             e = reply.error
-            out[part] = {"error": {"message": e.message, "line": e.line, "column": e.column,
+            out[part] = {"error": {"message": readable(e.message), "line": e.line, "column": e.column,
                                    "kind": e.kind}}
         else:
             out[part] = {"rendered": reply.rendered}

@@ -3,6 +3,7 @@ definition, a workflow's diagram, versions, runs and simulator, and a run's step
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -151,6 +152,36 @@ async def _sample_events(ctx: Page, event_type_key: str) -> str:
     return json.dumps([{**body, "at": "PT0S"}], indent=2, ensure_ascii=False)
 
 
+def trouble(steps: Any) -> str:
+    """What a run's steps skipped or failed, said in a line ("" when every step was done):
+    a run that skipped its letter still ends completed, and should not look clean."""
+    bad = [s for s in steps if s.status in ("skipped", "failed")]
+    if not bad:
+        return ""
+    first = bad[0]
+    why = str(json.loads(first.detail_json or "{}").get("reason") or "")
+    count = f"{len(bad)} step{'s' if len(bad) != 1 else ''} {first.status}"
+    return f"{count}: {first.block_id}" + (f" ({why})" if why else "")
+
+
+async def _troubles(ctx: Page, runs: Any) -> dict[int, str]:
+    """``trouble`` of each ended run of the list that has one."""
+    ended = [r.id for r in runs if r.status == "completed"]
+    replies = await asyncio.gather(*(_stub(ctx).ListRunSteps(
+        workflows_pb2.ListRunStepsRequest(run_id=i), metadata=ctx.meta) for i in ended))
+    found = {i: trouble(r.steps) for i, r in zip(ended, replies, strict=True)}
+    return {i: t for i, t in found.items() if t}
+
+
+def _as_simulated(result: dict[str, Any]) -> dict[str, Any]:
+    """A simulation's steps say what would be sent: nothing is."""
+    for step in result.get("steps") or []:
+        detail = step.get("detail")
+        if isinstance(detail, dict) and detail.get("status") == "sent":
+            step["detail"] = {**detail, "status": "would be sent (simulated)"}
+    return result
+
+
 async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | None = None,
                         sim_events: str = "", error: Failure | None = None,
                         definition: str = "") -> Response:
@@ -167,6 +198,7 @@ async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | N
     return ctx.render(
         "workflow.html", status=status, w=w, doc=doc, diagram=layout(doc),
         versions=versions.workflows, runs=runs.runs, trigger=trigger, sim=sim, error=error,
+        troubles=await _troubles(ctx, runs.runs),
         sim_events=sim_events or await _sample_events(ctx, trigger),
         definition=definition or json.dumps(shown, indent=2, ensure_ascii=False),
         open_runs=any(r.status in OPEN_STATUSES for r in runs.runs))
@@ -225,7 +257,8 @@ async def simulate(ctx: Page) -> Response:
         err = failure(exc)
         return await workflow_page(ctx, status=400, sim_events=events_text, sim={
             "error": err.message, "violations": err.violations})
-    return await workflow_page(ctx, sim=json.loads(reply.result_json), sim_events=events_text)
+    return await workflow_page(ctx, sim=_as_simulated(json.loads(reply.result_json)),
+                               sim_events=events_text)
 
 
 async def run_page(ctx: Page) -> Response:
@@ -236,4 +269,5 @@ async def run_page(ctx: Page) -> Response:
                                              metadata=ctx.meta)
     steps = [(s, json.loads(s.detail_json or "{}")) for s in reply.steps]
     return ctx.render("run.html", r=reply.run, steps=steps, messages=messages.messages,
+                      trouble=trouble(reply.steps),
                       open=reply.run.status in OPEN_STATUSES)

@@ -64,6 +64,11 @@ def test_preview_shows_the_servers_error_and_clears_the_old_one(
     page.get_by_label("JSON I paste").check()
     page.locator("#pv-json").fill(DEEP)
     expect(page.locator("#err-json")).to_contain_text("nested deeper than 32 levels")
+    # Finding 13: valid JSON that is not an object is pointed out.
+    page.locator("#f-html").fill("$!data.get('a')")
+    page.locator("#pv-json").fill("[1, 2, 3]")
+    expect(page.locator("#pv-hint")).to_contain_text("The pasted JSON is a list, not an object")
+    expect(page.locator("#pv-state")).to_contain_text("see the note below")
     page.locator("#pv-json").fill('{"array": []}')
     page.locator("#f-html").fill("ok\n#if($x")
     expect(page.locator("#err-html")).to_contain_text("Line 2")

@@ -3,6 +3,8 @@ outside walkthrough"), each over real HTTP against the shared stack."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
 from html import unescape
@@ -92,3 +94,102 @@ async def test_an_over_long_message_keeps_the_editor_and_its_text(stack: Stack) 
         assert "a message part may be up to 262,144" in pv["html"]["error"]["message"]
     finally:
         await c.aclose()
+
+
+async def wait_runs(stack: Stack, workflow_id: int, count: int) -> list[dict[str, object]]:
+    for _ in range(600):
+        reply = await stack.http.get(f"/api/v1/workflows/{workflow_id}/runs",
+                                     headers=stack.auth())
+        runs = [r for r in reply.json()["runs"] if r["status"] not in ("running", "waiting")]
+        if len(runs) >= count:
+            return runs
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no finished run of workflow {workflow_id}: {reply.text}")
+
+
+async def test_runs_and_events_say_what_went_wrong(stack: Stack) -> None:
+    """Finding 6: a run whose letter was skipped (the event's email is not an address)
+    says so in the run list and on its page, not only in the step log. Finding 10: the
+    event's page gives the identity note's reason, not "not linked (yet)"."""
+    type_key = f"bad_mail_{secrets.token_hex(3)}"
+    workflow_id = await a_workflow(stack, type_key)
+    sent = await stack.post_event({"eventTypeKey": type_key, "keyValue": "not-an-email",
+                                   "params": [{"name": "email", "value": "not-an-email"}]})
+    event_id = sent.headers["x-event-id"]
+    runs = await wait_runs(stack, workflow_id, 1)
+    c = await signed_in(stack)
+    try:
+        listing = flat((await c.get(f"/workflows/{workflow_id}")).text)
+        assert "1 step skipped: mail (no email address to send to" in listing, listing
+        run = flat((await c.get(f"/runs/{runs[0]['id']}")).text)
+        assert "with 1 step skipped" in run and "Not done 1 step skipped: mail" in run, run
+        api = (await stack.http.get(f"/api/v1/events/{event_id}", headers=stack.auth())).json()
+        notes = api.get("identityNotes") or []
+        page = flat((await c.get(f"/events/{event_id}")).text)
+        assert notes, api
+        assert notes[0]["message"] in page and "(yet)" not in page, page
+    finally:
+        await c.aclose()
+
+
+async def test_simulator_result_does_not_resubmit(stack: Stack) -> None:
+    """Finding 9: the simulator's result (the answer to a POST) never reloads itself, and
+    its letters say they would be sent: nothing is."""
+    type_key = f"sim_{secrets.token_hex(3)}"
+    workflow_id = await a_workflow(stack, type_key)
+    c = await signed_in(stack)
+    try:
+        before = await c.get(f"/workflows/{workflow_id}")
+        assert 'data-refresh="3"' in before.text  # active, no run yet: the page watches
+        events = json.dumps([{"eventTypeKey": type_key, "keyValue": "a@x.example", "at": "PT0S",
+                              "params": [{"name": "email", "value": "a@x.example"}]}])
+        reply = await c.post_form(f"/workflows/{workflow_id}/simulate", {"events": events})
+        assert reply.status_code == 200, reply.text[:300]
+        assert "data-refresh" not in reply.text
+        text = flat(reply.text)
+        assert "would be sent (simulated: nothing was sent)" in text, text
+        assert '"status": "sent"' not in text
+    finally:
+        await c.aclose()
+
+
+async def test_filters_hints_and_wording(stack: Stack) -> None:
+    """Finding 12: an unknown event type in the filter says so instead of listing every
+    event. Finding 13: pasted JSON that is not an object gets a note. Finding 15: no
+    backticks at sign-in, "signed out" after signing out, no Python None in an address, a
+    Velocity error at the end of a line says what it got."""
+    await stack.post_event({"eventTypeKey": "known_type", "keyValue": "k@x.example",
+                            "params": [{"name": "email", "value": "k@x.example"}]})
+    c = await signed_in(stack)
+    try:
+        for query in ("eventTypeKey=no_such_type", "type=no_such_type"):
+            page = flat((await c.get(f"/events?{query}")).text)
+            assert "No such event type: no_such_type" in page, page
+            assert "k@x.example" not in page
+        known = flat((await c.get("/events?eventTypeKey=known_type")).text)
+        assert "k@x.example" in known
+        for pasted, kind in (("[1, 2, 3]", "a list"), ('"text"', "a string")):
+            pv = (await c.preview({"html": "$!data.get('a')", "source": "json",
+                                   "json": pasted})).json()
+            assert f"The pasted JSON is {kind}, not an object" in pv["note"]
+        assert "note" not in (await c.preview({"html": "x", "source": "json",
+                                               "json": "{}"})).json()
+        bad = (await c.preview({"html": "ok\n#if($x", "source": "json", "json": "{}"})).json()
+        assert bad["html"]["error"]["message"].endswith("got: the end of the line")
+        contact = await stack.http.post("/api/v1/contact", headers=stack.auth(), json={
+            "firstName": "Olena", "address": {"town": "Kyiv"},
+            "channels": [{"type": "email", "value": f"o{secrets.token_hex(3)}@x.example"}]})
+        assert contact.status_code == 200, contact.text
+        page = flat((await c.get(f"/contacts/{contact.json()['id']}")).text)
+        assert "Address Kyiv Created" in page and "Last name — " in page, page
+        out = await c.post_form("/logout", {})
+        signed_out = flat((await c.get(out.headers["location"])).text)
+        assert "You are signed out" in signed_out
+    finally:
+        await c.aclose()
+    wrong = ConsoleClient(stack.http_url)
+    try:
+        reply = await wrong.sign_in("not-a-key")
+        assert "make run prints the key" in reply.text and "`" not in flat(reply.text)
+    finally:
+        await wrong.aclose()

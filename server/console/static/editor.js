@@ -178,7 +178,7 @@
     }
     state.textContent = errors
       ? `${errors} error${errors > 1 ? "s" : ""}; below is the last version that rendered`
-      : "up to date";
+      : reply.note ? "up to date; see the note below" : "up to date";
     state.classList.toggle("bad", errors > 0);
     emptyHint(reply, errors);
   }
@@ -189,6 +189,7 @@
     const box = $("pv-hint");
     box.hidden = true;
     box.textContent = "";
+    if (reply.note) { box.append(reply.note); box.hidden = false; return; }
     const template = $("f-html").value + $("f-text").value;
     if (errors || !template.trim()) return;
     const html = ((reply.html && reply.html.rendered) || "").replace(/<[^>]*>/g, "");
