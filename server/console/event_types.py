@@ -21,6 +21,7 @@ from eventflow.v1 import (
 )
 from server.console.web import Failure, Page, failure
 from server.errors import InvalidArgument, Violation
+from server.eventtypes.settings import ParamRule, SettingsPatch, check_patch
 
 # Empty rows under the list, to add names the type has not been seen with.
 BLANK_ROWS = 2
@@ -137,6 +138,15 @@ async def save_event_type(ctx: Page) -> Response:
         was_create_contacts=_flag(str(data.get("was_create_contacts") or ""),
                                   "was_create_contacts"),
         was_rules=_was_rules(str(data["was_rules"])))
+    # Every named row, "not checked" ones too (they are never sent), under the server's
+    # own rule: a name in two rows is the person's mistake to see, not one to merge away.
+    named = [i for i, r in enumerate(form.rows) if r.name]
+    try:
+        check_patch(key, SettingsPatch(validate_params=tuple(
+            ParamRule(form.rows[i].name, form.rows[i].state == "required") for i in named)))
+    except InvalidArgument as exc:
+        _place_errors(form, failure(exc), named)
+        return await _show(ctx, key, form, status=400)
     # The list sent: rows with a name and a state, in order; row_of maps its index back.
     row_of = [i for i, r in enumerate(form.rows) if r.name and r.state]
     rules = [(form.rows[i].name, form.rows[i].state == "required") for i in row_of]

@@ -10,7 +10,14 @@ from urllib.parse import urlencode
 import grpc
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from eventflow.v1 import events_pb2, events_pb2_grpc, templates_pb2, templates_pb2_grpc
+from eventflow.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+    workflows_pb2,
+    workflows_pb2_grpc,
+)
 from server.console.web import MAX_FORM_BYTES, Page, failure, read_json
 from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
@@ -60,13 +67,27 @@ async def new_message(ctx: Page) -> Response:
                                      "json_param": ctx.request.query_params.get("json", "")})
 
 
+async def _sent_with(ctx: Page, template_id: int) -> str:
+    """The jsonParam of the first email block that sends this message: what its letters
+    read as $data, so what the preview should read too."""
+    reply = await ctx.stub(workflows_pb2_grpc.WorkflowServiceStub).ListWorkflows(
+        workflows_pb2.ListWorkflowsRequest(), metadata=ctx.meta)
+    for w in reply.workflows:
+        for block in json.loads(w.definition_json).get("blocks") or []:
+            if isinstance(block, dict) and block.get("templateId") == template_id \
+                    and isinstance(block.get("jsonParam"), str) and block["jsonParam"]:
+                return str(block["jsonParam"])
+    return ""
+
+
 async def show_message(ctx: Page) -> Response:
     template_id = path_id(ctx.request, "template_id")
     t = await _stub(ctx).GetTemplate(templates_pb2.GetTemplateRequest(id=template_id),
                                      metadata=ctx.meta)
+    json_param = ctx.request.query_params.get("json")
     return await editor(ctx, template_id=t.id, values={
         "name": t.name, "subject": t.subject, "html": t.html, "text": t.text,
-        "json_param": ctx.request.query_params.get("json", "")})
+        "json_param": await _sent_with(ctx, t.id) if json_param is None else json_param})
 
 
 async def save_message(ctx: Page) -> Response:

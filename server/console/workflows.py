@@ -21,8 +21,10 @@ from eventflow.v1 import (
 )
 from server.console.diagram import layout
 from server.console.web import Failure, Page, failure, read_json
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, Violation
 from server.gateway.http import path_id
+from server.ingest.model import EventInput
+from server.ingest.validation import check_fields
 
 RUNS_PAGE = 50
 OPEN_STATUSES = ("running", "waiting")
@@ -86,6 +88,13 @@ async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
         values["type"] = types[0]  # the account's one event type: the one to start from
     if prefill and not values["name"] and values["type"]:
         values["name"] = values["type"].replace("_", " ")
+    if prefill and values["type"] and not ctx.request.query_params.get("json"):
+        # The JSON param the type's events carry (the seed's "items" only where they do).
+        sample, recorded = await _sample_body(ctx, values["type"])
+        params = [p for p in sample.get("params") or [] if isinstance(p, dict)]
+        if recorded and values["json_param"] not in [p.get("name") for p in params]:
+            values["json_param"] = next((str(p["name"]) for p in params if isinstance(
+                p.get("value"), dict) and "array" in p["value"]), "")
     placed, rest = _field_errors(error, values)
     return ctx.render("workflow_new.html", status=status, v=values, types=types,
                       templates=templates, error=error, placed=placed, rest=rest)
@@ -117,6 +126,39 @@ def recipe(values: dict[str, str]) -> dict[str, Any]:
             "start": blocks[0]["id"], "blocks": blocks}
 
 
+def trigger_violations(text: str) -> list[Violation]:
+    """The event API's rule for an eventTypeKey, applied to a definition's trigger: a key
+    the API refuses (a slash, a quote, over 100 characters) names a type no event can
+    have, so the workflow could never run."""
+    try:
+        doc = json.loads(text)
+        key = doc["trigger"]["eventTypeKey"]
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return []  # the server's definition check says what is wrong with it
+    if not isinstance(key, str) or not key.strip():
+        return []
+    _, found = check_fields(EventInput(event_type_key=key, key_value="x"))
+    return [Violation("trigger.eventTypeKey", f"{v.message} (the event API refuses such a "
+                      "key, so no event could start this workflow)")
+            for v in found if v.field == "eventTypeKey"]
+
+
+def param_warnings(doc: dict[str, Any], sample: dict[str, Any], recorded: bool) -> list[str]:
+    """Email blocks whose jsonParam is not a param of the trigger type's last event."""
+    if not recorded:
+        return []
+    names = [str(p.get("name")) for p in sample.get("params") or [] if isinstance(p, dict)]
+    out = []
+    for block in doc.get("blocks") or []:
+        param = block.get("jsonParam") if isinstance(block, dict) else None
+        if isinstance(param, str) and param and param not in names:
+            out.append(f"Block \"{block.get('id')}\" reads JSON param {param!r}, but the last "
+                       f"{sample.get('eventTypeKey')} event has no such param (it has: "
+                       f"{', '.join(names) or 'none'}): its letters would fail with "
+                       "Wrong Format. Set the block's jsonParam to one of those, or remove it.")
+    return out
+
+
 async def create_workflow(ctx: Page) -> Response:
     form = await ctx.form()
     values = {k: form.get(k, "") for k in ("name", "type", "wait", "template", "to",
@@ -129,6 +171,10 @@ async def create_workflow(ctx: Page) -> Response:
             return await _new_form(ctx, values=values, status=400, error=failure(exc))
     else:
         text = json.dumps(recipe(values))
+    bad_key = trigger_violations(text)
+    if bad_key:
+        return await _new_form(ctx, values=values, status=400,
+                               error=failure(InvalidArgument.from_violations(bad_key)))
     try:
         created = await _stub(ctx).CreateWorkflow(
             workflows_pb2.CreateWorkflowRequest(definition_json=text), metadata=ctx.meta)
@@ -139,17 +185,23 @@ async def create_workflow(ctx: Page) -> Response:
     return RedirectResponse(f"/workflows/{created.id}?created=1", status_code=303)
 
 
-async def _sample_events(ctx: Page, event_type_key: str) -> str:
-    """The simulator's starting input: the newest event of the trigger type, if any."""
+async def _sample_body(ctx: Page, event_type_key: str) -> tuple[dict[str, Any], bool]:
+    """An event of the trigger type to start from: the newest one received (True), or one
+    with only an email param when none has come yet (False)."""
     reply = await ctx.stub(events_pb2_grpc.EventServiceStub).ListEvents(
         events_pb2.ListEventsRequest(event_type_key=event_type_key, page_size=1),
         metadata=ctx.meta)
     if reply.events:
-        body = json.loads(reply.events[0].body_json)
-    else:
-        body = {"eventTypeKey": event_type_key, "keyValue": "site@com.net",
-                "params": [{"name": "email", "value": "site@ukr.net"}]}
-    return json.dumps([{**body, "at": "PT0S"}], indent=2, ensure_ascii=False)
+        body: dict[str, Any] = json.loads(reply.events[0].body_json)
+        return body, True
+    return {"eventTypeKey": event_type_key, "keyValue": "site@com.net",
+            "params": [{"name": "email", "value": "site@ukr.net"}]}, False
+
+
+def _curl_body(body: dict[str, Any]) -> str:
+    """``body`` as the text of curl's ``-d '…'``: indented, single quotes escaped for sh."""
+    shown = {k: body[k] for k in ("eventTypeKey", "keyValue", "params") if k in body}
+    return json.dumps(shown, indent=2, ensure_ascii=False).replace("'", "'\\''")
 
 
 def trouble(steps: Any) -> str:
@@ -195,11 +247,15 @@ async def workflow_page(ctx: Page, *, status: int = 200, sim: dict[str, Any] | N
         workflow_id=workflow_id, page_size=RUNS_PAGE), metadata=ctx.meta)
     trigger = (doc.get("trigger") or {}).get("eventTypeKey", "")
     shown = {k: v for k, v in doc.items() if k != "active"}
+    sample, recorded = await _sample_body(ctx, trigger)
     return ctx.render(
         "workflow.html", status=status, w=w, doc=doc, diagram=layout(doc),
         versions=versions.workflows, runs=runs.runs, trigger=trigger, sim=sim, error=error,
         troubles=await _troubles(ctx, runs.runs),
-        sim_events=sim_events or await _sample_events(ctx, trigger),
+        sim_events=sim_events or json.dumps([{**sample, "at": "PT0S"}], indent=2,
+                                            ensure_ascii=False),
+        curl_body=_curl_body(sample), curl_recorded=recorded,
+        param_warnings=param_warnings(doc, sample, recorded),
         definition=definition or json.dumps(shown, indent=2, ensure_ascii=False),
         open_runs=any(r.status in OPEN_STATUSES for r in runs.runs))
 
@@ -225,6 +281,9 @@ async def update_workflow(ctx: Page) -> Response:
     text = (await ctx.form()).get("definition", "")
     try:
         read_json(text, "definition")
+        bad_key = trigger_violations(text)
+        if bad_key:
+            raise InvalidArgument.from_violations(bad_key)
         await _stub(ctx).UpdateWorkflow(workflows_pb2.UpdateWorkflowRequest(
             id=workflow_id, definition_json=text), metadata=ctx.meta)
     except InvalidArgument as exc:

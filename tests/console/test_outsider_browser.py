@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.console.browser import SHOTS, DevStack, launch, require_browser, run_devstack
@@ -94,3 +95,25 @@ def test_preview_shows_the_servers_error_and_clears_the_old_one(
     assert page.locator("#f-html").evaluate("e => e.value.length") == len(long)
     expect(page.get_by_role("button", name="Save message")).to_be_enabled()
     shot(page, "too-long")
+
+
+def test_a_saved_message_remembers_its_json_param(
+        sync_api: Any, devstack: DevStack, page: Any) -> None:
+    """Finding 14: the preview's JSON param of a saved message is there when it is opened
+    again (this browser remembers it; a link's own ?json= wins)."""
+    event = httpx.post(f"{devstack.url}/api/v2/event", auth=("any", devstack.api_key),
+                       json={"eventTypeKey": "cart", "keyValue": "c@x.example", "params": [
+                           {"name": "items", "value": {"array": []}}]}, timeout=30)
+    assert event.status_code == 200, event.text
+    reply = httpx.post(f"{devstack.url}/api/v1/messages", auth=("any", devstack.api_key),
+                       json={"name": "cart", "subject": "s", "html": "<p>x</p>"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    url = f"{devstack.url}/messages/{reply.json()['id']}"
+    page.goto(url)
+    box = page.locator("#pv-json-param")
+    sync_api.expect(box).to_have_value("")
+    box.fill("items")
+    page.goto(url)
+    sync_api.expect(box).to_have_value("items")
+    page.goto(url + "?json=other")
+    sync_api.expect(box).to_have_value("other")

@@ -193,3 +193,66 @@ async def test_filters_hints_and_wording(stack: Stack) -> None:
         assert "make run prints the key" in reply.text and "`" not in flat(reply.text)
     finally:
         await wrong.aclose()
+
+
+async def test_workflow_pages_follow_the_trigger_types_params(stack: Stack) -> None:
+    """Finding 4: the workflow page's curl is the trigger type's last event, not the cart.
+    Finding 8: a trigger key the event API refuses is refused by the form with that rule;
+    a JSON param the type's events do not carry is warned about, and not prefilled.
+    Finding 14: a saved message's page previews with the JSON param its workflow reads."""
+    type_key = f"password_{secrets.token_hex(3)}"
+    await stack.post_event({"eventTypeKey": type_key, "keyValue": "p@x.example", "params": [
+        {"name": "EmailAddress", "value": "p@x.example"}, {"name": "password", "value": "s3cr'et"}]})
+    workflow_id = await a_workflow(stack, type_key)
+    c = await signed_in(stack)
+    try:
+        page = (await c.get(f"/workflows/{workflow_id}")).text
+        curl = unescape(page[page.index('<pre class="cmd"'):].split("</pre>", 1)[0])
+        assert '"name": "EmailAddress"' in curl and "s3cr'\\''et" in curl, curl
+        assert "Hair styler" not in curl and '"items"' not in curl
+        assert "The body of the last" in flat(page)
+        new = (await c.get(f"/workflows/new?type={type_key}")).text
+        assert re.search(r'name="json_param"[^>]*value=""', new), new[new.index("json_param"):][:300]
+        template = re.search(r'<option value="(\d+)"', new)
+        assert template
+        form = {"name": "slash", "type": "has space/slash", "wait": "", "to": "${email}",
+                "template": template.group(1), "json_param": "", "active": "1",
+                "definition": ""}
+        refused = await c.post_form("/workflows", form)
+        assert refused.status_code == 400
+        assert "contains the forbidden character(s) /" in flat(refused.text)
+        assert 'id="w-type-err"' in refused.text
+        created = await c.post_form("/workflows", {**form, "name": "items", "type": type_key,
+                                                   "json_param": "items"})
+        assert created.status_code == 303, flat(created.text)[:600]
+        warned = flat((await c.get(created.headers["location"])).text)
+        assert "reads JSON param 'items', but the last" in warned
+        assert "(it has: EmailAddress, password)" in warned
+        message = await c.get(f"/messages/{template.group(1)}")
+        assert re.search(r'id="pv-json-param" value="items"', message.text)
+    finally:
+        await c.aclose()
+
+
+async def test_duplicate_rule_rows_are_refused_beside_the_row(stack: Stack) -> None:
+    """Finding 11: a new "Validate parameters" row naming a recorded param whose own row is
+    "not checked" is the duplicate error under the new row, not silently merged."""
+    type_key = f"dup_{secrets.token_hex(3)}"
+    await stack.post_event({"eventTypeKey": type_key, "keyValue": "d@x.example",
+                            "params": [{"name": "email", "value": "d@x.example"}]})
+    c = await signed_in(stack)
+    try:
+        page = (await c.get(f"/event-types/{type_key}")).text
+        was = unescape(re.search(r'name="was_rules" value="([^"]*)"', page).group(1))
+        form = {"csrf_token": [c.csrf], "was_rules": [was], "was_segmentation": ["0"],
+                "was_create_contacts": ["0"], "rule_recorded": ["email"],
+                "rule_name": ["email", "email"], "rule_state": ["", "required"]}
+        reply = await c.http.post(f"/event-types/{type_key}", data=form)
+        assert reply.status_code == 400, flat(reply.text)[:500]
+        err = re.search(r'id="rule-err-1">([^<]*)</p>', reply.text)
+        assert err and "duplicates the name 'email'" in unescape(err.group(1)), reply.text
+        rules = (await stack.http.get(f"/api/v1/event-types/{type_key}",
+                                      headers=stack.auth())).json()
+        assert not rules.get("validateParams"), rules
+    finally:
+        await c.aclose()

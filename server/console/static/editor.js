@@ -268,6 +268,18 @@
     const field = saveError.dataset.field;
     if (editors[field]) editors[field].mark(Number(saveError.dataset.line), Number(saveError.dataset.column));
   }
+  // The preview's JSON param of a saved message is remembered in this browser, so reopening
+  // it previews as it was written (the server fills it from a workflow sending it, if any).
+  const jsonParamBox = $("pv-json-param");
+  const memoKey = form.dataset.templateId ? `eventflow.jsonParam.${form.dataset.templateId}` : "";
+  if (memoKey && jsonParamBox) {
+    let stored = null;
+    try { stored = window.localStorage.getItem(memoKey); } catch (_) { stored = null; }
+    if (stored !== null && !jsonParamBox.value && !form.dataset.jsonGiven) jsonParamBox.value = stored;
+    jsonParamBox.addEventListener("input", () => {
+      try { window.localStorage.setItem(memoKey, jsonParamBox.value.trim()); } catch (_) { /* storage off */ }
+    });
+  }
   syncSource();
   run();
 })();
