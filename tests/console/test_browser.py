@@ -299,7 +299,8 @@ def test_seed_guide_from_first_event_to_delivered_letter(
 
     # Sign out ends the session.
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page).to_have_url(re.compile(r"/login\?signed_out=1$"))
+    expect(page.get_by_role("status")).to_contain_text("You are signed out")
     page.goto(url + "/events")
     expect(page).to_have_url(re.compile(r"/login\?next="))
     context.close()
