@@ -8,6 +8,7 @@ import uvicorn
 
 from server.config import Settings
 from server.gateway.app import build_app
+from server.gateway.drain import Drain, GatewayServer
 from server.gateway.guard import DEFAULT_TIMEOUT, guarded_protocol
 from server.logs import setup_logging
 
@@ -15,26 +16,32 @@ from server.logs import setup_logging
 MAX_CONNECTIONS = 4096
 
 
-def uvicorn_options(*, connection_timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+def uvicorn_options(*, connection_timeout: float = DEFAULT_TIMEOUT,
+                    drain: Drain | None = None) -> dict[str, Any]:
     """How the gateway runs under uvicorn (the bench's bare HTTP app runs the same way).
 
     ``loop="auto"`` takes uvloop where installed: the gateway then spends about half the
     CPU per event (make bench). grpc.aio works on it because the channel is opened in the
     application's lifespan, on the serving loop, never before uvicorn creates that loop.
     ``http``: uvicorn's httptools protocol with head limits and deadlines
-    (``server.gateway.guard``).
+    (``server.gateway.guard``), which answers with ``Connection: close`` during ``drain``.
     """
     return {"log_level": "warning", "access_log": False, "loop": "auto",
             "timeout_graceful_shutdown": 5, "timeout_keep_alive": 5,
-            "http": guarded_protocol(connection_timeout), "limit_concurrency": MAX_CONNECTIONS}
+            "http": guarded_protocol(connection_timeout, drain=drain),
+            "limit_concurrency": MAX_CONNECTIONS}
 
 
 def main() -> None:
     settings = Settings.load()
     setup_logging(settings.log_level)
     host, _, port = settings.http_addr.rpartition(":")
-    uvicorn.run(build_app(settings), host=host or "127.0.0.1", port=int(port),
-                **uvicorn_options(connection_timeout=settings.connection_timeout))
+    drain = Drain()
+    config = uvicorn.Config(build_app(settings), host=host or "127.0.0.1", port=int(port),
+                            **uvicorn_options(connection_timeout=settings.connection_timeout,
+                                              drain=drain))
+    # Stopped by a signal, it drains and returns: the process exits 0 (server.gateway.drain).
+    GatewayServer(config, drain).run()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ half a request) was held for ever, and so was a body shorter than its Content-Le
 - the body: no more than ``timeout`` seconds between its chunks: else ``408`` when no
   answer has started, and the connection closed (the application sees a disconnect).
 
-Idle keep-alive connections are closed by uvicorn after ``timeout_keep_alive``.
+Idle keep-alive connections are closed by uvicorn after ``timeout_keep_alive``. While the
+gateway drains (``server.gateway.drain``) every answer closes its connection; at the
+shutdown after it, a connection that is idle is closed ``IDLE_CLOSE_SECONDS`` later, so a
+request that was already on its way is read and answered rather than reset.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from server.gateway.drain import Drain
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -33,7 +38,9 @@ MAX_HEADERS = 100
 DEFAULT_TIMEOUT = 10.0
 # After a refusal: how long, and how much, the rest of the request is read and dropped.
 LINGER_SECONDS = 1.0
-MAX_DRAIN_BYTES = 4 * 1024 * 1024
+MAX_DISCARD_BYTES = 4 * 1024 * 1024
+# At shutdown: how long an idle connection stays open for a request already sent.
+IDLE_CLOSE_SECONDS = 0.1
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 _MESSAGES = {
@@ -55,6 +62,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ``guarded_protocol``)."""
 
     timeout = DEFAULT_TIMEOUT
+    drain: Drain | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,8 +73,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused: int | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._received_any = False
-        self._draining = False
-        self._drained = 0
+        self._discarding = False
+        self._discarded = 0
+        self._stopping = False  # uvicorn's shutdown asked this connection to end
 
     # Deadlines
     def _arm(self) -> None:
@@ -100,7 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         the client could lose the answer."""
         log.info("HTTP %d to %s: %s", status, self.client, _MESSAGES[status])
         self._disarm()
-        self._draining = True
+        self._discarding = True
         self.transport.write(_answer(status))
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
@@ -114,9 +123,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._draining:
-            self._drained += len(data)
-            if self._drained > MAX_DRAIN_BYTES:
+        if self._discarding:
+            self._discarded += len(data)
+            if self._discarded > MAX_DISCARD_BYTES:
                 self.transport.close()
             return
         self._received_any = True
@@ -162,6 +171,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._arm()  # now the deadline of the body's next chunk
         super().on_headers_complete()
+        if self._stopping or (self.drain is not None and self.drain.draining):
+            self.cycle.keep_alive = False  # the answer says Connection: close
 
     def on_body(self, body: bytes) -> None:
         if self._refused is not None:
@@ -184,6 +195,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()
 
 
-def guarded_protocol(timeout: float) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with ``timeout`` as its deadline (seconds)."""
-    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"timeout": timeout})
+    # Shutdown
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: the request in progress is answered and the
+        connection closed after it; an idle connection is closed a moment later (uvicorn
+        closed it at once, resetting a request the client had just sent)."""
+        self._stopping = True
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+            return
+        self.loop.call_later(IDLE_CLOSE_SECONDS, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        cycle = self.cycle
+        busy = (cycle is not None and not cycle.response_complete) or (
+            self._in_head and self._received_any)
+        if not busy and not self.transport.is_closing():
+            self.transport.close()
+        # else: answered with Connection: close, or ended by the head's deadline
+
+
+def guarded_protocol(timeout: float, *, drain: Drain | None = None
+                     ) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with ``timeout`` as its deadline (seconds) and the gateway's
+    ``drain`` (None: no drain, as the bench's bare app)."""
+    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,),
+                {"timeout": timeout, "drain": drain})

@@ -52,9 +52,10 @@ def _alive(pid: int) -> bool:
 async def test_sigterm_drains_and_loses_nothing(deployment: Procs) -> None:
     """HTTP and gRPC load, then SIGTERM to the server and the gateway at once: every call
     that was in flight is answered 200 / OK (before: some were 503 / UNAVAILABLE, the
-    server's port closing under the gateway), all acknowledged events are stored once,
-    and every process exits within the bound (the server 0, the gateway 0 or by the
-    SIGTERM uvicorn raises again after its graceful stop)."""
+    server's port closing under the gateway; an HTTP request racing the close of its
+    keep-alive connection was reset), all acknowledged events are stored once, and every
+    process exits 0 within the bound (the gateway was -15: uvicorn raised the signal again
+    after its graceful stop)."""
     procs = deployment
     assert procs.server is not None and procs.gateway is not None
     pids = descendants(procs.server.pid) + [procs.gateway.pid]
@@ -79,12 +80,58 @@ async def test_sigterm_drains_and_loses_nothing(deployment: Procs) -> None:
           f"{len(in_flight)} in flight at SIGTERM: {outcomes}; all {len(pids)} processes "
           f"gone {exit_seconds:.2f} s after SIGTERM, exit codes {codes}; errors "
           f"{sorted(set(tally.errors))}")
-    # uvicorn ends a gracefully stopped gateway by raising the signal again (-15).
-    assert codes[0] == 0 and codes[1] in (0, -signal.SIGTERM)
+    assert codes == (0, 0)
     assert c.stored == len(ids) == c.distinct_keys
     assert len(ids) >= 50
     assert in_flight, "no call was in flight at SIGTERM"
     # gRPC calls the server had taken all finish (it keeps its port DRAIN_SECONDS after
-    # SIGTERM, then gives calls their grace); an HTTP request racing uvicorn's close of its
-    # keep-alive connection may find the connection closed (never read, never stored).
-    assert set(outcomes) <= {"200", "OK", "ReadError", "RemoteProtocolError"}, outcomes
+    # SIGTERM, then gives calls their grace); HTTP requests too: while the gateway drains
+    # each answer closes its connection, and an idle one is closed only after a moment,
+    # so a request already written to it is answered (server.gateway.drain).
+    assert set(outcomes) <= {"200", "OK"}, outcomes
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    request: bytes) -> tuple[int, bool]:
+    """Sends ``request`` on an open connection: (status, whether the answer closes it);
+    status 0 when the connection ended without an answer."""
+    writer.write(request)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return 0, True
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split()[1]), headers.get("connection") == "close"
+
+
+async def test_a_request_on_an_idle_keep_alive_connection_at_sigterm_is_answered(
+        deployment: Procs) -> None:
+    """60 keep-alive connections, idle after one request each; SIGTERM to the gateway, then
+    one request on each, 0 to 300 ms after the signal: every one is answered 200 with
+    ``Connection: close`` (before, uvicorn closed idle connections within 0.1 s of the
+    signal and the requests sent after were lost), and the gateway exits 0."""
+    procs = deployment
+    assert procs.gateway is not None
+    host, port = procs.http_url.removeprefix("http://").rsplit(":", 1)
+    request = (f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n").encode()
+    conns = [await asyncio.open_connection(host, int(port)) for _ in range(60)]
+    for reader, writer in conns:
+        assert await _exchange(reader, writer, request) == (200, False)
+    procs.gateway.send_signal(signal.SIGTERM)
+
+    async def later(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                    ) -> tuple[int, bool]:
+        await asyncio.sleep(n * 0.005)
+        return await _exchange(reader, writer, request)
+
+    answers = await asyncio.gather(*(later(n, r, w) for n, (r, w) in enumerate(conns)))
+    for _, writer in conns:
+        writer.close()
+    code = await asyncio.to_thread(procs.gateway.wait, EXIT_BOUND)
+    lost = [n for n, (status, _) in enumerate(answers) if status == 0]
+    print(f"\nidle keep-alive connections at SIGTERM: {len(answers) - len(lost)} of "
+          f"{len(answers)} answered; lost {lost}; gateway exit code {code}")
+    assert answers == [(200, True)] * len(conns), lost
+    assert code == 0
