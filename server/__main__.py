@@ -38,9 +38,7 @@ async def _prepare(settings: Settings) -> None:
 def _run_child(settings: Settings, reuse_port: bool) -> None:
     from server.app import install_event_loop, serve_forever
 
-    # SIGTERM while still starting (before the serving loop installs its handlers) ends
-    # the process cleanly (exit 0) rather than by the signal's default action.
-    signal.signal(signal.SIGTERM, _stop_starting)
+    # SIGTERM until the serving loop installs its handlers is _stop_starting's (main).
     install_event_loop()
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 
@@ -52,8 +50,8 @@ def _stop_starting(_signum: int, _frame: object) -> None:
 def main() -> None:
     settings = Settings.load()
     if CHILD_FLAG in sys.argv:
-        # Stopped before its serving loop installs its handlers (the parent forwards a
-        # SIGTERM that came while the children start): a clean exit, not death by signal.
+        # SIGTERM before its serving loop installs its handlers (the parent forwards one
+        # that came while the children start) ends it cleanly (exit 0), not by the signal.
         signal.signal(signal.SIGTERM, _stop_starting)
         setup_logging(settings.log_level)
         _run_child(settings, reuse_port=True)
