@@ -79,6 +79,9 @@ E2E_SECONDS = _knob("BENCH_E2E_SECONDS", 15.0)
 RATES = [int(r) for r in os.environ.get("BENCH_E2E_RATES", "500,1000,2000,3000").split(",")
          if r.strip()]
 MAIL_RATE = 200
+# Which rows to run (all by default): processing, e2e, letter.
+ROWS = {r.strip() for r in os.environ.get("BENCH_ROWS", "processing,e2e,letter").split(",")
+        if r.strip()}
 MAIL_WAIT = _knob("BENCH_MAIL_WAIT", 15.0)  # after the load, for letters still on their way
 SETTLE = 5.0  # after each rate, for the backlog to clear before the next
 CEILING_SECONDS = 3.0  # the ingest-alone ceiling's measured run (after 1 s of warm-up)
@@ -188,6 +191,25 @@ class Db:
             "WHERE e.id > ? ORDER BY e.id", after_id)
         return [(epoch(at) or 0.0, None if mid is None else str(mid).strip())
                 for at, mid in rows]
+
+    def letter_stages(self, after_id: int) -> dict[str, list[float]]:
+        """Where a letter's time went, per stage (seconds, each sorted): commit ->
+        processed (the event pump), processed -> delivery record opened (the step's claim,
+        reads and render), opened -> recorded sent (the SMTP talk and the step's record)."""
+        rows = self.query(
+            "SELECT e.received_at, e.processed_at, m.created_at, m.sent_at FROM events e "
+            "JOIN workflow_runs r ON r.event_id = e.id "
+            "JOIN workflow_messages m ON m.run_id = r.id "
+            "WHERE e.id > ? AND m.sent_at IS NOT NULL", after_id)
+        out: dict[str, list[float]] = {"event": [], "step": [], "send": []}
+        for received, processed, opened, sent in rows:
+            r, p, o, t = epoch(received), epoch(processed), epoch(opened), epoch(sent)
+            if r is None or p is None or o is None or t is None:
+                continue
+            out["event"].append(p - r)
+            out["step"].append(o - p)
+            out["send"].append(t - o)
+        return {k: sorted(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- processes
@@ -914,16 +936,19 @@ def mail_rows(make: Callable[[str], Any], db_label: str, senders: Senders, sink:
                     pending.append(until - committed)
             missing = len(pending)
             all_waits = sorted(waits + pending)
+            stages = {k: {"p50_ms": ms(pct(v, 0.5)), "p99_ms": ms(pct(v, 0.99))}
+                      for k, v in dep.db.letter_stages(before).items()}
         s = {"accepted": accepted, "accepted_per_s": round(accepted / (t1 - t0), 1),
              "letters": len(waits), "letters_missing": missing,
              "letters_per_s": round(len(waits) / max(1e-9, until - t0), 1),
              "p50_ms": ms(pct(all_waits, 0.5)), "p99_ms": ms(pct(all_waits, 0.99)),
              "max_ms": ms(all_waits[-1] if all_waits else None), "sent": sent,
              "worker_cores_busy": round(cpu.workers / (t1 - t0), 2),
-             "wait_after_load_s": round(until - t1, 1)}
+             "wait_after_load_s": round(until - t1, 1), "stages": stages}
         per_event = cpu.workers / accepted * 1e6 if accepted else None
         print(f"{stamp()} {name}: {len(waits):,} of {accepted:,} letters, p50 {s['p50_ms']} ms, "
-              f"p99 {s['p99_ms']} ms", flush=True)
+              f"p99 {s['p99_ms']} ms; stages p50/p99 ms: " + ", ".join(
+                  f"{k} {v['p50_ms']}/{v['p99_ms']}" for k, v in stages.items()), flush=True)
         return [Line(name, offered=MAIL_RATE, accepted_per_s=s["accepted_per_s"],
                      processed_per_s=s["letters_per_s"], backlog=missing,
                      p50_ms=s["p50_ms"], p99_ms=s["p99_ms"], lower_bound=bool(missing),
@@ -1025,11 +1050,14 @@ def main() -> None:
                                         redis_url=redis_url, smtp_url=sink.url) as dep:
                             yield dep
 
-                    lines += processing_rows(make, label, senders)
-                    e2e, best = end_to_end_rows(make, label, senders)
-                    lines += e2e
-                    throughput[label] = best
-                    lines += mail_rows(make, label, senders, sink)
+                    if "processing" in ROWS:
+                        lines += processing_rows(make, label, senders)
+                    if "e2e" in ROWS:
+                        e2e, best = end_to_end_rows(make, label, senders)
+                        lines += e2e
+                        throughput[label] = best
+                    if "letter" in ROWS:
+                        lines += mail_rows(make, label, senders, sink)
     finally:
         sink.stop()
     fill_ratios(lines)
@@ -1048,7 +1076,8 @@ def main() -> None:
     print("\n".join(verdicts(lines, throughput)))
     seconds = time.monotonic() - started_at
     meta = {"machine": machine(), "seconds": round(seconds),
-            "knobs": {"BENCH_BACKLOG": BACKLOG, "BENCH_DRAIN_SECONDS": DRAIN_SECONDS,
+            "knobs": {"BENCH_ROWS": sorted(ROWS), "BENCH_BACKLOG": BACKLOG,
+                      "BENCH_DRAIN_SECONDS": DRAIN_SECONDS,
                       "BENCH_E2E_RATES": RATES, "BENCH_E2E_SECONDS": E2E_SECONDS,
                       "BENCH_MAIL_WAIT": MAIL_WAIT},
             "loadgen": (f"{SENDERS} x h2load -c 1" if loadgen == "h2load"

@@ -32,9 +32,9 @@ from server.processing.batch import (
     DispatchedEvent,
     LeaseLost,
     Processor,
-    process_pending,
+    drain_partition,
 )
-from server.processing.leases import Held, Lease, acquire, release
+from server.processing.leases import peek
 from server.processing.wake import wake_key, wake_mapping
 
 __all__ = ["PROCESS_TRIES", "DispatchedEvent", "EventPump", "Processor"]
@@ -125,16 +125,25 @@ class EventPump:
         """Process the account's events for one turn; how many were processed."""
         if account in self._held:
             return 0  # a drainer here holds it and looks again when it lets go
-        got = await acquire(self._engine, partition=account, owner=owner)
-        if isinstance(got, Held):
-            self._wake_when(account, got.expires_at)
-            return 0
-        self._held.add(account)
+        self._held.add(account)  # before any await: two drainers here never both go on
         more = False
+        # Held by another: its holder looks again when it lets go (and a timer wakes it
+        # when the lease ends), so no wake-up here.
+        held_elsewhere = True
         try:
-            done = await process_pending(self._engine, got, processors=self._processors,
-                                         ctx=self._ctx, worker=self._worker,
-                                         limit=self._batch_size, max_batches=TURN_BATCHES)
+            held = await peek(self._engine, partition=account, owner=owner)
+            if held is not None:
+                self._wake_when(account, held.expires_at)
+                return 0
+            held_elsewhere = False
+            done = await drain_partition(self._engine, partition=account, owner=owner,
+                                         processors=self._processors, ctx=self._ctx,
+                                         worker=self._worker, limit=self._batch_size,
+                                         max_batches=TURN_BATCHES)
+            if done.held is not None:
+                held_elsewhere = True
+                self._wake_when(account, done.held.expires_at)
+                return 0
             more = done.batches >= TURN_BATCHES
             return done.processed + done.failed
         except LeaseLost as exc:
@@ -147,8 +156,7 @@ class EventPump:
             return 0
         finally:
             self._held.discard(account)
-            await self._release_quietly(got)
-            if more or await self._pending(account):
+            if not held_elsewhere and (more or await self._pending(account)):
                 await self._wake_quietly(account)
 
     async def _pending(self, account: int) -> bool:
@@ -161,12 +169,6 @@ class EventPump:
             log.warning("looking for account %s's events failed: %s", account, exc)
             return False
         return found is not None
-
-    async def _release_quietly(self, lease: Lease) -> None:
-        try:
-            await release(self._engine, lease)
-        except Exception as exc:  # noqa: BLE001 - it expires by itself
-            log.warning("releasing the lease of account %s failed: %s", lease.partition, exc)
 
     async def _wake_quietly(self, account: int) -> None:
         try:

@@ -28,10 +28,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.db.models import Event, EventType, as_utc, table_of, utcnow
-from server.processing.leases import Lease, renew
+from server.processing.leases import Held, Lease, give_up, release, renew, take
+from server.processing.turns import write_turn
 
-__all__ = ["BATCH_SIZE", "PROCESS_TRIES", "Batch", "BatchProcessor", "DispatchedEvent",
-           "LeaseLost", "Processor", "each_event", "process_pending"]
+__all__ = ["BATCH_SIZE", "PROCESS_TRIES", "Batch", "BatchProcessor", "DispatchedEvent", "Drain",
+           "LeaseLost", "Processor", "drain_partition", "each_event", "process_pending"]
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
@@ -124,22 +125,45 @@ class Drain:
     processed: int = 0
     failed: int = 0
     batches: int = 0
+    # The lease was another's (``drain_partition``): nothing was done.
+    held: Held | None = None
+
+
+class _HeldElsewhere(Exception):
+    def __init__(self, held: Held) -> None:
+        super().__init__(held.owner)
+        self.held = held
 
 
 class _Runner:
-    def __init__(self, engine: AsyncEngine, lease: Lease, processors: Sequence[BatchProcessor],
-                 ctx: dict[str, Any], worker: str) -> None:
-        self.engine, self.lease, self.processors = engine, lease, processors
+    def __init__(self, engine: AsyncEngine, partition: int, owner: str, lease: Lease | None,
+                 processors: Sequence[BatchProcessor], ctx: dict[str, Any], worker: str) -> None:
+        self.engine, self.partition, self.owner = engine, partition, owner
+        self.lease, self.processors = lease, processors
         self.ctx, self.worker = ctx, worker
         self.retry_base = float(getattr(ctx.get("settings"), "process_retry_base", 1.0))
+        # Give the lease up in the transaction that ends the drain (``drain_partition``).
+        self.give_up_last = False
+        self.released = False
+
+    @property
+    def held_lease(self) -> Lease:
+        assert self.lease is not None
+        return self.lease
 
     async def _begin(self, conn: AsyncConnection) -> None:
+        if self.lease is None:  # taken in this transaction, held from its commit on
+            got = await take(conn, partition=self.partition, owner=self.owner)
+            if isinstance(got, Held):
+                raise _HeldElsewhere(got)
+            self.lease = got
+            return
         if not await renew(conn, self.lease):
-            raise LeaseLost(f"lease of partition {self.lease.partition} lost")
+            raise LeaseLost(f"lease of partition {self.partition} lost")
 
     async def run(self, conn: AsyncConnection, events: list[DispatchedEvent]) -> Batch:
         """Process ``events`` inside ``conn``'s transaction (lease already renewed)."""
-        batch = Batch(account_id=self.lease.partition, events=events, worker=self.worker)
+        batch = Batch(account_id=self.partition, events=events, worker=self.worker)
         for processor in self.processors:
             await processor(conn, batch, self.ctx)
         ids = [e.id for e in events]
@@ -151,24 +175,35 @@ class _Runner:
                             "processed meanwhile")
         return batch
 
-    async def next_batch(self, limit: int) -> tuple[list[DispatchedEvent], Batch | None,
-                                                     BaseException | None]:
-        """Claim and process the next batch: (events, the batch if committed, the error)."""
+    async def next_batch(self, limit: int, *, last: bool = False
+                         ) -> tuple[list[DispatchedEvent], Batch | None, BaseException | None]:
+        """Claim and process the next batch: (events, the batch if committed, the error).
+        With ``give_up_last``, a batch that ends the drain (short, empty or ``last``) gives
+        the lease up in its own transaction."""
         events: list[DispatchedEvent] = []
+        lease_before = self.lease
         try:
-            async with self.engine.begin() as conn:
+            async with write_turn(self.engine) as conn:
                 await self._begin(conn)
-                rows = (await conn.execute(_pending_query(self.lease.partition)
+                rows = (await conn.execute(_pending_query(self.partition)
                                            .order_by(_events.c.id).limit(limit))).all()
                 events = [_event(r) for r in rows]
-                if not events:
-                    return [], None, None
-                batch = await self.run(conn, events)
-        except (LeaseLost, asyncio.CancelledError):
-            raise
-        except Exception as exc:
+                batch = await self.run(conn, events) if events else None
+                if self.give_up_last and (last or len(events) < limit):
+                    await give_up(conn, self.held_lease)
+                    self.released = True
+        except BaseException as exc:
+            # Rolled back: a lease taken in this transaction was never ours, nor given up.
+            self.lease, self.released = lease_before, False
+            if isinstance(exc, (LeaseLost, _HeldElsewhere, asyncio.CancelledError)):
+                raise
+            if not isinstance(exc, Exception):
+                raise
             if _unavailable(exc):
                 raise DatabaseUnavailable(str(exc)) from exc
+            if self.lease is None:  # the parts are retried under the lease: take it alone
+                async with write_turn(self.engine) as conn:
+                    await self._begin(conn)
             return events, None, exc
         return events, batch, None
 
@@ -188,9 +223,9 @@ class _Runner:
 
     async def _try(self, ids: list[int]) -> Batch | BaseException | None:
         try:
-            async with self.engine.begin() as conn:
+            async with write_turn(self.engine) as conn:
                 await self._begin(conn)
-                rows = (await conn.execute(_pending_query(self.lease.partition)
+                rows = (await conn.execute(_pending_query(self.partition)
                                            .where(_events.c.id.in_(ids))
                                            .order_by(_events.c.id))).all()
                 if not rows:
@@ -218,7 +253,7 @@ class _Runner:
             error = outcome
         log.error("event %s failed %d times; recorded failed in events.process_error (%s: %s)",
                   event_id, PROCESS_TRIES, type(error).__name__, error)
-        async with self.engine.begin() as conn:
+        async with write_turn(self.engine) as conn:
             await self._begin(conn)
             await conn.execute(update(_events).where(and_(
                 _events.c.id == event_id, _events.c.processed_at.is_(None)))
@@ -240,18 +275,48 @@ async def process_pending(engine: AsyncEngine, lease: Lease, *,
                           processors: Sequence[BatchProcessor], ctx: dict[str, Any],
                           worker: str, limit: int = BATCH_SIZE,
                           max_batches: int | None = None) -> Drain:
-    """Process the partition's unprocessed events, batch by batch, until none is left
-    (or ``max_batches`` ran). Raises ``LeaseLost`` or ``DatabaseUnavailable`` to stop."""
-    runner = _Runner(engine, lease, processors, ctx, worker)
+    """Process the partition's unprocessed events under ``lease``, batch by batch, until
+    none is left (or ``max_batches`` ran). Raises ``LeaseLost`` or ``DatabaseUnavailable``
+    to stop."""
+    runner = _Runner(engine, lease.partition, lease.owner, lease, processors, ctx, worker)
+    return await _drain(runner, limit=limit, max_batches=max_batches)
+
+
+async def drain_partition(engine: AsyncEngine, *, partition: int, owner: str,
+                          processors: Sequence[BatchProcessor], ctx: dict[str, Any],
+                          worker: str, limit: int = BATCH_SIZE,
+                          max_batches: int | None = None) -> Drain:
+    """``process_pending`` with the lease taken in the first batch's transaction and given
+    up in the last one's, so a drain of one short batch is one write transaction.
+    ``Drain.held`` says who held the lease if it was not free (nothing was done). Raises
+    ``LeaseLost`` or ``DatabaseUnavailable`` to stop (the lease, if held, given up)."""
+    runner = _Runner(engine, partition, owner, None, processors, ctx, worker)
+    runner.give_up_last = True
+    try:
+        return await _drain(runner, limit=limit, max_batches=max_batches)
+    except _HeldElsewhere as exc:
+        return Drain(held=exc.held)
+    finally:
+        if runner.lease is not None and not runner.released:
+            try:
+                await release(engine, runner.lease)
+            except Exception as exc:  # noqa: BLE001 - it expires by itself
+                log.warning("releasing the lease of partition %s failed: %s", partition, exc)
+
+
+async def _drain(runner: _Runner, *, limit: int, max_batches: int | None) -> Drain:
     drain = Drain()
     while max_batches is None or drain.batches < max_batches:
-        events, batch, error = await runner.next_batch(limit)
+        last = max_batches is not None and drain.batches + 1 >= max_batches
+        events, batch, error = await runner.next_batch(limit, last=last)
         if not events:
             break
         drain.batches += 1
         if batch is not None:
             drain.processed += len(batch.events)
             await _after_commit(batch)
+            if len(events) < limit:
+                break  # none was left when it was read; later ones are woken anew
         elif error is not None:
             await runner.retry_split([e.id for e in events], drain, error)
     return drain

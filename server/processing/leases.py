@@ -1,8 +1,10 @@
 """``worker_leases``: which worker (process, task) may process a partition's events now.
 
 A partition is an account id. A lease is taken when it is free or expired, with a fencing
-token one higher than the last holder's, and lasts ``LEASE_SECONDS`` unless renewed. Every
-batch transaction starts by renewing it, guarded by owner and token (``renew``): on
+token one higher than the last holder's, and lasts ``LEASE_SECONDS`` unless renewed. The
+event pump takes it in its first batch's transaction (``take``) and gives it up in its last
+(``give_up``), so a short drain is one write transaction. Every later batch transaction
+starts by renewing it, guarded by owner and token (``renew``): on
 PostgreSQL the renewal row-locks the lease to the commit, on SQLite it takes the write lock,
 so a batch commits only while its worker still holds the lease and nobody can take it
 meanwhile. A worker that stops renewing (killed, hung, cut off) loses the lease within
@@ -17,13 +19,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Column, DateTime, String, Table, and_, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    String,
+    Table,
+    and_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.db.dialect import on_conflict_insert
 from server.db.models import as_utc, metadata, utcnow
+from server.processing.turns import write_turn
 
-__all__ = ["LEASES", "LEASE_SECONDS", "Lease", "acquire", "release", "renew"]
+__all__ = ["LEASES", "LEASE_SECONDS", "Held", "Lease", "acquire", "give_up", "peek", "release",
+           "renew", "take"]
 
 LEASE_SECONDS = 5.0
 
@@ -52,35 +67,50 @@ class Held:
     expires_at: datetime
 
 
-async def acquire(engine: AsyncEngine, *, partition: int, owner: str,
-                  seconds: float = LEASE_SECONDS) -> Lease | Held:
-    """Take the partition's lease if it is free or expired (or already ``owner``'s)."""
+async def peek(engine: AsyncEngine, *, partition: int, owner: str) -> Held | None:
+    """Who else holds the lease now, by a read (no write lock); None: it may be taken."""
     async with engine.connect() as conn:
         row = (await conn.execute(select(_l.c.owner, _l.c.expires_at)
                                   .where(_l.c.partition == partition))).first()
+    if row is not None and row.owner != owner and as_utc(row.expires_at) > utcnow():
+        return Held(row.owner, as_utc(row.expires_at))
+    return None
+
+
+async def take(conn: AsyncConnection, *, partition: int, owner: str,
+               seconds: float = LEASE_SECONDS) -> Lease | Held:
+    """Take the partition's lease inside the caller's transaction if it is free or expired
+    (or already ``owner``'s); it is held from the commit on (a rollback gives it back)."""
     now = utcnow()
-    if row is not None and row.owner != owner and as_utc(row.expires_at) > now:
-        return Held(row.owner, as_utc(row.expires_at))  # no write, no waiting on its lock
     until = now + timedelta(seconds=seconds)
-    async with engine.begin() as conn:
+    token = (await conn.execute(
+        update(_l).where(and_(_l.c.partition == partition,
+                              or_(_l.c.expires_at < now, _l.c.owner == owner)))
+        .values(owner=owner, token=_l.c.token + 1, expires_at=until)
+        .returning(_l.c.token))).scalar()
+    if token is None:
         token = (await conn.execute(
-            update(_l).where(and_(_l.c.partition == partition,
-                                  or_(_l.c.expires_at < now, _l.c.owner == owner)))
-            .values(owner=owner, token=_l.c.token + 1, expires_at=until)
-            .returning(_l.c.token))).scalar()
-        if token is None and row is None:
-            token = (await conn.execute(
-                on_conflict_insert(conn, _l)
-                .values(partition=partition, owner=owner, token=1, expires_at=until)
-                .on_conflict_do_nothing().returning(_l.c.token))).scalar()
-        if token is None:
-            current = (await conn.execute(select(_l.c.owner, _l.c.expires_at)
-                                          .where(_l.c.partition == partition))).first()
+            on_conflict_insert(conn, _l)
+            .values(partition=partition, owner=owner, token=1, expires_at=until)
+            .on_conflict_do_nothing().returning(_l.c.token))).scalar()
     if token is not None:
         return Lease(partition, owner, int(token))
+    current = (await conn.execute(select(_l.c.owner, _l.c.expires_at)
+                                  .where(_l.c.partition == partition))).first()
     if current is None:  # deleted meanwhile: nobody holds it, ask again soon
         return Held("", now)
     return Held(current.owner, as_utc(current.expires_at))
+
+
+async def acquire(engine: AsyncEngine, *, partition: int, owner: str,
+                  seconds: float = LEASE_SECONDS) -> Lease | Held:
+    """Take the partition's lease if it is free or expired (or already ``owner``'s), in a
+    transaction of its own."""
+    held = await peek(engine, partition=partition, owner=owner)
+    if held is not None:
+        return held  # no write, no waiting on its lock
+    async with write_turn(engine) as conn:
+        return await take(conn, partition=partition, owner=owner, seconds=seconds)
 
 
 async def renew(conn: AsyncConnection, lease: Lease, *, seconds: float = LEASE_SECONDS) -> bool:
@@ -89,16 +119,23 @@ async def renew(conn: AsyncConnection, lease: Lease, *, seconds: float = LEASE_S
     Run it first in a batch transaction: it locks the lease (and on SQLite the database)
     until the transaction ends."""
     result = await conn.execute(
-        update(_l).where(and_(_l.c.partition == lease.partition, _l.c.owner == lease.owner,
-                              _l.c.token == lease.token))
+        update(_l).where(_mine(lease))
         .values(expires_at=utcnow() + timedelta(seconds=seconds)))
     return bool(result.rowcount == 1)
 
 
+async def give_up(conn: AsyncConnection, lease: Lease) -> None:
+    """Release the lease inside the caller's transaction (free from its commit on)."""
+    await conn.execute(update(_l).where(_mine(lease))
+                       .values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
 async def release(engine: AsyncEngine, lease: Lease) -> None:
     """Give the lease up at once (it stays on record with its token)."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(_l).where(and_(_l.c.partition == lease.partition, _l.c.owner == lease.owner,
-                                  _l.c.token == lease.token))
-            .values(expires_at=utcnow() - timedelta(seconds=1)))
+    async with write_turn(engine) as conn:
+        await give_up(conn, lease)
+
+
+def _mine(lease: Lease) -> ColumnElement[bool]:
+    return and_(_l.c.partition == lease.partition, _l.c.owner == lease.owner,
+                _l.c.token == lease.token)

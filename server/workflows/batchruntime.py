@@ -2,10 +2,10 @@
 
 The batch's blocks run concurrently, so their calls arrive together: every read of one
 kind made in the same turn of the event loop is answered by one query (``Gather``), the
-letters are rendered together (``RenderPool.render_many``), the delivery records opened
-in one transaction before the sends; ``closed`` lists how they ended, written with the
-step records (``stepbatch``). Letters
-leave over the worker's kept SMTP connections (``server.mail.pool``).
+letters are rendered together (``RenderPool.render_many``), earlier delivery records read
+in one query before the sends (one already finished is not sent again); ``closed`` lists
+how each ended, written with the step records (``stepbatch``). Letters leave over the
+worker's kept SMTP connections (``server.mail.pool``).
 """
 
 from __future__ import annotations
@@ -108,17 +108,24 @@ class _Renders:
 
 
 class _Record:
-    """The ``DeliveryLog`` of one letter in the batch: opened with the others, closed later."""
+    """The ``DeliveryLog`` of one letter in the batch: its earlier record read with the
+    others', how it ended written with the step records."""
 
     def __init__(self, rt: BatchRuntime, run: RunView, plan: deliveries.Planned) -> None:
         self._rt, self._run, self._plan = rt, run, plan
 
     async def open(self) -> tuple[str, str | None] | None:
         earlier = await self._rt.opened(self._run, self._plan)
-        return None if earlier is None else (earlier.status, earlier.reason)
+        if earlier is not None:
+            return earlier.status, earlier.reason
+        if self._plan.refused:
+            self._rt.closed.append(deliveries.Ended(self._run, self._plan, "failed",
+                                                    self._plan.refused, attempted=False))
+            return "failed", self._plan.refused
+        return None
 
     async def close(self, *, status: str, reason: str | None = None) -> None:
-        self._rt.closed.append((self._run, status, reason))
+        self._rt.closed.append(deliveries.Ended(self._run, self._plan, status, reason))
 
 
 def _by_account(wanted: dict[tuple[int, Any], Any]) -> dict[int, list[Any]]:
@@ -135,8 +142,8 @@ class BatchRuntime:
         self._d = deps
         self.sender = deps.settings.mail_from
         self.renderer = _Renders(deps)
-        # (run, status, reason) of the records to close with the step records.
-        self.closed: list[tuple[RunView, str, str | None]] = []
+        # How the batch's effects ended, to record with the step records.
+        self.closed: list[deliveries.Ended] = []
         self._contacts: Gather[tuple[int, int], ContactInfo | None] = Gather(self._fetch_contacts)
         self._by_email: Gather[tuple[int, str], ContactInfo | None] = Gather(self._fetch_by_email)
         self._listed: Gather[tuple[int, str], bool] = Gather(self._fetch_listed)
@@ -213,13 +220,13 @@ class BatchRuntime:
     # Records and effects.
 
     async def opened(self, run: RunView, plan: deliveries.Planned) -> Delivery | None:
-        return await self._opens.get((run.run_id, run.seq), (run, plan))
+        """The step's earlier record if it already ended (sent or failed): not again."""
+        return await self._opens.get((run.run_id, run.seq))
 
     async def _fetch_opens(self, wanted: dict[tuple[int, int], Any]
                            ) -> dict[tuple[int, int], Delivery | None | Exception]:
-        keys = list(wanted)
-        found = await deliveries.open_deliveries(self._d.engine, [wanted[k] for k in keys])
-        return dict(zip(keys, found, strict=True))
+        found = await deliveries.finished_deliveries(self._d.engine, list(wanted))
+        return {key: found.get(key) for key in wanted}
 
     async def deliver_email(self, run: RunView, block: dict[str, Any], letter: Letter,
                             contact_id: int | None, refused: str | None) -> Delivery:
@@ -247,13 +254,13 @@ class BatchRuntime:
             resp = await self._d.http.post(url, json=payload, headers={"Idempotency-Key": key})
         except httpx.HTTPError as exc:
             reason = f"POST {url} failed: {type(exc).__name__}: {exc}"
-            self.closed.append((run, "queued", reason))
+            self.closed.append(deliveries.Ended(run, plan, "queued", reason))
             raise RetryLater(reason) from None
         if not 200 <= resp.status_code < 300:
             reason = f"POST {url} answered HTTP {resp.status_code}"
-            self.closed.append((run, "queued", reason))
+            self.closed.append(deliveries.Ended(run, plan, "queued", reason))
             raise RetryLater(reason)
-        self.closed.append((run, "sent", None))
+        self.closed.append(deliveries.Ended(run, plan, "sent"))
         return Delivery("sent")
 
     async def write_contact(self, run: RunView, *, create: bool, form: dict[str, Any]

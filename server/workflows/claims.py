@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.db.models import as_utc, table_of, utcnow
+from server.processing.turns import write_turn
 from server.workflows.models import WorkflowRunRow
 from server.workflows.runs import ACTIVE, RunRow, row_of
 
@@ -56,7 +57,7 @@ async def claim_due(engine: AsyncEngine, *, owner: str, limit: int,
     now = utcnow()
     picked = (select(_runs.c.id).where(_claimable(now)).order_by(_runs.c.due_at)
               .limit(limit).with_for_update(skip_locked=True))
-    async with engine.begin() as conn:
+    async with write_turn(engine, urgent=True) as conn:
         rows = (await conn.execute(
             update(_runs).where(_runs.c.id.in_(picked.scalar_subquery()))
             .values(claimed_by=owner, claimed_until=now + timedelta(seconds=seconds))
@@ -73,7 +74,7 @@ async def renew_claims(engine: AsyncEngine, *, owner: str, run_ids: list[int],
     # clears their claims; waiting could close a lock cycle with it on PostgreSQL).
     mine = (select(_runs.c.id).where(and_(_runs.c.id.in_(run_ids), _runs.c.claimed_by == owner))
             .with_for_update(skip_locked=True))
-    async with engine.begin() as conn:
+    async with write_turn(engine, urgent=True) as conn:
         result = await conn.execute(update(_runs).where(_runs.c.id.in_(mine.scalar_subquery()))
                                     .values(claimed_until=utcnow() + timedelta(seconds=seconds)))
     return int(result.rowcount)

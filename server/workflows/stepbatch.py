@@ -3,9 +3,10 @@
 1. One read: the runs' definitions (cached) and, for runs starting or leaving a timer, the
    stop events that end them (``runs.first_events_since``).
 2. External blocks (email, webhook) run side by side over ``BatchRuntime``: reads
-   gathered, letters rendered together, delivery records opened in one transaction before
-   the sends (and closed with the step records, below). A repeat after a crash carries the same
-   Message-ID / Idempotency-Key; a record already ``sent`` is not sent again.
+   gathered, letters rendered together, earlier delivery records read in one query (a
+   record already ``sent`` is not sent again), then the sends; how each ended is written
+   with the step records, below. A repeat after a crash carries the same Message-ID /
+   Idempotency-Key.
 3. One transaction records every step: the runs are locked and each must still be at the
    claimed step (else it is left alone: another worker moved it on); database blocks run
    here, so their writes commit with their step record; then all step records and run
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.models import utcnow
+from server.processing.turns import write_turn
 from server.workflows import deliveries, runs, store
 from server.workflows.batchruntime import BatchRuntime
 from server.workflows.blocks import block_type, execute
@@ -49,8 +51,8 @@ class _Step:
     stop_event: int | None = None
     # Decided before the commit: an external block's outcome, or a step given up on.
     outcome: StepOutcome | None = None
-    # How its delivery record ended (status, reason), written with the step record.
-    closed: list[tuple[Any, str, str | None]] = field(default_factory=list)
+    # How its effect ended, its delivery record written with the step record.
+    closed: list[deliveries.Ended] = field(default_factory=list)
     retry: str | None = None
 
     @property
@@ -136,17 +138,17 @@ async def _run_external(deps: EngineDeps, steps: list[_Step]) -> None:
 
     await asyncio.gather(*(one(s) for s in steps))
     by_run = {s.run.id: s for s in steps}
-    for view, status, reason in rt.closed:
-        by_run[view.run_id].closed.append((view, status, reason))
+    for ended in rt.closed:
+        by_run[ended.run.run_id].closed.append(ended)
 
 
 async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
     out = Executed()
     done: list[tuple[runs.RunRow, dict[str, Any], StepOutcome]] = []
-    async with deps.engine.begin() as conn:
+    async with write_turn(deps.engine, urgent=True) as conn:
         locked = await runs.lock_runs(conn, [s.run.id for s in steps])
         # The records of what was sent (or tried), first: a stale step's too.
-        await deliveries.close_deliveries(conn, [c for s in steps for c in s.closed])
+        await deliveries.record_deliveries(conn, [c for s in steps for c in s.closed])
         for step in steps:
             run = step.run
             at = locked.get(run.id)  # (step seq, status) now
