@@ -97,7 +97,27 @@ async def _new_form(ctx: Page, *, values: dict[str, str], status: int = 200,
                 p.get("value"), dict) and "array" in p["value"]), "")
     placed, rest = _field_errors(error, values)
     return ctx.render("workflow_new.html", status=status, v=values, types=types,
-                      templates=templates, error=error, placed=placed, rest=rest)
+                      templates=templates, error=error, placed=placed, rest=rest,
+                      examples=examples(values.get("type") or (types[0] if types else ""),
+                                        templates[0].id if templates else 0))
+
+
+def examples(type_key: str, template_id: int) -> list[tuple[str, str]]:
+    """The seed's task blocks as definitions to start from: (title, JSON)."""
+    trigger = {"eventTypeKey": type_key or "abandoned_cart"}
+    docs = [
+        (("Send obligatory (transactional) email: sent whatever the contact's subscription, "
+          "except to blacklisted contacts"), {
+             "name": "transactional email", "active": True, "trigger": trigger,
+             "start": "mail", "blocks": [{"id": "mail", "type": "transactional_email",
+                                          "templateId": template_id or 1, "to": "${email}"}]}),
+        (("Create/Update contact: create_contact makes the event's contact (update_contact "
+          "takes the same fields and skips contacts that do not exist)"), {
+             "name": "create contact", "active": True, "trigger": trigger,
+             "start": "contact", "blocks": [{"id": "contact", "type": "create_contact",
+                                             "email": "${email}"}]}),
+    ]
+    return [(title, json.dumps(doc, indent=2, ensure_ascii=False)) for title, doc in docs]
 
 
 async def new_workflow(ctx: Page) -> Response:

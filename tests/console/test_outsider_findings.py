@@ -256,3 +256,45 @@ async def test_duplicate_rule_rows_are_refused_beside_the_row(stack: Stack) -> N
         assert not rules.get("validateParams"), rules
     finally:
         await c.aclose()
+
+
+async def test_task_block_examples_work_and_deactivation_is_explained(stack: Stack) -> None:
+    """Finding 5: the new-workflow form offers the seed's task blocks (transactional email,
+    create contact) as definitions that create a workflow as they stand. Finding 7: with a
+    run waiting in a timer, the workflow page says what switching it off does to it."""
+    type_key = f"tasks_{secrets.token_hex(3)}"
+    await stack.post_event({"eventTypeKey": type_key, "keyValue": "t@x.example",
+                            "params": [{"name": "email", "value": "t@x.example"}]})
+    await a_workflow(stack, type_key)  # a message to send, for the example
+    c = await signed_in(stack)
+    try:
+        page = (await c.get(f"/workflows/new?type={type_key}")).text
+        found = [unescape(t) for t in re.findall(
+            r'<pre class="cmd example-definition" tabindex="0"><code>(.*?)</code>', page, re.DOTALL)]
+        kinds = {json.loads(t)["blocks"][0]["type"] for t in found}
+        assert kinds == {"transactional_email", "create_contact"}, found
+        for text in found:
+            reply = await c.post_form("/workflows", {"definition": text})
+            assert reply.status_code == 303, flat(reply.text)[:500]
+        timer = await stack.http.post("/api/v1/workflows", headers=stack.auth(), json={
+            "name": "slow", "active": True, "trigger": {"eventTypeKey": type_key},
+            "start": "wait", "blocks": [{"id": "wait", "type": "timer", "duration": "PT1H",
+                                           "next": "end"}, {"id": "end", "type": "end"}]})
+        slow = timer.json()["id"]
+        await stack.post_event({"eventTypeKey": type_key, "keyValue": "t@x.example",
+                                "params": [{"name": "email", "value": "t@x.example"}]})
+        for _ in range(600):
+            runs = (await stack.http.get(f"/api/v1/workflows/{slow}/runs",
+                                         headers=stack.auth())).json()["runs"]
+            if runs and runs[0]["status"] == "waiting":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"no waiting run: {runs}")
+        text = flat((await c.get(f"/workflows/{slow}")).text)
+        assert "Switching this workflow off only stops new runs" in text
+        await c.post_form(f"/workflows/{slow}/active", {"active": "0"})
+        off = flat((await c.get(f"/workflows/{slow}")).text)
+        assert "Inactive: no event starts a run. The runs already started" in off
+    finally:
+        await c.aclose()
