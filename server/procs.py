@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from server.config import SETTINGS_ON_STDIN, Settings
@@ -31,6 +32,21 @@ def terminate(proc: subprocess.Popen[Any], *, timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def terminate_all(procs: list[subprocess.Popen[Any]], *, timeout: float = 15.0) -> None:
+    """``terminate`` for several at once: all are asked first, so their graceful stops
+    (drains, grace periods) overlap rather than add up."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def spawn(module: str, *args: str, settings: Settings) -> subprocess.Popen[bytes]:

@@ -21,7 +21,7 @@ import httpx
 from server.accounts import create_account
 from server.config import Settings
 from server.db.engine import create_engine
-from server.procs import terminate
+from server.procs import terminate_all
 from tests.support import Backends, basic, free_port
 
 CONNECTION_TIMEOUT = 2.0
@@ -97,8 +97,7 @@ def running(backends: Backends, data_dir: Path, **extra: str) -> Iterator[Procs]
                     admin_key=env["EVENTFLOW_ADMIN_KEY"], env=env,
                     settings=settings, server=server, gateway=gateway)
     finally:
-        for proc in reversed(started):
-            terminate(proc)
+        terminate_all(started)
 
 
 async def _second_account(settings: Settings) -> str:
