@@ -6,6 +6,11 @@ A loop with nothing to do waits for a wake-up on ``<prefix>steps:wake`` (pushed 
 event batch starts runs, or by a loop that claimed a full batch and leaves the rest to
 others), for the next step to fall due, or ``POLL_SECONDS``, whichever comes first; so a
 dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS``.
+
+Fairness: a batch still running after ``SLOW_BATCH_SECONDS`` (it waits on slow targets) goes
+on in the background and its loop claims again; an account holding ``SLOW_ACCOUNT_STEPS``
+steps or more in background batches is left out of claims until they end, so one
+account's slow webhooks or SMTP server do not hold every loop (and its steps behind them).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -28,15 +34,21 @@ from server.workflows.claims import (
     unclaimed_due,
 )
 from server.workflows.engine import EngineDeps
+from server.workflows.runs import RunRow
 from server.workflows.stepbatch import run_steps
 from workers.events import redis_client
 
-__all__ = ["STEP_BATCH", "StepPump", "wake_steps"]
+__all__ = ["LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump", "wake_steps"]
 
 log = logging.getLogger(__name__)
 STEP_BATCH = 200
 LOOPS = 2
 POLL_SECONDS = 0.5
+SLOW_BATCH_SECONDS = 1.0
+# Background batches per pump at most (then a loop waits for its own batch), and the
+# steps an account may hold in them before it is left out of claims.
+MAX_SLOW_BATCHES = 2
+SLOW_ACCOUNT_STEPS = STEP_BATCH // 4
 
 
 def steps_wake_key(settings: Settings) -> str:
@@ -63,6 +75,9 @@ class StepPump:
         self._key = steps_wake_key(settings)
         self._held: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # Batches left running in the background: the steps of each account they hold.
+        self._slow: dict[asyncio.Task[None], Counter[int]] = {}
+        self._wakes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         for n in range(self._loops):
@@ -72,18 +87,36 @@ class StepPump:
     async def stop(self) -> None:
         """Stop claiming; a batch in flight is cancelled (its claims lapse; another worker
         runs its steps again)."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._slow]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     async def run_once(self) -> int:
-        """Claim one batch of due steps and execute it; how many steps were claimed."""
-        claimed = await claim_due(self._deps.engine, owner=self._owner, limit=self._batch)
+        """Claim one batch of due steps and execute it (or leave it to finish in the
+        background once it is slow); how many steps were claimed."""
+        claimed = await claim_due(self._deps.engine, owner=self._owner, limit=self._batch,
+                                  skip_accounts=self._slow_accounts())
         if not claimed:
             return 0
         if len(claimed) == self._batch:
             await self._wake_others()
+        task = asyncio.create_task(self._execute(claimed))
+        try:
+            wait = None if len(self._slow) >= MAX_SLOW_BATCHES else SLOW_BATCH_SECONDS
+            await asyncio.wait([task], timeout=wait)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done():
+            task.result()  # its failure is the loop's to log
+        else:
+            self._slow[task] = Counter(r.account_id for r in claimed)
+            task.add_done_callback(self._slow_done)
+        return len(claimed)
+
+    async def _execute(self, claimed: list[RunRow]) -> None:
         ids = {r.id for r in claimed}
         self._held |= ids
         try:
@@ -93,7 +126,22 @@ class StepPump:
         if done.launched:
             await Dispatcher(self._redis, self._deps.engine, settings=self._settings).enqueue(
                 done.launched)
-        return len(claimed)
+
+    def _slow_accounts(self) -> set[int]:
+        held: Counter[int] = Counter()
+        for accounts in self._slow.values():
+            held.update(accounts)
+        return {account for account, n in held.items() if n >= SLOW_ACCOUNT_STEPS}
+
+    def _slow_done(self, task: asyncio.Task[None]) -> None:
+        self._slow.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a batch of workflow steps failed; its steps are claimed again when "
+                      "their claims lapse", exc_info=task.exception())
+        # Its accounts' steps may be claimed again: tell the loops rather than wait a poll.
+        wake = task.get_loop().create_task(self._wake_others())
+        self._wakes.add(wake)
+        wake.add_done_callback(self._wakes.discard)
 
     async def _loop_forever(self) -> None:
         blocking = redis_client(self._settings)

@@ -20,7 +20,13 @@ from server.processing.batch import Batch
 from server.templating.pool import RenderPool
 from server.workflows.engine import EngineDeps
 from server.workflows.trigger import BatchEvent, handle_batch
-from workers.steps import STEP_BATCH, StepPump, wake_steps
+from workers.steps import LOOPS, MAX_SLOW_BATCHES, STEP_BATCH, StepPump, wake_steps
+
+# More connections than the steps a pump holds at once (its loops' batches and the slow
+# ones in the background), so no call waits for a connection behind a slow target's
+# (httpx's default of 100 let one account's hanging webhooks hold up everyone's).
+WEBHOOK_LIMITS = httpx.Limits(max_connections=(LOOPS + MAX_SLOW_BATCHES) * STEP_BATCH + 100,
+                              max_keepalive_connections=50)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,8 @@ async def install(ctx: dict[str, Any]) -> None:
     settings = ctx["settings"]
     smtp = SmtpConfig.from_url(settings.smtp_url) if settings.smtp_url else None
     deps = EngineDeps(engine=ctx["engine"], settings=settings, smtp=smtp,
-                      http=httpx.AsyncClient(timeout=10), worker=ctx["worker_name"],
+                      http=httpx.AsyncClient(timeout=10, limits=WEBHOOK_LIMITS),
+                      worker=ctx["worker_name"],
                       # A batch's letters render on every child: no other caller waits here.
                       renderer=RenderPool(processes=settings.render_processes,
                                           per_account=settings.render_processes),

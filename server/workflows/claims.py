@@ -13,6 +13,7 @@ step (``runs.record_step`` under the run's row lock).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
@@ -52,10 +53,15 @@ async def next_due(conn: AsyncConnection, *, now: datetime | None = None) -> dat
 
 
 async def claim_due(engine: AsyncEngine, *, owner: str, limit: int,
-                    seconds: float = CLAIM_SECONDS) -> list[RunRow]:
-    """Claim up to ``limit`` due, unclaimed steps (oldest due first); their runs."""
+                    seconds: float = CLAIM_SECONDS,
+                    skip_accounts: Collection[int] = ()) -> list[RunRow]:
+    """Claim up to ``limit`` due, unclaimed steps (oldest due first), none of an account in
+    ``skip_accounts`` (the pump's fairness: workers/steps.py); their runs."""
     now = utcnow()
-    picked = (select(_runs.c.id).where(_claimable(now)).order_by(_runs.c.due_at)
+    where = _claimable(now)
+    if skip_accounts:
+        where = and_(where, _runs.c.account_id.not_in(sorted(skip_accounts)))
+    picked = (select(_runs.c.id).where(where).order_by(_runs.c.due_at)
               .limit(limit).with_for_update(skip_locked=True))
     async with write_turn(engine, urgent=True) as conn:
         rows = (await conn.execute(

@@ -166,3 +166,54 @@ async def test_slow_smtp_and_webhooks_hold_up_no_one_else(deployment: Procs,
         assert targets.smtp_closed and max(smtp_held) < SMTP_TIMEOUT * 4
     finally:
         await targets.stop()
+
+
+# One account's slow webhook steps, more than a step batch holds; the other's bound: less
+# than the webhook client's 10 s timeout, so waiting behind one slow call fails it.
+MANY_SLOW, MANY_BOUND = 250, 5.0
+
+
+async def _events(http: httpx.AsyncClient, key: str, type_key: str, values: list[str]) -> None:
+    async def one(i: int, value: str) -> None:
+        await _post(http, key, "/api/v2/event", {"eventTypeKey": type_key, "keyValue": value,
+                                                 "params": [{"name": "n", "value": i}]})
+
+    for start in range(0, len(values), 25):
+        await asyncio.gather(*(one(start + i, v)
+                               for i, v in enumerate(values[start:start + 25])))
+
+
+async def test_many_slow_steps_of_one_account_hold_up_no_one_else(deployment: Procs,
+                                                                  smtp_port: int) -> None:
+    """Account A: 250 webhook runs to a target that answers after 120 s (more than a step
+    batch, more than the webhook client's connections). Account B, while A's calls hang:
+    10 webhook runs, all delivered within 5 s (before: B's steps waited behind A's in the
+    step pump's batches, their calls behind A's for the HTTP client's connections)."""
+    procs = deployment
+    targets = Targets()
+    base = await targets.start(smtp_port)
+    slow, fast = procs.api_key, procs.other_key
+    try:
+        async with httpx.AsyncClient(base_url=procs.http_url, timeout=30) as http:
+            for key, path in ((slow, "slow"), (fast, "fast")):
+                await _post(http, key, "/api/v1/workflows", {
+                    "name": path, "active": True, "trigger": {"eventTypeKey": "hook_me"},
+                    "start": "call", "blocks": [{"id": "call", "type": "webhook",
+                                                 "url": f"{base}/{path}"}]})
+            await _events(http, slow, "hook_me", [f"s{i}" for i in range(MANY_SLOW)])
+            deadline = time.monotonic() + 60
+            while len(targets.slow_calls) < 100:
+                assert time.monotonic() < deadline, "A's steps never reached their target"
+                await asyncio.sleep(0.1)
+            sent = time.monotonic()
+            await _events(http, fast, "hook_me", [f"f{i}" for i in range(FAST_RUNS)])
+            while len(targets.fast) < FAST_RUNS and time.monotonic() - sent < 30:
+                await asyncio.sleep(0.05)
+        fast_seconds = max(targets.fast.values(), default=sent) - sent
+        print(f"\nmany slow steps: A {len(targets.slow_calls)} slow calls hanging; B's "
+              f"{len(targets.fast)}/{FAST_RUNS} webhooks delivered {fast_seconds:.2f} s after "
+              "sending")
+        assert len(targets.fast) == FAST_RUNS
+        assert fast_seconds < MANY_BOUND
+    finally:
+        await targets.stop()
