@@ -9,8 +9,9 @@ dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS
 
 Fairness: a batch still running after ``SLOW_BATCH_SECONDS`` (it waits on slow targets) goes
 on in the background and its loop claims again; an account holding ``SLOW_ACCOUNT_STEPS``
-steps or more in background batches is left out of claims until they end, so one
-account's slow webhooks or SMTP server do not hold every loop (and its steps behind them).
+steps or more in background batches is left out of claims until they end (unless nobody
+else's steps are due and a background place is free), so one account's slow webhooks or
+SMTP server do not hold every loop, nor other accounts' steps behind theirs.
 """
 
 from __future__ import annotations
@@ -96,8 +97,12 @@ class StepPump:
     async def run_once(self) -> int:
         """Claim one batch of due steps and execute it (or leave it to finish in the
         background once it is slow); how many steps were claimed."""
+        skip = self._slow_accounts()
         claimed = await claim_due(self._deps.engine, owner=self._owner, limit=self._batch,
-                                  skip_accounts=self._slow_accounts())
+                                  skip_accounts=skip)
+        if not claimed and skip and len(self._slow) < MAX_SLOW_BATCHES:
+            # Only the slow accounts' steps are due: they may take the free place.
+            claimed = await claim_due(self._deps.engine, owner=self._owner, limit=self._batch)
         if not claimed:
             return 0
         if len(claimed) == self._batch:
