@@ -18,6 +18,7 @@ from eventflow.v1 import (
     workflows_pb2_grpc,
 )
 from server.console.web import Page, read_json
+from server.gateway.bulkcodec import bulk_request
 from server.gateway.http import path_id
 
 LIST_LIMIT = 100
@@ -74,18 +75,17 @@ async def contact_page(ctx: Page) -> Response:
 
 
 async def import_chunk(ctx: Page) -> Response:
-    """``POST /contacts/import`` (JSON, CSRF header): one chunk of the page's bulk import."""
+    """``POST /contacts/import`` (JSON, CSRF header): one chunk of the page's bulk import, in
+    the body of ``POST /api/v1/contacts`` (``restoreDeleted``, ``dedupeOn``, ``groupNames``...)
+    read by the gateway's own rules, so the two imports never differ."""
     doc = read_json(await ctx.request.body(), "import chunk")
     contacts = doc.get("contacts") if isinstance(doc, dict) else None
-    if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
-        return JSONResponse({"error": "contacts must be a list of objects"}, 400)
-    if len(contacts) > IMPORT_CHUNK:
-        return JSONResponse({"error": f"send at most {IMPORT_CHUNK} contacts per chunk"}, 400)
-    req = contacts_pb2.BulkUpsertContactsRequest(dedupe_on=str(doc.get("dedupeOn") or "email"))
-    for contact in contacts:
-        json_format.ParseDict(contact, req.contacts.add())
-    reply = await _stub(ctx).BulkUpsertContacts(req, metadata=ctx.meta)
+    if isinstance(contacts, list) and len(contacts) > IMPORT_CHUNK:
+        return JSONResponse({"error": f"send at most {IMPORT_CHUNK} contacts per chunk",
+                             "violations": [{"field": "contacts", "message":
+                                             f"at most {IMPORT_CHUNK} per chunk"}]}, 400)
+    reply = await _stub(ctx).BulkUpsertContacts(bulk_request(doc), metadata=ctx.meta)
     return JSONResponse({
         "successCount": reply.success_count, "errorCount": reply.error_count,
-        "errors": [{"index": r.index, "status": r.status, "errors": list(r.errors)}
+        "errors": [{"index": r.index, "status": r.status, "id": r.id, "errors": list(r.errors)}
                    for r in reply.results if r.errors]})

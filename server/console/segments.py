@@ -5,7 +5,8 @@ as JSON, every problem named by its JSON path. Through ``SegmentService`` only."
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import grpc
@@ -19,6 +20,13 @@ from server.gateway.http import path_id
 from server.segments.definition import event_types_of
 
 MEMBERS_PAGE = 50
+
+
+class Redraw(Protocol):
+    """A form page drawn again with what was typed and what is wrong with it."""
+
+    def __call__(self, ctx: Page, *, text: str = "", errors: list[Violation] | None = None,
+                 status: int = 200) -> Awaitable[Response]: ...
 
 
 def _stub(ctx: Page) -> segments_pb2_grpc.SegmentServiceStub:
@@ -95,20 +103,30 @@ async def new_segment_page(ctx: Page) -> Response:
     return await new_segment(ctx)
 
 
-async def create_segment(ctx: Page) -> Response:
+async def _save(ctx: Page, send: Callable[[str], Awaitable[str]], again: Redraw) -> Response:
+    """A posted definition: unparsable JSON or the server's 400 redraws the form (``again``)
+    with the text kept and the problems listed; saved, on to the page ``send`` answers."""
     text = (await ctx.form()).get("definition", "")
     bad = _parse(text)
     if bad is not None:
-        return await new_segment(ctx, text=text, errors=[bad], status=400)
+        return await again(ctx, text=text, errors=[bad], status=400)
     try:
-        created = await _stub(ctx).CreateSegment(
-            segments_pb2.CreateSegmentRequest(definition_json=text), metadata=ctx.meta)
+        target = await send(text)
     except grpc.aio.AioRpcError as exc:
         found = failure(exc)
         if found.status != 400:
             raise
-        return await new_segment(ctx, text=text, errors=_violations(found), status=400)
-    return RedirectResponse(f"/segments/{created.id}?saved=1", status_code=303)
+        return await again(ctx, text=text, errors=_violations(found), status=400)
+    return RedirectResponse(target, status_code=303)
+
+
+async def create_segment(ctx: Page) -> Response:
+    async def send(text: str) -> str:
+        created = await _stub(ctx).CreateSegment(
+            segments_pb2.CreateSegmentRequest(definition_json=text), metadata=ctx.meta)
+        return f"/segments/{created.id}?saved=1"
+
+    return await _save(ctx, send, new_segment)
 
 
 async def segment_page(ctx: Page, *, text: str = "", errors: list[Violation] | None = None,
@@ -139,19 +157,13 @@ async def show_segment(ctx: Page) -> Response:
 
 async def update_segment(ctx: Page) -> Response:
     segment_id = path_id(ctx.request, "segment_id")
-    text = (await ctx.form()).get("definition", "")
-    bad = _parse(text)
-    if bad is not None:
-        return await segment_page(ctx, text=text, errors=[bad], status=400)
-    try:
+
+    async def send(text: str) -> str:
         await _stub(ctx).UpdateSegment(segments_pb2.UpdateSegmentRequest(
             id=segment_id, definition_json=text), metadata=ctx.meta)
-    except grpc.aio.AioRpcError as exc:
-        found = failure(exc)
-        if found.status != 400:
-            raise
-        return await segment_page(ctx, text=text, errors=_violations(found), status=400)
-    return RedirectResponse(f"/segments/{segment_id}?saved=updated", status_code=303)
+        return f"/segments/{segment_id}?saved=updated"
+
+    return await _save(ctx, send, segment_page)
 
 
 async def delete_segment(ctx: Page) -> Response:

@@ -38,6 +38,15 @@ def _member(m: segments_pb2.SegmentContact) -> dict[str, Any]:
     return {"id": m.contact_id, "email": m.email or None, "enteredAt": _iso(m.entered_at)}
 
 
+def _one(request: Request
+         ) -> tuple[segments_pb2.GetSegmentRequest, tuple[tuple[str, str], ...]]:
+    """The segment a ``/api/v1/segments/{segment_id}`` call without a query names, with the
+    caller's metadata (checked in that order: the key, the query, the id)."""
+    meta = auth_metadata(request)
+    only_query(request, ())
+    return segments_pb2.GetSegmentRequest(id=path_id(request, "segment_id")), meta
+
+
 async def _body(request: Request) -> str:
     return orjson.dumps(await read_json(request, limit=MAX_DEFINITION_BODY)).decode()
 
@@ -63,10 +72,8 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def get_one(request: Request) -> Response:
-        meta = auth_metadata(request)
-        only_query(request, ())
-        reply = await stub().GetSegment(segments_pb2.GetSegmentRequest(
-            id=path_id(request, "segment_id")), metadata=meta)
+        one, meta = _one(request)
+        reply = await stub().GetSegment(one, metadata=meta)
         return json_response(segment_json(reply))
 
     @endpoint
@@ -80,10 +87,8 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def remove(request: Request) -> Response:
-        meta = auth_metadata(request)
-        only_query(request, ())
-        await stub().DeleteSegment(segments_pb2.GetSegmentRequest(
-            id=path_id(request, "segment_id")), metadata=meta)
+        one, meta = _one(request)
+        await stub().DeleteSegment(one, metadata=meta)
         return Response(status_code=200)
 
     async def _members(request: Request) -> Any:
@@ -111,10 +116,8 @@ def routes(state: GatewayState) -> list[Route]:
 
     @endpoint
     async def count(request: Request) -> Response:
-        meta = auth_metadata(request)
-        only_query(request, ())
-        reply = await stub().CountSegment(segments_pb2.GetSegmentRequest(
-            id=path_id(request, "segment_id")), metadata=meta)
+        one, meta = _one(request)
+        reply = await stub().CountSegment(one, metadata=meta)
         return json_response({"count": reply.count, "status": reply.status})
 
     return [

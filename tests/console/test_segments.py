@@ -156,7 +156,7 @@ async def test_bad_definitions_name_the_path_and_save_nothing(quiet: Stack) -> N
 async def test_segments_in_a_browser(quiet: Stack) -> None:
     """In chromium: Segments → New segment, a wrong op shown naming its path, fixed and
     created; the status reads building with its progress and follows the recount by
-    itself to ready; a member's link opens the contact. Screenshots of each screen."""
+    itself to ready, in place (what is typed in the definition meanwhile stays); a member's link opens the contact. Screenshots of each screen."""
     require_browser()
     from playwright.async_api import async_playwright, expect
 
@@ -186,6 +186,9 @@ async def test_segments_in_a_browser(quiet: Stack) -> None:
         await page.get_by_role("button", name="Create segment").click()
         await expect(page.locator("#segment-status")).to_contain_text("Counting contacts: 0 of 60")
         await page.screenshot(path=str(SHOTS / "segment-building.png"), full_page=True)
+        # Typing in the definition meanwhile: the progress still follows, the text stays.
+        typed = json.dumps({**doc, "name": "Kyiv, renamed"}, indent=2)
+        await definition.fill(typed)
         assert await step(quiet, 30)
         await expect(page.locator("#build-progress")).to_have_attribute("value", "30")
         await expect(page.locator("#segment-status")).to_contain_text("30 of 60")
@@ -194,6 +197,8 @@ async def test_segments_in_a_browser(quiet: Stack) -> None:
             pass
         await expect(page.locator("#segment-status")).to_contain_text("55 members")
         await expect(page.locator("table.members tbody tr")).to_have_count(50)
+        await expect(definition).to_have_value(typed)
+        await expect(definition).to_be_focused()
         await page.screenshot(path=str(SHOTS / "segment.png"), full_page=True)
         await page.get_by_role("navigation", name="Sections").get_by_role(
             "link", name="Segments", exact=True).click()

@@ -28,18 +28,69 @@ document.addEventListener("submit", (ev) => {
   }
 });
 
-// Pages of things still in progress (a run in a timer) reload themselves until done, but
-// never while the person is typing into one of the page's forms.
+// Things still in progress (a segment counting, a run in a timer, a letter queued): the
+// page's live regions ([data-live] with an id) are fetched again every few seconds and
+// swapped in place, so forms elsewhere on the page keep what is typed. It stops when the
+// page answers with nothing in progress ([data-refresh] gone). A region without an id
+// falls back to reloading the page, never while the person is typing.
 const refresh = document.querySelector("[data-refresh]");
 if (refresh) {
   const seconds = Number(refresh.getAttribute("data-refresh")) || 2;
-  let touched = false;
-  document.addEventListener("input", () => { touched = true; });
-  const tick = () => {
+  const note = document.getElementById("poll-note");
+  const say = document.getElementById("poll-say");
+  const problem = (text, html) => {
+    if (!note) return;
+    note.hidden = !text;
+    note.textContent = text || "";
+    if (html) note.append(html);
+  };
+  const typing = () => {
     const active = document.activeElement;
-    const typing = active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName);
-    if (touched || typing) { setTimeout(tick, seconds * 1000); return; }
-    window.location.reload();
+    return active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName);
+  };
+  // Where focus was, found again in a swapped region (same id, or same link).
+  const focusKey = (el) => el.id ? `#${CSS.escape(el.id)}` :
+    el.getAttribute("href") ? `[href="${CSS.escape(el.getAttribute("href"))}"]` : null;
+  const swap = (fresh) => {
+    const active = document.activeElement;
+    for (const region of document.querySelectorAll("[data-live][id]")) {
+      const next = fresh.getElementById(region.id);
+      if (!next || next.outerHTML === region.outerHTML) continue;
+      const key = region.contains(active) ? focusKey(active) : null;
+      const spoken = next.querySelector("[data-say]");
+      region.replaceWith(document.adoptNode(next));
+      if (key) document.querySelector(`#${CSS.escape(next.id)} ${key}`)?.focus();
+      if (spoken && say) say.textContent = spoken.textContent.trim();
+    }
+  };
+  const tick = async () => {
+    if (!refresh.id) {
+      if (typing()) { setTimeout(tick, seconds * 1000); return; }
+      window.location.reload();
+      return;
+    }
+    try {
+      const res = await fetch(window.location.href, { credentials: "same-origin",
+                                                      headers: { Accept: "text/html" } });
+      if (new URL(res.url).pathname === "/login") {
+        const link = document.createElement("a");
+        link.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+        link.textContent = "Sign in again";
+        problem("Your session has ended, so this page stopped following the progress. ", link);
+        return;
+      }
+      if (!res.ok) throw new Error(`the server answered ${res.status} ${res.statusText}`);
+      const fresh = new DOMParser().parseFromString(await res.text(), "text/html");
+      problem("");
+      const more = fresh.querySelector("[data-refresh]");  // before swap moves it over
+      swap(fresh);
+      if (!more) return;
+    } catch (err) {
+      const why = err instanceof TypeError ? "the server did not answer" : err.message;
+      problem(`Could not update the progress: ${why}. Trying again every ${seconds} s; ` +
+              "if this lasts, check that eventflow is running (make run) and reload the page.");
+    }
+    setTimeout(tick, seconds * 1000);
   };
   setTimeout(tick, seconds * 1000);
 }
