@@ -3,7 +3,8 @@ filtered by run, contact or workflow; one of them with what it sent."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 from starlette.responses import Response
 
@@ -12,6 +13,25 @@ from server.console.web import Page, pretty_json
 from server.gateway.http import path_id, query_number
 
 PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where letters go, as a person checking a delivery needs it: the SMTP server (no
+    credentials) and, under ``make run``, the development sink's folder of letters."""
+
+    smtp: str
+    sink: str
+
+
+def delivery(ctx: Page) -> Delivery:
+    settings = ctx.console.state.settings
+    url = urlsplit(settings.smtp_url or "")
+    smtp = f"{url.scheme}://{url.hostname}:{url.port}" if url.hostname and url.port else ""
+    # The sink writes here (server/mail); a deployment with a real SMTP server has no folder.
+    folder = (settings.data_dir / "mail").resolve()
+    local = url.hostname in ("127.0.0.1", "localhost", "::1")
+    return Delivery(smtp=smtp, sink=f"{folder}/" if local and folder.is_dir() else "")
 
 
 async def sent(ctx: Page) -> Response:
@@ -29,7 +49,7 @@ async def sent(ctx: Page) -> Response:
     open_now = any(m.status == "queued" for m in reply.messages)
     return ctx.render("sent.html", messages=reply.messages, filters=filters,
                       filtered=bool(active), next_url=next_url, first_page=not before,
-                      open_now=open_now)
+                      open_now=open_now, delivery=delivery(ctx))
 
 
 async def sent_one(ctx: Page) -> Response:
@@ -40,4 +60,4 @@ async def sent_one(ctx: Page) -> Response:
     m = reply.message
     body = pretty_json(reply.text) if m.channel == "webhook" else reply.text
     return ctx.render("sent_message.html", m=m, html=reply.html, text=body, kept=reply.kept,
-                      open_now=m.status == "queued")
+                      open_now=m.status == "queued", delivery=delivery(ctx))

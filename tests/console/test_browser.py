@@ -99,6 +99,8 @@ class Shots:
         """A screenshot; ``full=False`` keeps to the window (sandboxed frames only show there)."""
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
+        if not full:  # the window from the top: the section links stay in the picture
+            self.page.evaluate("window.scrollTo(0, 0)")
         self.page.wait_for_timeout(150)
         self.page.screenshot(path=str(path), full_page=full)
         return path
@@ -263,6 +265,8 @@ def test_seed_guide_from_first_event_to_delivered_letter(
     expect(row).to_contain_text("site@ukr.net")
     expect(row).to_contain_text("You left 2 items in your cart")
     expect(row.locator(".status")).to_have_text("sent", timeout=30_000)
+    # Where "sent" went: the sink's folder of letters, named on the page.
+    expect(page.locator("#delivery")).to_contain_text(f"{devstack.data_dir.resolve()}/mail/")
     shots.take("sent-messages")
     row.get_by_role("link", name="You left 2 items in your cart").click()
     expect(page.locator("#letter-subject")).to_have_text("You left 2 items in your cart")

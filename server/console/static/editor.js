@@ -262,6 +262,14 @@
     if (first) { ev.preventDefault(); $(`f-${first}`).focus(); }
   });
 
+  // Once there is text of one's own, the offer to start from the example goes.
+  const starter = $("starter");
+  if (starter) {
+    ["f-html", "f-text"].forEach((id) => $(id).addEventListener("input", () => {
+      if ($("f-html").value || $("f-text").value) starter.hidden = true;
+    }));
+  }
+
   // An error the server found on save (a template that does not compile) is marked too.
   const saveError = $("save-error");
   if (saveError && saveError.dataset.line) {
