@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.codec import values
 from server.config import Settings
-from server.errors import MethodNotAllowed, NotFound
+from server.errors import InvalidArgument, MethodNotAllowed, NotFound, TooLarge, Violation
 from server.gateway import events
 from server.gateway.http import error_response, json_response
 from server.gateway.state import GatewayState
@@ -90,6 +90,13 @@ def build_app(settings: Settings, *, grpc_target: str | None = None) -> Starlett
         if exc.status_code == 405:
             return error_response(MethodNotAllowed(
                 f"{request.method} is not allowed on {request.url.path}"))
+        if exc.status_code == 413:
+            return error_response(TooLarge(f"the body is too large: {exc.detail}"))
+        if exc.status_code == 400:
+            # Starlette's own refusals of a body it could not read (a form part past its
+            # limit, a broken multipart body): the caller's input, not a missing route.
+            return error_response(InvalidArgument.from_violations(
+                [Violation("body", f"could not be read: {exc.detail}")]))
         return error_response(NotFound(f"no route {request.method} {request.url.path}; "
                                        "see the README for the API"))
 

@@ -272,3 +272,12 @@ async def test_saving_a_message_keeps_its_id(stack: Stack) -> None:
     finally:
         await c.aclose()
         await other.aclose()
+
+
+async def test_a_form_part_past_its_limit_is_400_naming_the_body(client: ConsoleClient) -> None:
+    """A sign-in form whose field is past the form reader's part limit (1 MiB) is a 400
+    saying the body could not be read, not the '404 no route' it was."""
+    reply = await client.http.post("/login", data={"api_key": "k" * (1024 * 1024 + 10)})
+    assert reply.status_code == 400, (reply.status_code, reply.text[:300])
+    assert "body" in reply.text and "could not be read" in reply.text
+    assert "no route" not in reply.text
