@@ -111,6 +111,10 @@ def run_devstack(tmp: Path) -> Iterator[DevStack]:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# A loaded two-core machine renders slower than a quiet one: generous waits, no timings.
+WAIT_MS = 20_000
+
+
 def launch(sync_api: Any) -> tuple[Any, Any]:
     playwright = sync_api.sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

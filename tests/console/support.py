@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from html import unescape
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.support import Stack
 
 _TOKEN = re.compile(r'name="(login_token|csrf_token)" value="([^"]+)"')
 
@@ -46,3 +50,15 @@ class ConsoleClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+async def signed_in(stack: Stack) -> ConsoleClient:
+    """A client signed in with ``stack``'s own key."""
+    c = ConsoleClient(stack.http_url)
+    assert (await c.sign_in(stack.api_key)).status_code == 303
+    return c
+
+
+def flat(html: str) -> str:
+    """A page's text: tags dropped, entities read, white space folded."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))

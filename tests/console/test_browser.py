@@ -18,9 +18,8 @@ import pytest
 
 from tests.console.browser import (
     SHOTS,
+    WAIT_MS,
     DevStack,
-    launch,
-    require_browser,
     run_devstack,
     shots_dir,
 )
@@ -47,28 +46,11 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-# A loaded two-core machine renders slower than a quiet one: generous waits, no timings.
-WAIT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def sync_api() -> Any:
-    api = require_browser()
-    api.expect.set_options(timeout=WAIT_MS)
-    return api
 
 
 @pytest.fixture(scope="module")
 def devstack(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     yield from run_devstack(tmp_path_factory.mktemp("console-devrun"))
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api: Any) -> Iterator[Any]:
-    playwright, chromium = launch(sync_api)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 def curl_event(stack: DevStack, body: dict[str, Any]) -> int:

@@ -10,30 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.browser import SHOTS, DevStack, launch, require_browser, run_devstack
+from tests.console.browser import SHOTS, WAIT_MS, DevStack, run_devstack
 
-WAIT_MS = 20_000
 DEEP = "[" * 5000 + "]" * 5000
-
-
-@pytest.fixture(scope="module")
-def sync_api() -> Any:
-    api = require_browser()
-    api.expect.set_options(timeout=WAIT_MS)
-    return api
 
 
 @pytest.fixture(scope="module")
 def devstack(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     yield from run_devstack(tmp_path_factory.mktemp("outsider-devrun"))
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api: Any) -> Iterator[Any]:
-    playwright, chromium = launch(sync_api)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 @pytest.fixture

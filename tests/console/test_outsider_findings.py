@@ -9,22 +9,12 @@ import re
 import secrets
 from html import unescape
 
-from tests.console.support import ConsoleClient
+from tests.console.support import ConsoleClient, flat, signed_in
 from tests.support import Stack
 
 DEEP = "[" * 5000 + "]" * 5000
 LOOP = ("#foreach($!item in $!data.get('array'))\n"
         "<p>$!item.get('name'): $!item.get('price')</p>\n#end")
-
-
-async def signed_in(stack: Stack) -> ConsoleClient:
-    c = ConsoleClient(stack.http_url)
-    assert (await c.sign_in(stack.api_key)).status_code == 303
-    return c
-
-
-def flat(html: str) -> str:
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
 async def a_workflow(stack: Stack, type_key: str) -> int:

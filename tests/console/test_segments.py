@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 from collections.abc import AsyncIterator
-from html import unescape
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from server.db.models import utcnow
 from server.segments.loop import recount_step
 from tests.console.browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, require_browser
-from tests.console.support import ConsoleClient
+from tests.console.support import ConsoleClient, flat, signed_in
 from tests.support import Backends, Stack, private_backends, start_stack
 
 KYIV = 55
@@ -48,16 +47,6 @@ async def quiet(backends: Backends, tmp_path_factory: pytest.TempPathFactory
     finally:
         await stack.stop()
         own.close()
-
-
-async def signed_in(stack: Stack) -> ConsoleClient:
-    c = ConsoleClient(stack.http_url)
-    assert (await c.sign_in(stack.api_key)).status_code == 303
-    return c
-
-
-def flat(html: str) -> str:
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
 async def step(stack: Stack, chunk: int) -> bool:
