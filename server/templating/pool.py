@@ -23,7 +23,7 @@ from typing import Protocol
 
 import orjson
 
-from server.errors import RenderLimitExceeded, TemplateError, WrongFormat
+from server.errors import RenderLimitExceeded, TemplateError, Unavailable, WrongFormat
 from server.templating.limits import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
 from server.templating.renderproc import HEADER
 
@@ -61,6 +61,18 @@ class Renderer(Protocol):
                      account_id: int) -> list[str]: ...
 
 
+class _NotStarted(Exception):
+    """A render process ended (or answered nonsense) before saying it was ready."""
+
+    def __init__(self, returncode: int | None) -> None:
+        super().__init__(f"exit {returncode}")
+        self.returncode = returncode
+
+
+# How many times a job tries to start a render process before it is answered Unavailable.
+START_TRIES = 2
+
+
 class _Child:
     """One render process and its pipes."""
 
@@ -75,9 +87,13 @@ class _Child:
             sys.executable, "-m", "server.templating.renderproc", str(memory_bytes),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
         child = cls(proc)
-        if await child._receive() != {"ready": True}:
+        try:
+            ready = await child._receive()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            ready = None  # it ended before its first frame
+        if ready != {"ready": True}:
             await child.kill()
-            raise RuntimeError("the template render process did not start")
+            raise _NotStarted(child.proc.returncode)
         return child
 
     async def _receive(self) -> object:
@@ -126,7 +142,7 @@ class RenderPool:
                    ) -> dict[str, object]:
         """One round trip to an idle child (started if none), killed past ``allowance``."""
         async with self._account_turn(account_id), self._slots:
-            child = self._idle.pop() if self._idle else await _Child.start(self._memory)
+            child = self._idle.pop() if self._idle else await self._start()
             try:
                 reply = await asyncio.wait_for(child.ask(job), allowance)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -145,6 +161,18 @@ class RenderPool:
             else:
                 self._idle.append(child)
         return reply
+
+    async def _start(self) -> _Child:
+        """A new render process; one that ends before it is ready is tried again once,
+        then the caller is told to retry (503 / UNAVAILABLE), never an internal error."""
+        for attempt in range(1, START_TRIES + 1):
+            try:
+                return await _Child.start(self._memory)
+            except _NotStarted as exc:
+                log.warning("a template render process ended before it was ready (exit %s, "
+                            "try %d of %d)", exc.returncode, attempt, START_TRIES)
+        raise Unavailable("the template renderer could not start a process (see the server "
+                          "log); try again in a moment")
 
     async def render_many(self, jobs: Sequence[RenderJob]) -> list[list[str] | TemplateError]:
         """Each job's texts, or the ``TemplateError`` it failed with, in order. An account's

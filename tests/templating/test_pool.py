@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from server.errors import Unavailable
 from server.templating import RenderLimitExceeded, TemplateError
 from server.templating.pool import RenderPart, RenderPool
 
@@ -67,3 +68,23 @@ async def test_one_account_cannot_hold_every_process(pool: RenderPool) -> None:
     assert not all(task.done() for task in slow)
     results = await asyncio.gather(*slow, return_exceptions=True)
     assert all(isinstance(r, RenderLimitExceeded) for r in results)
+
+
+async def test_a_process_that_cannot_start_is_unavailable_not_internal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render process that ends before it is ready (here: its Python cannot start, with
+    PYTHONHOME pointing nowhere) is started once more, then the caller is told to retry
+    (Unavailable: 503 / UNAVAILABLE); it was an IncompleteReadError, which the API
+    answered INTERNAL (seen once in CI: POST /api/v1/messages/preview gave 502). The pool
+    renders again as soon as a process starts."""
+    pool = RenderPool(processes=1)
+    try:
+        monkeypatch.setenv("PYTHONHOME", "/nonexistent")
+        with pytest.raises(Unavailable) as caught:
+            await pool.render([RenderPart("x")], {}, account_id=1)
+        assert "try again" in str(caught.value)
+        monkeypatch.delenv("PYTHONHOME")
+        assert await pool.render([RenderPart("$data.a")], {"data": {"a": "ok"}},
+                                 account_id=1) == ["ok"]
+    finally:
+        await pool.close()
