@@ -22,6 +22,7 @@ from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
 from server.api.events import add_to_server as add_event_service
 from server.codec import values
+from server.codec.received import MAX_MESSAGE_BYTES
 from server.config import Settings
 from server.db.engine import DB_WAIT_SECONDS, create_engine
 from server.eventtypes.rules import EventTypeRules, changes_feed
@@ -33,7 +34,6 @@ from server.keyrevocation import RevocationFeed
 from server.services import Closer, Register, register_all
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # Seconds a stopping server keeps its port open before it refuses new calls.
 DRAIN_SECONDS = 1.0
 SERVICE_NAMES = [events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name]

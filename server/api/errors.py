@@ -24,6 +24,7 @@ from server.errors import (
     EventflowError,
     InvalidArgument,
     PermissionDenied,
+    TooLarge,
     Unauthenticated,
     Violation,
 )
@@ -54,8 +55,16 @@ def api_key_from_metadata(metadata: Any) -> str:
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-class Undecodable:
-    """Stands in for a request protobuf could not decode (e.g. nested over 100 levels)."""
+class Unread:
+    """Stands in for a request that was not made into a message; ``error`` is its answer
+    (``field``: where it was, ``requests[i]`` in a stream)."""
+
+    def error(self, field: str = "request") -> EventflowError:
+        raise NotImplementedError
+
+
+class Undecodable(Unread):
+    """A request protobuf could not decode (e.g. nested over 100 levels)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -66,8 +75,22 @@ class Undecodable:
             "24 levels")])
 
 
+class Refused(Unread):
+    """A request refused on its length or count before it was parsed
+    (``codec.received.bounded``)."""
+
+    def __init__(self, refusal: EventflowError) -> None:
+        self.refusal = refusal
+
+    def error(self, field: str = "request") -> EventflowError:
+        if field == "request" or not isinstance(self.refusal, TooLarge):
+            return self.refusal
+        return TooLarge(f"{field}: {self.refusal.message}")
+
+
 def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """A deserializer that turns decode failures into INVALID_ARGUMENT instead of UNKNOWN."""
+    """A deserializer that turns decode failures into INVALID_ARGUMENT, and a refusal
+    before parsing (too large, too many) into its own status, instead of UNKNOWN."""
     if deserializer is None:
         return None
 
@@ -76,6 +99,8 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return deserializer(data)
         except DecodeError as exc:
             return Undecodable(str(exc).rsplit(":", 1)[-1].strip() or "malformed message")
+        except EventflowError as exc:
+            return Refused(exc)
 
     return decode
 
@@ -139,7 +164,7 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 await self._authenticate(context, method)
-                if isinstance(request, Undecodable):
+                if isinstance(request, Unread):
                     raise request.error()
                 return await inner(request, context)
             except Exception as exc:
@@ -154,7 +179,7 @@ class AuthErrorInterceptor(grpc.aio.ServerInterceptor):
             async def checked() -> AsyncIterator[Any]:
                 index = 0
                 async for request in requests:
-                    if isinstance(request, Undecodable):
+                    if isinstance(request, Unread):
                         # The messages before it were answered; none after it is read.
                         raise request.error(f"requests[{index}]")
                     index += 1

@@ -22,7 +22,7 @@ from server.api.errors import current_account
 from server.api.ordered import add_service
 from server.codec import results, wire
 from server.codec.proto import request_to_input
-from server.codec.received import Received
+from server.codec.received import MAX_MESSAGE_BYTES, Bound, Parts, Received
 from server.codec.values import dt_to_ts, py_to_value, ts_to_dt
 from server.config import Settings
 from server.contacts.contact_json import ContactJsonCheck
@@ -37,6 +37,34 @@ from server.ingest.writer import Writer
 
 MAX_BATCH = 500
 MAX_IN_FLIGHT = 1000
+# An event's wire bytes over its stored JSON at worst: a list of one-digit numbers takes
+# 2 bytes an element as JSON and 11 on the wire (a double and two tags); the margin holds
+# the fields not stored (message_id, occurred) and the tags around the params.
+WIRE_FACTOR = 8
+WIRE_MARGIN = 64 * 1024
+
+
+def event_bound(settings: Settings) -> Bound:
+    """The most bytes one event may take on the wire, whatever method carries it."""
+    return Bound(WIRE_FACTOR * settings.max_event_bytes + WIRE_MARGIN, "the event",
+                 f"{WIRE_FACTOR} x EVENTFLOW_MAX_EVENT_BYTES + {WIRE_MARGIN} on the wire; "
+                 "raise EVENTFLOW_MAX_EVENT_BYTES to allow more")
+
+
+def request_bounds(settings: Settings) -> dict[str, Bound]:
+    """The event methods' requests (each message of a stream) refused on their length
+    alone, before they are parsed: one event's bound; a batch's ``MAX_BATCH`` of them up to
+    what gRPC takes at all, with each event within one event's bound."""
+    one = event_bound(settings)
+    batch = min(MAX_BATCH * one.max_bytes, MAX_MESSAGE_BYTES)
+    return {
+        "GenerateEvent": Bound(one.max_bytes, "the GenerateEvent request", one.how),
+        "StreamEvents": Bound(one.max_bytes, "the StreamEvents message", one.how),
+        "GenerateEvents": Bound(batch, "the GenerateEvents request",
+                                f"{MAX_BATCH} events of {one.max_bytes} bytes, at most "
+                                f"{MAX_MESSAGE_BYTES}; {one.how}",
+                                parts=Parts(1, "events", MAX_BATCH, one)),
+    }
 
 
 @dataclass(slots=True)
@@ -55,9 +83,11 @@ class EventService(events_pb2_grpc.EventServiceServicer):
 
     def __init__(self, deps: IngestDeps) -> None:
         self._d = deps
+        self.settings = deps.settings
         self._acceptance = Acceptance(max_bytes=deps.settings.max_event_bytes,
                                       contact_json=ContactJsonCheck(deps.engine),
                                       event_types=deps.event_types)
+        self._event_bound = event_bound(deps.settings)
 
     async def _judge(self, request: events_pb2.GenerateEventRequest, raw: bytes, *,
                      account_id: int, refused: RateLimited | None,
@@ -68,6 +98,9 @@ class EventService(events_pb2_grpc.EventServiceServicer):
         try:
             if refused is not None:
                 raise refused
+            # One event of a batch may be most of it: judged on its length before a
+            # param of it is converted.
+            self._event_bound.check(len(raw))
             return await accept(request_to_input(request, raw), account_id=account_id,
                                 using=self._acceptance)
         except results.REFUSALS as exc:
@@ -183,11 +216,12 @@ class EventService(events_pb2_grpc.EventServiceServicer):
 
 
 def add_to_server(service: EventService, server: grpc.aio.Server) -> None:
-    """Registers ``service``: the event methods read ``Received`` requests, the history
-    methods answer bytes (``api.ordered``)."""
+    """Registers ``service``: the event methods read ``Received`` requests, refused
+    unparsed past ``request_bounds``; the history methods answer bytes (``api.ordered``)."""
     add_service(service, server, events_pb2.DESCRIPTOR.services_by_name["EventService"],
                 received=("GenerateEvent", "GenerateEvents", "StreamEvents"),
-                answers_bytes=("GetEvent", "ListEvents"))
+                answers_bytes=("GetEvent", "ListEvents"),
+                bounds=request_bounds(service.settings))
 
 
 def fill_settings(out: events_pb2.EventType, settings: TypeSettings) -> None:

@@ -23,7 +23,7 @@ import math
 import struct
 from typing import Any
 
-__all__ = ["MAX_NESTING", "TooDeep", "payloads", "request_params", "value_bytes", "value_of",
+__all__ = ["MAX_NESTING", "TooDeep", "payload_sizes", "payloads", "request_params", "value_bytes", "value_of",
            "varint"]
 
 MAX_NESTING = 100
@@ -269,6 +269,25 @@ def payloads(data: bytes, number: int) -> list[bytes]:
             out.append(buf[start:p])
         else:
             p = _skip(buf, p, end, f, wt, 0)
+    return out
+
+
+def payload_sizes(data: bytes, number: int, most: int) -> list[int] | None:
+    """The lengths of field ``number``'s payloads at the top of a serialized message, in
+    wire order, read without copying or parsing them; None when the message has more than
+    ``most`` top-level fields (the scan stops there). Malformed bytes raise ``ValueError``."""
+    out: list[int] = []
+    p, end, seen = 0, len(data), 0
+    while p < end:
+        seen += 1
+        if seen > most:
+            return None
+        f, wt, p = _tag(data, p, end)
+        if f == number and wt == 2:
+            start, p = _len(data, p, end)
+            out.append(p - start)
+        else:
+            p = _skip(data, p, end, f, wt, 0)
     return out
 
 

@@ -157,3 +157,40 @@ async def test_early_answers_keep_keep_alive_for_bodyless_requests(stack: Stack)
     r = await stack.http.post("/api/v2/event", content=_event_body(300_000),
                               headers={**stack.auth(), **JSON})
     assert r.status_code == 413 and r.headers["connection"] == "close"
+
+
+def _wide_event(params: int) -> events_pb2.GenerateEventRequest:
+    return events_pb2.GenerateEventRequest(event_type_key="wide", key_value="k", params=[
+        events_pb2.EventParam(name=f"p{i}", value={"number_value": 1}) for i in range(params)])
+
+
+async def test_a_stream_message_past_the_wire_bound_ends_the_stream_as_too_large(
+        stack: Stack) -> None:
+    """A StreamEvents message over 8 x EVENTFLOW_MAX_EVENT_BYTES + 64 KiB is refused
+    unparsed: the message before it is answered, then RESOURCE_EXHAUSTED / TOO_LARGE
+    naming requests[1] and the setting."""
+    stub = events_pb2_grpc.EventServiceStub(stack.channel)
+    requests = [events_pb2.StreamEventsRequest(client_ref="small", event=_wide_event(1)),
+                events_pb2.StreamEventsRequest(client_ref="huge", event=_wide_event(20_000))]
+    assert requests[1].ByteSize() > 8 * stack.settings.max_event_bytes + 65536
+    call = stub.StreamEvents(iter(requests), metadata=stack.meta(), timeout=10)
+    refs = []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for reply in call:
+            refs.append(reply.client_ref)
+    assert refs == ["small"]
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert grpc_reason(caught.value) == "TOO_LARGE"
+    assert "requests[1]" in (caught.value.details() or "")
+    assert "EVENTFLOW_MAX_EVENT_BYTES" in (caught.value.details() or "")
+
+
+async def test_a_batch_of_501_events_is_still_invalid_argument(stack: Stack) -> None:
+    """More than 500 events in a GenerateEvents stays INVALID_ARGUMENT saying at most 500
+    (now counted on the wire, before the batch is parsed)."""
+    stub = events_pb2_grpc.EventServiceStub(stack.channel)
+    batch = events_pb2.GenerateEventsRequest(events=[_wide_event(0)] * 501)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateEvents(batch, metadata=stack.meta(), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 500" in (caught.value.details() or "")
