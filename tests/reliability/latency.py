@@ -36,12 +36,15 @@ def p99_of(latencies: list[float]) -> Probe:
                  worst=ordered[-1])
 
 
-async def _probe(call: Callable[[], Awaitable[None]], samples: int) -> Probe:
-    """``call`` timed ``samples`` times by ``PROBERS`` callers, each one call at a time."""
+async def _probe(call: Callable[[], Awaitable[None]], samples: int, seconds: float = 0.0
+                 ) -> Probe:
+    """``call`` timed ``samples`` times (and for at least ``seconds``) by ``PROBERS``
+    callers, each one call at a time."""
     latencies: list[float] = []
+    until = time.perf_counter() + seconds
 
     async def prober() -> None:
-        while len(latencies) < samples:
+        while len(latencies) < samples or time.perf_counter() < until:
             started = time.perf_counter()
             await call()
             latencies.append(time.perf_counter() - started)
@@ -59,10 +62,11 @@ async def baseline(call: Callable[[], Awaitable[None]], *, samples: int = MIN_SA
 
 
 async def during(call: Callable[[], Awaitable[None]], attack: Callable[[], Awaitable[object]],
-                 *, concurrency: int = 2, samples: int = MIN_SAMPLES
+                 *, concurrency: int = 2, samples: int = MIN_SAMPLES, seconds: float = 0.0
                  ) -> tuple[Probe, list[object]]:
-    """The probe while ``concurrency`` attackers repeat ``attack`` (from before the first
-    sample until after the last); returns the probe and every attack's answer."""
+    """The probe (at least ``samples`` calls over at least ``seconds``) while
+    ``concurrency`` attackers repeat ``attack`` (from before the first sample until after
+    the last); returns the probe and every attack's answer."""
     answers: list[object] = []
     stop = asyncio.Event()
     started = asyncio.Event()
@@ -77,16 +81,16 @@ async def during(call: Callable[[], Awaitable[None]], attack: Callable[[], Await
     await started.wait()
     await asyncio.sleep(0.05)  # the attack is under way before the first sample
     try:
-        probe = await _probe(call, samples)
+        probe = await _probe(call, samples, seconds)
     finally:
         stop.set()
         await asyncio.gather(*attackers)
     return probe, answers
 
 
-def bound(base: Probe) -> float:
+def bound(base: Probe, slowdown: float = SLOWDOWN) -> float:
     """The p99 a probe may reach while another account's hostile work runs."""
-    return max(P99_CEILING, SLOWDOWN * base.p99)
+    return max(P99_CEILING, slowdown * base.p99)
 
 
 ATTEMPTS = 3
@@ -94,19 +98,20 @@ ATTEMPTS = 3
 
 async def assert_isolated(scenario: str, call: Callable[[], Awaitable[None]],
                           attack: Callable[[], Awaitable[object]], *,
-                          concurrency: int = 2) -> list[object]:
+                          concurrency: int = 2, slowdown: float = SLOWDOWN,
+                          seconds: float = 0.0) -> list[object]:
     """Baseline, then the probe under attack, compared by ``bound``; on a miss the pair is
     measured again, up to ``ATTEMPTS`` times. Other engineers' jobs on the machine cause
     bursts of a few hundred milliseconds that rarely repeat; the fault this guards against
     (a stalled loop) costs seconds in every attempt. Returns every attack's answer; prints
-    the figures (``pytest -s``)."""
+    the figures (``pytest -s``). ``slowdown`` and ``seconds``: as ``bound`` and ``during``."""
     figures: list[str] = []
     answers: list[object] = []
     for _ in range(ATTEMPTS):
         base = await baseline(call)
-        probe, got = await during(call, attack, concurrency=concurrency)
+        probe, got = await during(call, attack, concurrency=concurrency, seconds=seconds)
         answers += got
-        limit = bound(base)
+        limit = bound(base, slowdown)
         figures.append(
             f"{scenario}: p99 {probe.p99 * 1000:.1f} ms over {probe.samples} calls (worst "
             f"{probe.worst * 1000:.0f} ms); baseline p99 {base.p99 * 1000:.1f} ms over "
