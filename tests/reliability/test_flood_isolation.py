@@ -16,6 +16,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
+from server.codec.wirejson import varint
 from tests.reliability import latency
 from tests.reliability.procs import Procs
 from tests.support import grpc_reason
@@ -43,16 +44,7 @@ def _huge_batch() -> bytes:
     """A GenerateEventsRequest holding one small event and the 22 MB one."""
     small = events_pb2.GenerateEventRequest(event_type_key="flood", key_value="b")
     parts = [small.SerializeToString(), _huge_event()]
-    return b"".join(b"\x0a" + _varint(len(p)) + p for p in parts)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return b"".join(b"\x0a" + varint(len(p)) + p for p in parts)
 
 
 @functools.cache
