@@ -154,9 +154,16 @@ def _digits(raw: str) -> bool:
 def path_id(request: Request, name: str) -> int:
     """The id in path parameter ``name``: a positive whole number that fits int64."""
     raw = request.path_params[name]
-    if not _digits(raw) or int(raw) == 0 or int(raw) > INT64_MAX:
+    if not _digits(raw) or int(raw) == 0:
         raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a positive number")])
+    if int(raw) > INT64_MAX:
+        raise InvalidArgument.from_violations([Violation("id", id_too_large(raw))])
     return int(raw)
+
+
+def id_too_large(raw: str) -> str:
+    """The message for a path id of ASCII digits past int64 (no id can be that large)."""
+    return f"{raw!r} is past the largest id, {INT64_MAX}"
 
 
 def query_number(request: Request, *names: str, most: int = INT64_MAX, default: int = 0) -> int:

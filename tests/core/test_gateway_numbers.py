@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import pytest
 
+from server.gateway.http import INT64_MAX, id_too_large
 from tests.support import Stack
+
+
+def _refusal(raw: str) -> str:
+    """What the gateway says of a bad path id: digits past int64 are too large, the rest
+    are not positive numbers."""
+    if raw.isascii() and raw.isdigit() and int(raw) > INT64_MAX:
+        return id_too_large(raw)
+    return f"{raw!r} is not a positive number"
 
 BAD_IDS = ["abc", "0", "-1", "1.5", "²", "١٢", "99999999999999999999", "9223372036854775808"]
 ID_PATHS = ["/api/v1/contact/{}", "/api/v1/fields/{}", "/api/v1/messages/{}",
@@ -18,11 +27,12 @@ ID_PATHS = ["/api/v1/contact/{}", "/api/v1/fields/{}", "/api/v1/messages/{}",
 @pytest.mark.parametrize("path", ID_PATHS)
 @pytest.mark.parametrize("raw", BAD_IDS)
 async def test_a_bad_path_id_is_a_400_naming_it(stack: Stack, path: str, raw: str) -> None:
-    """Every route with an id in its path answers 400 {"id": "... is not a positive number"}."""
+    """Every route with an id in its path answers 400 naming id: "... is not a positive
+    number", or, for digits past int64, "... is past the largest id, 9223372036854775807"."""
     r = await stack.http.get(path.format(raw), headers=stack.auth())
     assert r.status_code == 400, r.text
     (violation,) = r.json()["violations"]
-    assert violation == {"field": "id", "message": f"{raw!r} is not a positive number"}
+    assert violation == {"field": "id", "message": _refusal(raw)}
 
 
 @pytest.mark.parametrize("path", ["/api/v1/messages/{}", "/api/v1/events/{}",
@@ -62,8 +72,7 @@ async def test_a_bad_message_id_to_send_is_a_400(stack: Stack) -> None:
         r = await stack.http.post(f"/api/v1/message/{raw}/smartsend", headers=stack.auth(),
                                   json={"recipients": []})
         assert r.status_code == 400, r.text
-        assert r.json()["violations"] == [{"field": "id",
-                                           "message": f"{raw!r} is not a positive number"}]
+        assert r.json()["violations"] == [{"field": "id", "message": _refusal(raw)}]
 
 
 async def test_huge_paging_is_the_range_error(stack: Stack) -> None:
