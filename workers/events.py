@@ -199,10 +199,16 @@ class EventPump:
             await self.wake(accounts)
         return len(accounts)
 
+    async def sweep(self) -> None:
+        """``sweep_once``, a failure logged: the sweeper looks again ``sweep_interval`` later
+        (Redis or the database may come back), at start-up as after it."""
+        try:
+            await self.sweep_once()
+        except Exception as exc:  # noqa: BLE001 - keep sweeping; Redis or the DB may come back
+            log.warning("event sweep failed: %s; trying again in %ss", exc,
+                        self._settings.sweep_interval)
+
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.sweep_interval)
-            try:
-                await self.sweep_once()
-            except Exception as exc:  # noqa: BLE001 - keep sweeping; Redis or the DB may come back
-                log.warning("event sweep failed: %s", exc)
+            await self.sweep()

@@ -59,7 +59,9 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
                          batch_size=batch_size or BATCH_SIZE)
         ctx["event_pump"] = pump
         pump.start()
-        await pump.sweep_once()  # what was left before this worker started
+        # What was left before this worker started. A database that is away now (restarting,
+        # its connections ended) must not end the worker: the sweeper tries again.
+        await pump.sweep()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         pump = ctx.pop("event_pump", None)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,9 +26,10 @@ from sqlalchemy.engine import make_url
 
 from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.db.engine import DB_WAIT_SECONDS, create_engine
+from server.procs import terminate
 from tests.reliability.outage import Tally, counts, descendants, load, wait_processed, worker
-from tests.reliability.procs import Procs, running
-from tests.support import Backends, basic, private_backends
+from tests.reliability.procs import Procs, deployment_env, running
+from tests.support import Backends, basic, free_port, private_backends
 
 # An answer under the lock comes within this: the serving processes' wait for a lock
 # (DB_WAIT_SECONDS), a second batch's wait behind the first, and a loaded machine.
@@ -237,3 +239,32 @@ async def test_terminated_backends_are_503_briefly_then_recover(
     assert c.stored == len(ids) == c.distinct_keys
     assert c.processed == c.stored
     assert len(ids) >= 100
+
+
+def test_a_worker_started_while_the_database_is_away_keeps_running(
+        backends: Backends, tmp_path: Path) -> None:
+    """A worker whose database cannot be reached when it starts (restarting, or its
+    connections just ended: CI's PostgreSQL run of the termination test above caught a
+    worker dying in its start-up sweep) logs it and keeps sweeping; it does not exit."""
+    own = private_backends(backends, tmp_path)
+    try:
+        log_path = tmp_path / "worker.log"
+        env = deployment_env(own, tmp_path / "data", EVENTFLOW_WORKER_PROCESSES="1",
+                             EVENTFLOW_SWEEP_INTERVAL="1",
+                             DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/away")
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "workers"], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if log_path.read_text().count("event sweep failed") >= 3:
+                        break
+                    time.sleep(0.2)
+                out = log_path.read_text()
+                assert proc.poll() is None, out[-3000:]
+                assert out.count("event sweep failed") >= 3, out[-3000:]
+            finally:
+                terminate(proc)
+    finally:
+        own.close()
