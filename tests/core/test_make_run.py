@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.support import basic, free_port
 
@@ -19,6 +20,18 @@ from tests.support import basic, free_port
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _valkey_of(port: int, data_dir: Path) -> bool:
+    """Whether the Valkey answering on ``port`` keeps its data in ``data_dir``. Embedded
+    Valkeys take the first free port from 16379, so the moment ours frees its port another
+    test's (CI runs two suites at once) may be listening there: only ours must be gone."""
+    try:
+        with redis.Redis(port=port, socket_timeout=2) as client:
+            found = client.config_get("dir").get("dir", "")
+    except redis.RedisError:
+        return False
+    return Path(found).resolve() == data_dir.resolve()
 
 
 def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
@@ -53,14 +66,14 @@ def test_devrun_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert r.status_code == 200, r.text
         valkey_url = (tmp_path / "var" / "valkey" / "url").read_text().strip()
         valkey_port = int(valkey_url.rsplit(":", 1)[1])
-        assert _port_open(valkey_port)
+        assert _valkey_of(valkey_port, tmp_path / "var" / "valkey")
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=40)
     assert proc.returncode == 0, out
     assert "==> stopped" in out
     assert not _port_open(http_port) and not _port_open(grpc_port)
-    assert not _port_open(valkey_port)
+    assert not _valkey_of(valkey_port, tmp_path / "var" / "valkey")
 
 
 @pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
