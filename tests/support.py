@@ -35,7 +35,7 @@ from server.services import register_all
 from workers.settings import build_worker
 
 
-def _details(err: grpc.aio.AioRpcError) -> Iterator[Any]:
+def _details(err: grpc.aio.AioRpcError | grpc.Call) -> Iterator[Any]:
     for key, value in err.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             yield from status_pb2.Status.FromString(value).details
@@ -52,7 +52,7 @@ def grpc_violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     return out
 
 
-def grpc_reason(err: grpc.aio.AioRpcError) -> str:
+def grpc_reason(err: grpc.aio.AioRpcError | grpc.Call) -> str:
     """The reason of a gRPC error's google.rpc.ErrorInfo detail ("" without one)."""
     for detail in _details(err):
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

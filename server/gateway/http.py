@@ -154,11 +154,12 @@ def _digits(raw: str) -> bool:
 def path_id(request: Request, name: str) -> int:
     """The id in path parameter ``name``: a positive whole number that fits int64."""
     raw = request.path_params[name]
-    if not _digits(raw) or int(raw) == 0:
+    value = int(raw) if _digits(raw) else 0
+    if value == 0:
         raise InvalidArgument.from_violations([Violation("id", f"{raw!r} is not a positive number")])
-    if int(raw) > INT64_MAX:
+    if value > INT64_MAX:
         raise InvalidArgument.from_violations([Violation("id", id_too_large(raw))])
-    return int(raw)
+    return value
 
 
 def id_too_large(raw: str) -> str:

@@ -20,10 +20,10 @@ import grpc
 import httpx
 import orjson
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 from eventflow.v1 import events_pb2
 from server.codec.wirejson import varint
+from tests.support import grpc_reason
 
 DEADLINE = 30.0
 HUGE_PARAMS = 2_000_000
@@ -75,17 +75,6 @@ def _channel(target: str) -> grpc.Channel:
         ("grpc.max_send_message_length", 64 * 1024 * 1024)])
 
 
-def _reason(error: grpc.RpcError) -> str:
-    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    return str(info.reason)
-    return ""
-
-
 def grpc_raw(target: str, api_key: str, method: str, body: str, names: str = ""
              ) -> tuple[bool, str]:
     """The body ``BODIES[body]`` sent to EventService/``method``: proper when it is
@@ -94,9 +83,9 @@ def grpc_raw(target: str, api_key: str, method: str, body: str, names: str = ""
     try:
         call(BODIES[body](), timeout=DEADLINE, metadata=(("x-api-key", api_key),))
     except grpc.RpcError as error:
-        details = error.details() or ""  # type: ignore[attr-defined]
-        code = error.code()  # type: ignore[attr-defined]
-        return (code == grpc.StatusCode.RESOURCE_EXHAUSTED and _reason(error) == "TOO_LARGE"
+        assert isinstance(error, grpc.Call)  # a finished call's error carries its status
+        details, code = error.details() or "", error.code()
+        return (code == grpc.StatusCode.RESOURCE_EXHAUSTED and grpc_reason(error) == "TOO_LARGE"
                 and names in details, f"{code} {details[:120]}")
     return False, "OK"
 

@@ -23,8 +23,8 @@ PREVIEW = "/api/v1/messages/preview"
 DEADLINE = 30.0  # every hostile call's; a refusal takes well under a second
 # The issue asks for 100 ms; 3 x a baseline measured alone follows a loaded machine.
 SLOWDOWN = 3.0
-SECONDS = 3.0
-HOSTILE_PROCESSES = 2  # the most callers of one attack made from processes of their own  # each attack runs at least this long while the other account is timed
+SECONDS = 3.0  # each attack runs at least this long while the other account is timed
+HOSTILE_PROCESSES = 2  # the most callers of one attack made from processes of their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def _attacks(f: Flood) -> dict[str, tuple[str, Callable[[], Awaitable[Answer]], 
 
 # Open (docs/reliability.md, Open points): while a 22 MB gRPC message is refused over and
 # over, or a 28.6 MB body, or 8 callers send batches past the rate limit, another account
-# whose calls land on the same serving process sees p99 of 100-250 ms against a 20-40 ms
+# whose calls land on the same serving process sees p99 of 145-295 ms against a 20-50 ms
 # baseline (the refusal itself is immediate: receiving the bytes costs the process's CPU).
 # These rows hold the bound of the original fault, a stalled process (seconds, 23.5 s in
 # the issue): max(1 s, 10 x alone). Their answers are checked as the others' are.
