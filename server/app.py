@@ -22,7 +22,7 @@ from server.api.errors import AuthErrorInterceptor
 from server.api.events import EventService, IngestDeps
 from server.api.events import add_to_server as add_event_service
 from server.codec import values
-from server.codec.received import MAX_MESSAGE_BYTES
+from server.codec.received import MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from server.config import Settings
 from server.db.engine import DB_WAIT_SECONDS, create_engine
 from server.eventtypes.rules import EventTypeRules, changes_feed
@@ -99,7 +99,7 @@ def server_options(*, reuse_port: bool, connection_timeout: float = 10.0
     ``connection_timeout``: seconds a new connection has for its HTTP/2 handshake."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_REPLY_BYTES),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.max_metadata_size", MAX_METADATA_BYTES),

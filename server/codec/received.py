@@ -20,12 +20,20 @@ from typing import Generic, TypeVar
 from server.codec.wirejson import payload_sizes, payloads
 from server.errors import InvalidArgument, TooLarge, Violation
 
-__all__ = ["MAX_MESSAGE_BYTES", "Bound", "Parts", "Received", "bounded", "reader"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_REPLY_BYTES", "Bound", "Parts", "Received", "bounded",
+           "reader"]
 
 M = TypeVar("M")
-# The most any request may take (the gRPC server's grpc.max_receive_message_length):
-# batches may be large; a method's own ``Bound`` is usually far below it.
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# The most any request may take (the gRPC server's grpc.max_receive_message_length). gRPC
+# refuses a longer message on its length prefix, as RESOURCE_EXHAUSTED "Received message
+# larger than max", without reading it: no byte of it reaches Python. Messages within it
+# are received whole before a method's own ``Bound`` (usually far lower) judges them, and
+# that costs the receiving serving process CPU in proportion to their size, so this is
+# kept to what a legitimate request needs: a GenerateEvents of 500 typical events, a
+# 4 MiB bulk body after conversion (docs/reliability.md, scenario 18).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# The most an answer may take (a page of stored events can be large).
+MAX_REPLY_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,14 +20,38 @@ from typing import Any
 import grpc
 
 from eventflow.v1 import events_pb2
+from server.codec.received import MAX_MESSAGE_BYTES
 from server.codec.wire import batch_bytes
 
 GENERATE_EVENTS = "/eventflow.v1.EventService/GenerateEvents"
 MAX_EVENTS_PER_CALL = 500
+# A call's request stays within what the server's gRPC takes (MAX_MESSAGE_BYTES), with room
+# for each event's tag and length.
+MAX_BYTES_PER_CALL = MAX_MESSAGE_BYTES - 64 * 1024
+EVENT_FRAMING = 6
 # Calls in flight per credential; each goes out on the next connection in turn.
 MAX_IN_FLIGHT = 2
 
 Metadata = tuple[tuple[str, str], ...]
+
+
+def batch_ends(sizes: Sequence[int], *, most: int = MAX_EVENTS_PER_CALL,
+               most_bytes: int = MAX_BYTES_PER_CALL) -> list[int]:
+    """Where to cut a run of serialized events of these ``sizes`` into ``GenerateEvents``
+    calls of at most ``most`` events and ``most_bytes`` bytes: the end (exclusive) of each
+    call's events, in order. An event over ``most_bytes`` alone goes in a call of its own
+    (the server refuses it as too large)."""
+    ends: list[int] = []
+    count = size = 0
+    for i, n in enumerate(sizes):
+        if count and (count == most or size + n + EVENT_FRAMING > most_bytes):
+            ends.append(i)
+            count = size = 0
+        count += 1
+        size += n + EVENT_FRAMING
+    if count:
+        ends.append(len(sizes))
+    return ends
 
 
 def raw_generate_events(channel: grpc.aio.Channel) -> Any:
@@ -67,8 +91,9 @@ class EventCoalescer:
 
     def _flush(self, meta: Metadata, group: _Group) -> None:
         while group.pending and group.in_flight < MAX_IN_FLIGHT:
-            batch = group.pending[:MAX_EVENTS_PER_CALL]
-            del group.pending[:MAX_EVENTS_PER_CALL]
+            end = batch_ends([len(raw) for raw, _ in group.pending[:MAX_EVENTS_PER_CALL]])[0]
+            batch = group.pending[:end]
+            del group.pending[:end]
             group.in_flight += 1
             task = asyncio.create_task(self._call(meta, group, batch))
             self._tasks.add(task)

@@ -19,6 +19,7 @@ from server.codec.jsonbody import event_from_json
 from server.codec.values import time_to_ts
 from server.codec.wire import batch_bytes, event_bytes
 from server.errors import EventflowError, InvalidArgument, Violation
+from server.gateway.coalesce import batch_ends
 from server.gateway.event_types import event_type_json
 from server.gateway.http import (
     INT32_MAX,
@@ -156,9 +157,14 @@ def routes(state: GatewayState, posts: dict[str, ASGIApp]) -> list[Route]:
         if encoded:
             # Every event is charged against the rate limit: those past the account's
             # bucket come back RATE_LIMITED, each on its own.
-            reply = await state.generate_events(batch_bytes(encoded), metadata=meta)
-            for i, r in zip(positions, reply.results):
-                answers[i] = r
+            # In as many calls as the server's message limit needs (500 events of 20 KB
+            # make more than one); the results keep the body's order.
+            start = 0
+            for end in batch_ends([len(e) for e in encoded]):
+                reply = await state.generate_events(batch_bytes(encoded[start:end]), metadata=meta)
+                for i, r in zip(positions[start:end], reply.results):
+                    answers[i] = r
+                start = end
         out = [_past_result(r, i) for i, r in enumerate(answers)]
         ok = sum(1 for r in answers if r.status == results.ACCEPTED)
         waits = [r.retry_after for r in answers if r.status == results.RATE_LIMITED]

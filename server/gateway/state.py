@@ -11,13 +11,16 @@ from typing import Any, TypeVar
 import grpc
 
 from eventflow.v1 import events_pb2_grpc
+from server.codec.received import MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from server.config import Settings
 from server.gateway.coalesce import EventCoalescer, raw_generate_events
 
 StubT = TypeVar("StubT")
 EVENT_CONNECTIONS = 4
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 32 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 32 * 1024 * 1024)]
+# A request over the server's limit is refused here, before a byte of it is sent: gRPC
+# answers RESOURCE_EXHAUSTED without a reason, which the gateway answers as 413.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_REPLY_BYTES),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
 
 
 class GatewayState:

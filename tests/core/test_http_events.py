@@ -175,3 +175,24 @@ async def test_concurrent_posts_each_get_their_own_answer(stack: Stack) -> None:
             ids.append(r.headers["X-Event-Id"])
             assert (await read_back(stack, r.headers["X-Event-Id"]))["keyValue"] == f"c{i}"
     assert len(set(ids)) == 32
+
+
+def test_coalesced_calls_stay_within_the_servers_message_limit() -> None:
+    """The gateway cuts concurrent events into GenerateEvents calls of at most 500 events
+    and at most MAX_BYTES_PER_CALL bytes (gRPC refuses a longer message whole)."""
+    from server.gateway.coalesce import EVENT_FRAMING, MAX_BYTES_PER_CALL, batch_ends
+
+    sizes = [19_000] * 1000
+    ends = batch_ends(sizes)
+    starts = [0, *ends[:-1]]
+    assert ends[-1] == 1000 and len(ends) > 2
+    for start, end in zip(starts, ends):
+        assert 0 < end - start <= 500
+        assert sum(n + EVENT_FRAMING for n in sizes[start:end]) <= MAX_BYTES_PER_CALL
+    # Each call is as full as the limit allows: one event more would pass it.
+    for start, end in zip(starts, ends[:-1]):
+        assert sum(n + EVENT_FRAMING for n in sizes[start:end + 1]) > MAX_BYTES_PER_CALL
+    assert batch_ends([10] * 1200) == [500, 1000, 1200]
+    # One event over the limit alone travels by itself (and is refused as too large).
+    assert batch_ends([10, MAX_BYTES_PER_CALL + 1, 10]) == [1, 2, 3]
+    assert batch_ends([]) == []

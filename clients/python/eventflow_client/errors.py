@@ -73,7 +73,10 @@ def translate(exc: grpc.RpcError) -> EventflowError:
                 reason = info.reason
     cls: type[EventflowError]
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        cls = TooLargeError if reason == "TOO_LARGE" else RateLimitedError
+        # Only the server's rate limit says RATE_LIMITED. gRPC's own refusal of a message
+        # over the size limit has no reason at all ("Received message larger than max"):
+        # too large, never a hint to retry.
+        cls = RateLimitedError if reason == "RATE_LIMITED" else TooLargeError
     else:
         cls = _BY_CODE.get(code, EventflowError)
     return cls(message, code=code.name, violations=violations)
