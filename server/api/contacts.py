@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import struct_pb2
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventflow.v1 import contacts_pb2, contacts_pb2_grpc
@@ -66,7 +67,7 @@ from server.contacts.store import (
     upsert_contact,
 )
 from server.db.models import utcnow
-from server.errors import InvalidArgument, NotFound, TooLarge, Violation
+from server.errors import Conflict, InvalidArgument, NotFound, TooLarge, Violation
 from server.ingest.model import EventInput
 from server.segments.queries import count_members, list_members
 from server.segments.store import get_segment, list_segments, recount_reading_field
@@ -160,6 +161,8 @@ def _bulk_result(result: BulkResult) -> contacts_pb2.BulkContactResult:
 
 
 _WRITTEN = ("CREATED", "UPDATED")
+# A bulk that loses a race for a new contact to another call is tried again whole.
+BULK_TRIES = 3
 
 
 def _counts(results: Sequence[BulkResult]) -> dict[str, int]:
@@ -335,27 +338,42 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
         for index, struct in enumerate(request.contacts):
             _check_body_bytes(struct, f"contacts[{index}]")
             entries.append(struct.SerializeToString())
-        async with self._engine.begin() as conn:
-            fields = await load_field_definitions(conn, account_id=account_id)
-            items, results = [], []
-            # Validation is CPU work: in the checker's process for large bulks.
-            for index, checked in enumerate(await self._checker.check(entries, fields)):
-                if isinstance(checked, tuple):
-                    results.append(BulkResult(index=index, status="INVALID", errors=checked))
-                else:
-                    items.append((index, checked))
-            results += await bulk_upsert(conn, account_id=account_id, items=items,
-                                         dedupe_on=dedupe_on, fields=fields,
-                                         update_only=update_only,
-                                         restore_deleted=request.restore_deleted)
-            results.sort(key=lambda result: result.index)
-            written = [r.contact_id for r in results if r.status in _WRITTEN and r.contact_id]
-            await add_to_groups(conn, account_id=account_id, names=groups, contact_ids=written)
-            await remove_from_groups(conn, account_id=account_id, names=leave,
-                                     contact_ids=written)
-            session_id = await record_import(conn, account_id=account_id, results=results)
-            await contacts_changed_runs(conn, account_id=account_id, now=utcnow(), contact_ids=[
-                r.contact_id for r in results if r.contact_id is not None])
+        for attempt in range(1, BULK_TRIES + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    fields = await load_field_definitions(conn, account_id=account_id)
+                    items, results = [], []
+                    # Validation is CPU work: in the checker's process for large bulks.
+                    for index, checked in enumerate(await self._checker.check(entries, fields)):
+                        if isinstance(checked, tuple):
+                            results.append(BulkResult(index=index, status="INVALID",
+                                                      errors=checked))
+                        else:
+                            items.append((index, checked))
+                    results += await bulk_upsert(conn, account_id=account_id, items=items,
+                                                 dedupe_on=dedupe_on, fields=fields,
+                                                 update_only=update_only,
+                                                 restore_deleted=request.restore_deleted)
+                    results.sort(key=lambda result: result.index)
+                    written = [r.contact_id for r in results
+                               if r.status in _WRITTEN and r.contact_id]
+                    await add_to_groups(conn, account_id=account_id, names=groups,
+                                        contact_ids=written)
+                    await remove_from_groups(conn, account_id=account_id, names=leave,
+                                             contact_ids=written)
+                    session_id = await record_import(conn, account_id=account_id,
+                                                     results=results)
+                    await contacts_changed_runs(
+                        conn, account_id=account_id, now=utcnow(),
+                        contact_ids=[r.contact_id for r in results if r.contact_id is not None])
+                break
+            except IntegrityError:
+                # Another call created some of these contacts (or took one of their
+                # identifiers) after this one looked: nothing of this attempt is kept, and
+                # the next finds them stored and updates them, as a later bulk would.
+                if attempt == BULK_TRIES:
+                    raise Conflict(f"other calls kept creating these contacts at the same "
+                                   f"moment ({BULK_TRIES} tries); send the bulk again") from None
         event_ids = await self._emitter.emit(
             _new_contact_events(event_key, results, dict(items)) if event_key else [],
             account_id=account_id)
