@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from server.db.dialect import normalise_database_url
+from server.parentdeath import stop_with_parent
 
 __all__ = ["LOG_LEVELS", "SETTINGS_ON_STDIN", "Settings", "normalise_database_url"]
 
@@ -147,8 +148,10 @@ class Settings:
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Settings:
-        """This process's settings: from its parent (``procs.spawn``), else the environment."""
+        """This process's settings: from its parent (``procs.spawn``; the process then
+        stops when that parent dies, ``server.parentdeath``), else the environment."""
         if SETTINGS_ON_STDIN in (sys.argv if argv is None else argv):
+            stop_with_parent()
             return cls.from_json(sys.stdin.buffer.read())
         return cls.from_env()
 

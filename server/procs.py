@@ -1,5 +1,6 @@
 """Child processes the same way everywhere: started with their settings on stdin, run at
-helper priority where they are batch work, stopped with SIGTERM, a grace, then SIGKILL."""
+helper priority where they are batch work, stopped with SIGTERM, a grace, then SIGKILL,
+and stopped with their parent when it dies (``server.parentdeath``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 from server.config import SETTINGS_ON_STDIN, Settings
+from server.parentdeath import PARENT_ENV
 
 # Helper processes (template renders, bulk decoding and validation) yield the CPU to the
 # serving processes that wait on them: their work is batch work, the callers' is not.
@@ -52,8 +54,11 @@ def terminate_all(procs: list[subprocess.Popen[Any]], *, timeout: float = 15.0) 
 def spawn(module: str, *args: str, settings: Settings) -> subprocess.Popen[bytes]:
     """``python -m module args...`` with ``settings`` handed over on its stdin (the child
     reads them with ``Settings.load``), not through the environment."""
+    # The child stops with this process (server.parentdeath): call spawn from a thread
+    # that lives as long as the child should.
     proc = subprocess.Popen([sys.executable, "-m", module, *args, SETTINGS_ON_STDIN],
-                            stdin=subprocess.PIPE)
+                            stdin=subprocess.PIPE,
+                            env={**os.environ, PARENT_ENV: str(os.getpid())})
     assert proc.stdin is not None
     try:
         proc.stdin.write(settings.to_json())

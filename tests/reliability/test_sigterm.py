@@ -135,3 +135,19 @@ async def test_a_request_on_an_idle_keep_alive_connection_at_sigterm_is_answered
           f"{len(answers)} answered; lost {lost}; gateway exit code {code}")
     assert answers == [(200, True)] * len(conns), lost
     assert code == 0
+
+
+async def test_the_servers_processes_end_when_it_is_killed(deployment: Procs) -> None:
+    """SIGKILL to the server's parent process (it cannot forward anything): its serving
+    processes and the ingest writer stop too (SIGTERM from the kernel, server.parentdeath)
+    instead of living on as orphans that keep the port, answering from a writer socket
+    nobody serves any more."""
+    procs = deployment
+    assert procs.server is not None
+    children = descendants(procs.server.pid)[1:]
+    assert len(children) >= 3, children  # two serving processes and the writer
+    procs.server.kill()
+    procs.server.wait(5)
+    seconds = await _gone(children, EXIT_BOUND)
+    print(f"\nSIGKILL of the server's parent: its {len(children)} processes gone "
+          f"{seconds:.2f} s later")
