@@ -6,6 +6,8 @@
     │   │                           violation also keeps the ``value`` it is about
     │   ├── OccurredError           an event's ``occurred`` time is missing, malformed or
     │   │                           out of window; ``status`` is eSputnik's per-event status
+    │   ├── SegmentationDisabled    a past event of a type whose segmentation is off
+    │   │                           (``status``: ``EVENT_SEGMENTATION_DISABLED``)
     │   ├── UnsupportedMediaType    the body is not in a format the API reads (not JSON)
     │   ├── TemplateSyntaxInvalid   a template to be saved does not compile: ``field``,
     │   │                           ``line``, ``column``
@@ -53,6 +55,7 @@ __all__ = [
     "RateLimited",
     "ReadOnlyError",
     "RenderLimitExceeded",
+    "SegmentationDisabled",
     "TemplateError",
     "TemplateSyntaxInvalid",
     "TooLarge",
@@ -124,6 +127,31 @@ class OccurredError(InvalidArgument):
     def __init__(self, status: str) -> None:
         super().__init__(f"occurred: {status}", [Violation("occurred", status)])
         self.status = status
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {"status": self.status}
+
+
+class SegmentationDisabled(InvalidArgument):
+    """A past event (one with ``occurred``) of a type whose segmentation switch is off now:
+    eSputnik's import feeds segmentation, so it refuses what could feed none."""
+
+    status = "EVENT_SEGMENTATION_DISABLED"
+
+    def __init__(self, event_type_key: str) -> None:
+        violations = [Violation(
+            "eventTypeKey", f"{self.status}: event type {event_type_key!r} has segmentation "
+            f"off; switch it on (PATCH /api/v1/event-types/{event_type_key} "
+            '{"segmentation": true}) to import its past events')]
+        super().__init__(_summary(violations), violations)
+
+    @classmethod
+    def from_violations(cls, violations: Sequence[Violation]) -> SegmentationDisabled:
+        """The error back from the violations it was answered with (a refused result)."""
+        error = cls.__new__(cls)
+        InvalidArgument.__init__(error, _summary(violations), violations)
+        return error
 
     @property
     def details(self) -> dict[str, str]:

@@ -157,6 +157,14 @@ class Stack:
                          key: str | None = None, **kw: Any) -> httpx.Response:
         return await self.http.post(path, json=body, headers=self.auth(key), **kw)
 
+    async def segmentation_on(self, *type_keys: str, key: str | None = None) -> None:
+        """Switch segmentation on for each type (a past event of a type that is off is
+        refused with EVENT_SEGMENTATION_DISABLED)."""
+        for type_key in type_keys:
+            r = await self.http.patch(f"/api/v1/event-types/{type_key}",
+                                      json={"segmentation": True}, headers=self.auth(key))
+            assert r.status_code == 200 and r.json()["segmentation"] is True, r.text
+
     async def count_events(self) -> int:
         async with self.engine.connect() as conn:
             return int((await conn.execute(text("SELECT count(*) FROM events"))).scalar_one())

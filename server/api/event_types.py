@@ -1,6 +1,6 @@
 """EventTypeService: an event type's settings and recorded params, thin methods over
-``server.eventtypes``. A change of "Validate parameters" is answered once every serving
-process has dropped the account's cached rules (``eventtypes.rules.announce_change``)."""
+``server.eventtypes``. A change of "Validate parameters" or of segmentation is answered once
+every serving process has dropped the account's cached rules (``eventtypes.rules.announce_change``)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ class EventTypeService(event_types_pb2_grpc.EventTypeServiceServicer):
                              if request.HasField("validate_params") else None))
         view = await store.update_type(self._d.engine, account_id=account_id,
                                        key=_key(request.key), patch=patch, now=utcnow())
-        if patch.validate_params is not None:
+        # Both settings are read by acceptance (required params; segmentation for past
+        # events), so every serving process drops its cache of them before this answers.
+        if patch.validate_params is not None or patch.segmentation is not None:
             self._d.event_types.forget(str(account_id))
             settings = self._d.settings
             assert settings.redis_url, "the server runs with REDIS_URL resolved"

@@ -14,6 +14,7 @@ from server.errors import (
     InvalidArgument,
     OccurredError,
     RateLimited,
+    SegmentationDisabled,
     TooLarge,
     Violation,
 )
@@ -23,12 +24,13 @@ ACCEPTED = "ACCEPTED"
 INVALID = "INVALID"
 TOO_LARGE = "TOO_LARGE"
 RATE_LIMITED = "RATE_LIMITED"
+SEGMENTATION_DISABLED = SegmentationDisabled.status
 # The whole-event refusals, named by a violation of this field.
 EVENT_FIELD = "event"
 
 # Every status a result may carry; those not named above are ``occurred`` refusals.
 STATUSES = frozenset(events_pb2.EventResult.Status.keys()) - {"STATUS_UNSPECIFIED"}
-_OCCURRED = STATUSES - {ACCEPTED, INVALID, TOO_LARGE, RATE_LIMITED}
+_OCCURRED = STATUSES - {ACCEPTED, INVALID, TOO_LARGE, RATE_LIMITED, SEGMENTATION_DISABLED}
 
 # The errors that refuse one event and leave the rest of its call to go on.
 REFUSALS: tuple[type[EventflowError], ...] = (InvalidArgument, TooLarge, RateLimited)
@@ -36,7 +38,7 @@ REFUSALS: tuple[type[EventflowError], ...] = (InvalidArgument, TooLarge, RateLim
 
 def status_of(error: EventflowError) -> str:
     """The per-event status that stands for ``error`` (one of ``REFUSALS``)."""
-    if isinstance(error, OccurredError):
+    if isinstance(error, (OccurredError, SegmentationDisabled)):
         return error.status
     if isinstance(error, InvalidArgument):
         return INVALID
@@ -79,6 +81,8 @@ def refusal(result: events_pb2.EventResult) -> EventflowError | None:
         return RateLimited(message, retry_after=max(1, result.retry_after))
     if status in _OCCURRED:
         return OccurredError(status)
+    if status == SEGMENTATION_DISABLED and violations:
+        return SegmentationDisabled.from_violations(violations)
     if status != INVALID or not violations:
         return InvalidArgument(f"the event was refused ({status})")
     return InvalidArgument.from_violations(violations)

@@ -1,8 +1,10 @@
-"""The "Validate parameters" rules of an account's event types, cached in each process
-that accepts events, and how a change reaches every such process at once.
+"""The settings of an account's event types that acceptance applies ("Validate parameters"
+and, for past events, the segmentation switch), cached in each process that accepts
+events, and how a change reaches every such process at once.
 
 The cache maps an account to its types that require params (most accounts: none, an
-empty map), so the ingest path pays two dict look-ups per event. It holds entries only
+empty map) and the keys of its types with segmentation on, so the ingest path pays two
+dict look-ups per event (a past event one set look-up more). It holds entries only
 while the process hears about changes: ``UpdateEventType`` commits, then publishes the
 account on ``<prefix>event-types:changed`` and waits for every subscribed process to drop
 it (the key-revocation feed, ``server.keyrevocation``). A process whose subscription is
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,26 +26,41 @@ from server.db.models import EventType, table_of
 from server.eventtypes.settings import RequiredParams, rules_of
 from server.keyrevocation import RevocationFeed, announce_revocation
 
-__all__ = ["CHANNEL", "EventTypeRules", "announce_change", "changes_feed", "load_account_rules"]
+__all__ = ["CHANNEL", "AccountRules", "EventTypeRules", "announce_change", "changes_feed",
+           "load_account_rules"]
 
 log = logging.getLogger(__name__)
 CHANNEL = "event-types:changed"
 _ACK = "event-types:ack:"
 _MAX_ACCOUNTS = 100_000
 _types = table_of(EventType)
-AccountRules = Mapping[str, RequiredParams]
 
 
-async def load_account_rules(conn: AsyncConnection, account_id: int) -> dict[str, RequiredParams]:
-    """The account's types that require params, by key."""
-    rows = await conn.execute(select(_types.c.key, _types.c.validate_params).where(and_(
-        _types.c.account_id == account_id, _types.c.validate_params.is_not(None))))
-    out: dict[str, RequiredParams] = {}
-    for key, stored in rows:
+@dataclass(frozen=True, slots=True)
+class AccountRules:
+    """What acceptance reads of one account's event types."""
+
+    # The types that require params, by key.
+    required: Mapping[str, RequiredParams]
+    # The keys of the types whose segmentation is on: the only ones taking past events.
+    segmented: frozenset[str]
+
+
+async def load_account_rules(conn: AsyncConnection, account_id: int) -> AccountRules:
+    """The account's types that require params and those with segmentation on."""
+    rows = await conn.execute(select(_types.c.key, _types.c.validate_params,
+                                     _types.c.segmentation).where(and_(
+        _types.c.account_id == account_id,
+        _types.c.validate_params.is_not(None) | _types.c.segmentation)))
+    required: dict[str, RequiredParams] = {}
+    segmented: set[str] = set()
+    for key, stored, segmentation in rows:
         rule = rules_of(key, stored)
         if rule is not None:
-            out[key] = rule
-    return out
+            required[key] = rule
+        if segmentation:
+            segmented.add(key)
+    return AccountRules(required, frozenset(segmented))
 
 
 class EventTypeRules:

@@ -69,6 +69,7 @@ _CONFLICT = HttpRule(409)
 HTTP_MAP: dict[str, HttpRule] = {
     "INVALID_ARGUMENT": _BAD_REQUEST,
     "INVALID_OCCURRED": _BAD_REQUEST,
+    "SEGMENTATION_DISABLED": _BAD_REQUEST,
     "UNSUPPORTED_MEDIA_TYPE": HttpRule(415),
     "TEMPLATE_SYNTAX": HttpRule(422, extras=_saved_template),
     "TEMPLATE_ERROR": HttpRule(422, extras=_template_failure, violations=False),

@@ -13,7 +13,10 @@ an account, or refused by a domain error, in these steps, in order:
    one ``InvalidArgument``;
 4. the past window (``check_occurred``): ``occurred`` more than ``FUTURE_SLACK`` ahead or
    ``PAST_LIMIT`` back is refused (``OccurredError`` with eSputnik's status);
-5. size (``stored_body``): the stored JSON within ``max_bytes`` (``TooLarge``).
+5. segmentation, for a past event (one with ``occurred``): its type's switch must be on
+   now (``SegmentationDisabled``, ``EVENT_SEGMENTATION_DISABLED``): eSputnik's import feeds
+   history and segmentation, and an event of a type that is off would feed neither;
+6. size (``stored_body``): the stored JSON within ``max_bytes`` (``TooLarge``).
 
 The event accepted carries its params' JSON types for the recorded structure of its
 type (``eventtypes.shapes``, counted by the writer).
@@ -25,7 +28,7 @@ engine and in the simulator. Rate limits are charged before, by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,8 +37,14 @@ import orjson
 
 from server.contacts.contact_json import contact_json_param
 from server.db.models import utcnow
-from server.errors import InvalidArgument, OccurredError, TooLarge, Violation
-from server.eventtypes.settings import RequiredParams
+from server.errors import (
+    InvalidArgument,
+    OccurredError,
+    SegmentationDisabled,
+    TooLarge,
+    Violation,
+)
+from server.eventtypes.rules import AccountRules
 from server.eventtypes.shapes import param_types
 from server.ingest.model import EventInput, ValidEvent
 from server.ingest.v1 import as_v1_text
@@ -57,12 +66,13 @@ class ContactJsonRule(Protocol):
 
 
 class ParamRules(Protocol):
-    """Step 3's rules: ``eventtypes.rules.EventTypeRules`` (the account's types that require
-    params, by key; cached per process while changes can reach it)."""
+    """Steps 3 and 5's rules: ``eventtypes.rules.EventTypeRules`` (the account's types that
+    require params, by key, and those with segmentation on; cached per process while
+    changes can reach it)."""
 
-    def cached(self, account_id: int) -> Mapping[str, RequiredParams] | None: ...
+    def cached(self, account_id: int) -> AccountRules | None: ...
 
-    async def load(self, account_id: int) -> Mapping[str, RequiredParams]: ...
+    async def load(self, account_id: int) -> AccountRules: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +81,13 @@ class Acceptance:
 
     max_bytes: int
     contact_json: ContactJsonRule
-    # Step 3's rules, per account (one cache per process: ``eventtypes.rules``).
+    # Steps 3 and 5's rules, per account (one cache per process: ``eventtypes.rules``).
     event_types: ParamRules
     clock: Callable[[], datetime] = utcnow
 
 
 def check_occurred(occurred: datetime, *, now: datetime) -> None:
-    """Step 3, the past window of eSputnik's import, for an event that carries ``occurred``."""
+    """Step 4, the past window of eSputnik's import, for an event that carries ``occurred``."""
     if occurred > now + FUTURE_SLACK:
         raise OccurredError("OCCURRED_TIME_IN_FUTURE")
     if occurred < now - PAST_LIMIT:
@@ -85,7 +95,7 @@ def check_occurred(occurred: datetime, *, now: datetime) -> None:
 
 
 def stored_body(event: EventInput, *, max_bytes: int) -> str:
-    """Step 4: the body as stored (the event as received, in eSputnik's JSON shape),
+    """Step 6: the body as stored (the event as received, in eSputnik's JSON shape),
     refused with ``TooLarge`` over ``max_bytes``."""
     doc: dict[str, Any] = {"eventTypeKey": event.event_type_key}
     if event.key_value:
@@ -102,7 +112,7 @@ def stored_body(event: EventInput, *, max_bytes: int) -> str:
 
 async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> ValidEvent:
     """The event as it will be stored for ``account_id``; raises InvalidArgument (or its
-    OccurredError) or TooLarge."""
+    OccurredError or SegmentationDisabled) or TooLarge."""
     event, violations = as_v1_text(event) if event.legacy_v1 else (event, [])
     key_value, field_violations = check_fields(event)
     violations += field_violations
@@ -112,14 +122,16 @@ async def accept(event: EventInput, *, account_id: int, using: Acceptance) -> Va
     rules = using.event_types.cached(account_id)
     if rules is None:
         rules = await using.event_types.load(account_id)
-    if rules:
-        required = rules.get(event.event_type_key)
+    if rules.required:
+        required = rules.required.get(event.event_type_key)
         if required is not None:
             violations += required.violations(event)
     if violations:
         raise InvalidArgument.from_violations(violations)
     if event.occurred is not None:
         check_occurred(event.occurred, now=using.clock())
+        if event.event_type_key not in rules.segmented:
+            raise SegmentationDisabled(event.event_type_key)
     return ValidEvent(
         account_id=account_id,
         event_type_key=event.event_type_key,

@@ -143,6 +143,7 @@ async def test_past_events_keep_key_order(compat: Stack) -> None:
     bodies = [{**shaped(f"past{i}-{secrets.token_hex(3)}"), "occurred": "2026-01-02T10:00"}
               for i in range(2)]
     bodies[1]["params"].reverse()
+    await compat.segmentation_on(TYPE)  # past events of a type that is off are refused
     r = await replay(compat, "POST", "/api/v2/past_events", orjson.dumps({"events": bodies}))
     assert r.status_code == 200, r.text
     for body, result in zip(bodies, r.json()["results"]):

@@ -19,6 +19,7 @@ from server.contacts.events import link_event_contact
 from server.contacts.store import upsert_contact
 from server.db.models import Event, EventType, table_of, utcnow
 from server.errors import InvalidArgument, Violation
+from server.eventtypes.rules import AccountRules
 from server.ingest.accept import Acceptance, accept
 from server.templating.pool import RenderPool
 from server.workflows.simulator import simulate
@@ -40,11 +41,11 @@ class _NoContactJson:
 
 
 class _NoRequiredParams:
-    def cached(self, account_id: int) -> dict[str, Any]:
-        return {}
+    def cached(self, account_id: int) -> AccountRules:
+        return AccountRules({}, frozenset())
 
-    async def load(self, account_id: int) -> dict[str, Any]:
-        return {}
+    async def load(self, account_id: int) -> AccountRules:
+        return AccountRules({}, frozenset())
 
 
 ACCEPTANCE = Acceptance(max_bytes=1 << 20, contact_json=_NoContactJson(),

@@ -6,7 +6,9 @@ port 0) and through POST /api/v2/event and /api/v2/past_events (a real gateway o
 Where an entry point's contract differs, the mapping is asserted as such: /api/v2/event
 answers HTTP status codes and has no ``occurred`` (an event there is live), past_events
 requires ``occurred`` (a case without one gets yesterday, and the case that leaves it out
-on purpose is refused there alone).
+on purpose is refused there alone). The cases' types have segmentation on, except
+``OFF``'s: its past events are refused with EVENT_SEGMENTATION_DISABLED, its live ones
+accepted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from server.errors import (
     NotFound,
     OccurredError,
     RateLimited,
+    SegmentationDisabled,
     TooLarge,
     Violation,
 )
@@ -72,6 +75,8 @@ def _event(key: str, *params: tuple[str, Any], type_key: str = "matrix") -> dict
 
 
 RULED = "matrix_ruled"
+OFF = "matrix_off"  # segmentation never switched on
+SEGMENTED = ("matrix", RULED)
 GOOD_CONTACT = {"firstname": "Ivan", "sms": "+380501234567"}
 BAD_CONTACT = {"firstname": "Ivan", "sms": "12ab"}
 TEN_YEARS = timedelta(days=3653)
@@ -121,6 +126,21 @@ CASES = [
          "keyValue", "is required"),
     Case("required params before size", _event("m19", ("big", "a" * 30000), type_key=RULED),
          "INVALID", "params", "has no 'orderId'"),
+    # Segmentation, for past events only: after the past window, before size.
+    Case("past event, segmentation off", _event("m20", ("n", 1), type_key=OFF),
+         "EVENT_SEGMENTATION_DISABLED", "eventTypeKey",
+         f"EVENT_SEGMENTATION_DISABLED: event type '{OFF}' has segmentation off",
+         occurred=-timedelta(days=3), http_status="ACCEPTED"),
+    Case("live event, segmentation off", _event("m21", type_key=OFF), "ACCEPTED",
+         past_status="EVENT_SEGMENTATION_DISABLED"),
+    Case("field rules before segmentation", _event("", type_key=OFF), "INVALID", "keyValue",
+         "is required", occurred=-timedelta(days=3)),
+    Case("past window before segmentation", _event("m22", type_key=OFF),
+         "OCCURRED_TIME_TOO_DEPTH", "occurred", "OCCURRED_TIME_TOO_DEPTH",
+         occurred=-TEN_YEARS, http_status="ACCEPTED"),
+    Case("segmentation before size", _event("m23", ("big", "a" * 30000), type_key=OFF),
+         "EVENT_SEGMENTATION_DISABLED", "eventTypeKey", "has segmentation off",
+         occurred=-timedelta(days=3), http_status="TOO_LARGE"),
 ]
 RULES = [("orderId", True), ("coupon", False)]
 
@@ -144,12 +164,15 @@ def _of_result(result: events_pb2.EventResult) -> Verdict:
 def _of_rpc_error(err: grpc.aio.AioRpcError) -> Verdict:
     """GenerateEvent's contract: a refused event is the call's error. INVALID_ARGUMENT
     with the violations (an ``occurred`` refusal: one violation of ``occurred`` whose
-    message is the status); RESOURCE_EXHAUSTED with ErrorInfo reason TOO_LARGE or
+    message is the status; segmentation off: ErrorInfo reason SEGMENTATION_DISABLED and
+    its status in the metadata); RESOURCE_EXHAUSTED with ErrorInfo reason TOO_LARGE or
     RATE_LIMITED and the message as details."""
     violations = tuple(grpc_violations(err))
     if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
         if len(violations) == 1 and violations[0][0] == "occurred":
             return violations[0][1], violations
+        if grpc_reason(err) == "SEGMENTATION_DISABLED":
+            return "EVENT_SEGMENTATION_DISABLED", violations
         return "INVALID", violations
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
     reason = grpc_reason(err)
@@ -247,6 +270,7 @@ async def test_every_entry_point_gives_the_same_verdict(stack: Stack,
         event_types_pb2.UpdateEventTypeRequest(key=RULED, validate_params=event_types_pb2.ParamRules(
             params=[events_pb2.ParamRule(name=n, required=r) for n, r in RULES])),
         metadata=meta)
+    await stack.segmentation_on(*SEGMENTED)
     requests = [_request(case, now) for case in CASES]
     before = await stack.count_events()
     verdicts: dict[str, list[Verdict]] = {name: [] for name in ENTRY_POINTS}
@@ -314,6 +338,7 @@ async def test_past_events_are_stored_with_their_time_and_live_ones_without(
     /api/v2/event, which has no occurred, stores a live event."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     stub = events_pb2_grpc.EventServiceStub(stack.channel)
+    await stack.segmentation_on(*SEGMENTED)
     case = Case("past", _event("when", ("n", 1)), "ACCEPTED", occurred=-timedelta(days=2))
     reply = await stub.GenerateEvent(_request(case, now), metadata=stack.meta())
     r = await gateway.post("/api/v2/past_events", json=[
@@ -383,7 +408,8 @@ def test_every_status_is_listed_in_the_proto_and_maps_back() -> None:
                 RateLimited("more than 3 events per second"),
                 *(OccurredError(s) for s in ("OCCURRED_TIME_IN_FUTURE", "OCCURRED_TIME_TOO_DEPTH",
                                              "OCCURRED_DATE_IS_REQUIRED",
-                                             "INCORRECT_OCCURRED_DATE_FORMAT"))]
+                                             "INCORRECT_OCCURRED_DATE_FORMAT")),
+                SegmentationDisabled(OFF)]
     made = set()
     for error in refusals:
         result = events_pb2.EventResult()

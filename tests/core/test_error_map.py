@@ -43,6 +43,7 @@ EXAMPLES: dict[type[EventflowError], EventflowError] = {
     e.ContactValidationError: e.ContactValidationError([value_violation(
         path="channels[1].value", value="38050-CALL-ME", reason="is not a phone number")]),
     e.OccurredError: e.OccurredError("OCCURRED_TIME_TOO_DEPTH"),
+    e.SegmentationDisabled: e.SegmentationDisabled("productViewed"),
     e.UnsupportedMediaType: e.UnsupportedMediaType("the body must be JSON (got text/plain)"),
     e.TemplateSyntaxInvalid: e.TemplateSyntaxInvalid(
         field="html", error=_compile_error("<p>\n\n#if($x</p>")),
@@ -66,6 +67,7 @@ EXPECTED: dict[type[EventflowError], tuple[int, list[str], dict[str, Any], dict[
     InvalidArgument: (400, GENERIC, {}, {}),
     e.ContactValidationError: (400, GENERIC, {}, {}),
     e.OccurredError: (400, GENERIC, {}, {}),
+    e.SegmentationDisabled: (400, GENERIC, {}, {}),
     e.UnsupportedMediaType: (415, GENERIC, {}, {}),
     e.TemplateSyntaxInvalid: (422, ["error", "field", "line", "column", "violations"],
                               {"field": "html", "line": 3, "column": 8}, {}),

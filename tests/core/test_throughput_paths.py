@@ -55,7 +55,8 @@ async def test_concurrent_unary_calls_get_their_own_ids(stack: Stack) -> None:
 
 async def test_past_events_post_maps_onto_the_batch_path(stack: Stack) -> None:
     """POST /api/v2/past_events answers per event in order, stores the valid ones with their
-    time, and never dispatches them."""
+    time, refuses those of a type with segmentation off, and never dispatches them."""
+    await stack.segmentation_on("past_order")
     day = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
     body = {"events": [
@@ -66,15 +67,17 @@ async def test_past_events_post_maps_onto_the_batch_path(stack: Stack) -> None:
         {"eventTypeKey": "past_order", "keyValue": "p4", "occurred": future},
         {"eventTypeKey": "past_order", "keyValue": "p5", "occurred": "yesterday"},
         {"eventTypeKey": "past_order", "keyValue": "p6", "occurred": day},
+        {"eventTypeKey": "past_unsegmented", "keyValue": "p7", "occurred": day},
     ]}
     r = await stack.http.post("/api/v2/past_events", json=body, headers=stack.auth())
     assert r.status_code == 200, r.text
     doc = r.json()
     assert [x["status"] for x in doc["results"]] == [
         "ACCEPTED", "OCCURRED_DATE_IS_REQUIRED", "INVALID", "OCCURRED_TIME_IN_FUTURE",
-        "INCORRECT_OCCURRED_DATE_FORMAT", "ACCEPTED"]
-    assert doc["successCount"] == 2 and doc["errorCount"] == 4
+        "INCORRECT_OCCURRED_DATE_FORMAT", "ACCEPTED", "EVENT_SEGMENTATION_DISABLED"]
+    assert doc["successCount"] == 2 and doc["errorCount"] == 5
     assert doc["results"][2]["violations"][0]["field"].startswith("events[2].")
+    assert [v["field"] for v in doc["results"][6]["violations"]] == ["events[6].eventTypeKey"]
     first, last = doc["results"][0]["eventId"], doc["results"][5]["eventId"]
     stored = (await stack.http.get(f"/api/v1/events/{first}", headers=stack.auth())).json()
     assert stored["keyValue"] == "p1" and stored["occurred"].startswith(day)

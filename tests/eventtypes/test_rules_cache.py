@@ -1,11 +1,13 @@
-"""The "Validate parameters" rules are cached per serving process and dropped by every
-process the moment a change commits: two real servers on one database and one Redis."""
+"""The "Validate parameters" rules and the segmentation switches are cached per serving
+process and dropped by every process the moment a change commits: two real servers on one
+database and one Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -17,7 +19,7 @@ from eventflow.v1 import events_pb2, events_pb2_grpc
 from server.app import Running, start_server
 from server.eventtypes.rules import CHANNEL
 from server.services import register_all
-from tests.support import Stack
+from tests.support import Stack, grpc_reason
 
 
 @pytest.fixture
@@ -52,6 +54,8 @@ def _request(type_key: str, **params: Any) -> events_pb2.GenerateEventRequest:
 
 async def test_a_change_reaches_the_other_process_before_it_is_answered(
         stack: Stack, second: tuple[Running, grpc.aio.Channel]) -> None:
+    """Rules are read once, then cached; a change of rules or of segmentation is seen by
+    the other process's next event, other settings drop nothing."""
     running, channel = second
     key = f"fan_{secrets.token_hex(4)}"
     stub = events_pb2_grpc.EventServiceStub(channel)
@@ -85,8 +89,24 @@ async def test_a_change_reaches_the_other_process_before_it_is_answered(
         await stub.GenerateEvent(_request(key), metadata=meta)
         # Other settings are not cached here: changing them drops nothing.
         await stack.http.patch(f"/api/v1/event-types/{key}", headers=stack.auth(),
-                               json={"segmentation": True})
+                               json={"createContacts": False})
         await stub.GenerateEvent(_request(key), metadata=meta)
         assert len(reads) == 3
+
+        # Segmentation is (past events of a type that is off are refused): switching it
+        # on reaches this process before the PATCH answers, and so does switching it off.
+        past = _request(key)
+        past.occurred.FromDatetime(datetime.now(UTC) - timedelta(days=1))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GenerateEvent(past, metadata=meta)
+        assert grpc_reason(err.value) == "SEGMENTATION_DISABLED"
+        await stack.segmentation_on(key)
+        await stub.GenerateEvent(past, metadata=meta)
+        assert len(reads) == 4
+        await stack.http.patch(f"/api/v1/event-types/{key}", headers=stack.auth(),
+                               json={"segmentation": False})
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GenerateEvent(past, metadata=meta)
+        assert grpc_reason(err.value) == "SEGMENTATION_DISABLED"
     finally:
         event.remove(running.engine.sync_engine, "before_cursor_execute", count)

@@ -174,6 +174,7 @@ async def test_missing_required_params_are_refused_on_every_path(stack: Stack) -
     assert r.status_code == 400 and r.json()["violations"][0]["message"].startswith(
         "has no 'total'")
     past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    await stack.segmentation_on(key)  # past events of a type that is off are refused
     r = await stack.http.post("/api/v2/past_events", headers=stack.auth(), json=[
         _event(key, ("orderId", 1), occurred=past),
         _event(key, ("orderId", 1), ("total", 10), occurred=past)])
@@ -276,6 +277,7 @@ async def test_recorded_structure_counts_stored_events(stack: Stack) -> None:
     assert (await stack.post_event(_event(key, ("orderId", "A1"), messageId="m-1"))
             ).status_code == 200
     past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    await stack.segmentation_on(key)  # past events of a type that is off are refused
     r = await stack.http.post("/api/v2/past_events", headers=stack.auth(),
                               json=[_event(key, ("orderId", "P"), occurred=past)])
     assert r.json()["successCount"] == 1

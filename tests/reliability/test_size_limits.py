@@ -63,6 +63,7 @@ async def test_past_events_of_almost_ten_megabytes_are_accepted(stack: Stack) ->
     day = datetime.now(UTC).strftime("%Y-%m-%d")  # within the past window
     big = ("[" + ",".join([item % (day, "v" * 19_000)] * 500) + "]").encode()
     assert 9_400_000 < len(big) < 500 * 20480
+    await stack.segmentation_on("bulk_past")  # past events of a type that is off are refused
     before = await _events(stack)
     r = await stack.http.post("/api/v2/past_events", content=big,
                               headers={**stack.auth(), **JSON}, timeout=120)
