@@ -64,9 +64,15 @@ async def segment_batch(conn: AsyncConnection, batch: Any, ctx: dict[str, Any]) 
     # Contacts the linker created or changed were written after their events arrived
     # (a minute's margin for another host's clock): those are evaluated more widely.
     since = min(e.received_at for e in batch.events) - CLOCK_MARGIN if batch.events else None
+    # ``apply`` names a contact's last event as the cause of its changes: past events go
+    # first, so a contact with a live event in the batch has its change caused by that.
+    ordered = [e for e in batch.events if e.past] + [e for e in batch.events if not e.past]
     changes = await apply(conn, batch.account_id,
                           [_Linked(e.id, e.event_type_key, batch.contacts.get(e.id, e.contact_id))
-                           for e in batch.events], utcnow(), changed_since=since)
+                           for e in ordered], utcnow(), changed_since=since)
+    # A change a past event caused starts no run: past events never start workflows.
+    past = {e.id for e in batch.events if e.past}
+    changes = [c for c in changes if c.event_id not in past]
     if not changes:
         return
     triggers: WorkflowTriggers = ctx["segment_triggers"]

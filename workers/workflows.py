@@ -33,11 +33,15 @@ log = logging.getLogger(__name__)
 
 async def workflow_batch(conn: AsyncConnection, batch: Batch, ctx: dict[str, Any]) -> None:
     """A ``BatchProcessor``: starts and stops runs inside the batch's transaction; the step
-    pumps are woken after its commit for the new runs' first steps (they poll anyway)."""
-    result = await handle_batch(conn, account_id=batch.account_id, worker=batch.worker, events=[
-        BatchEvent(id=e.id, event_type_key=e.event_type_key, key_value=e.key_value,
-                   params=e.params, contact_id=batch.contacts.get(e.id))
-        for e in batch.events])
+    pumps are woken after its commit for the new runs' first steps (they poll anyway).
+    Past events start and stop nothing (eSputnik: they feed history and segmentation)."""
+    live = [BatchEvent(id=e.id, event_type_key=e.event_type_key, key_value=e.key_value,
+                       params=e.params, contact_id=batch.contacts.get(e.id))
+            for e in batch.events if not e.past]
+    if not live:
+        return
+    result = await handle_batch(conn, account_id=batch.account_id, worker=batch.worker,
+                                events=live)
     if not result.started:
         return
 

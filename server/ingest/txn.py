@@ -73,8 +73,9 @@ def _row(ev: ValidEvent, type_ids: TypeIds, now: datetime) -> dict[str, Any]:
         "message_id": ev.message_id,
         "received_at": now,
         "occurred_at": ev.occurred,
-        # Past events start no workflow, so there is nothing to dispatch.
-        "processed_at": now if past else None,
+        # Past events are processed too (contact, segments); the workers start no
+        # workflow for them (``is_past``).
+        "processed_at": None,
         "is_past": past,
     }
 

@@ -27,7 +27,8 @@ _events = table_of(Event)
 
 async def record_order_event(conn: AsyncConnection, event: Any, ctx: dict[str, Any]) -> None:
     """A ``Processor`` of ``workers.events`` (event: a ``DispatchedEvent``)."""
-    if event.event_type_key not in ORDER_EVENT_TYPES:
+    if event.event_type_key not in ORDER_EVENT_TYPES or event.past:
+        # A past event is history for segments; orders are imported by POST /api/v1/orders.
         return
     row = (await conn.execute(select(_events.c.message_id, _events.c.contact_id)
                               .where(_events.c.id == event.id))).one()

@@ -55,6 +55,9 @@ class DispatchedEvent:
     create_contacts: bool
     # Already linked (an event written with its contact), else None.
     contact_id: int | None = None
+    # A past event (sent with ``occurred``): linked and counted for segments like any
+    # other, but it starts and stops no workflow.
+    past: bool = False
 
 
 @dataclass(slots=True)
@@ -107,13 +110,14 @@ def _event(row: Any) -> DispatchedEvent:
         id=int(row.id), account_id=int(row.account_id), event_type_key=row.key,
         key_value=row.key_value, params=[(p["name"], p["value"]) for p in body["params"]],
         body=body, received_at=as_utc(row.received_at), create_contacts=bool(row.create_contacts),
-        contact_id=None if row.contact_id is None else int(row.contact_id))
+        contact_id=None if row.contact_id is None else int(row.contact_id),
+        past=bool(row.is_past))
 
 
 def _pending_query(account_id: int) -> Any:
     return (select(_events.c.id, _events.c.account_id, _types.c.key, _events.c.key_value,
                    _events.c.body, _events.c.received_at, _events.c.contact_id,
-                   _types.c.create_contacts)
+                   _events.c.is_past, _types.c.create_contacts)
             .join(_types, _types.c.id == _events.c.event_type_id)
             .where(and_(_events.c.account_id == account_id, _events.c.processed_at.is_(None))))
 

@@ -73,7 +73,10 @@ class Db:
 
     async def event(self, key: str, *, contact_id: int, at: datetime,
                     params: dict[str, Any] | None = None,
-                    account_id: int | None = None) -> Committed:
+                    account_id: int | None = None,
+                    occurred: datetime | None = None) -> Committed:
+        """An event received (and processed) at ``at``; with ``occurred``, a past event
+        that happened then."""
         account = account_id or self.account_id
         type_id = await self.type_id(key, account)
         body = {"eventTypeKey": key, "keyValue": str(contact_id),
@@ -82,7 +85,8 @@ class Db:
             result = await conn.execute(insert(_events).values(
                 account_id=account, event_type_id=type_id, key_value=str(contact_id),
                 body=orjson.dumps(body).decode(), contact_id=contact_id, received_at=at,
-                processed_at=at, is_past=False).returning(_events.c.id))
+                occurred_at=occurred, processed_at=at, is_past=occurred is not None)
+                .returning(_events.c.id))
             return Committed(int(result.scalar_one()), key, contact_id)
 
     async def segment(self, doc: dict[str, Any], *, account_id: int | None = None) -> int:

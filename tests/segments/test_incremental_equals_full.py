@@ -1,6 +1,6 @@
-"""The incremental result (events applied as they commit, contact changes, due windows
-handled as the clock passes them) equals the full recount, on random event streams and
-random clocks."""
+"""The incremental result (events applied as they commit, past events among them, contact
+changes, due windows handled as the clock passes them) equals the full recount, on random
+event streams and random clocks."""
 
 from __future__ import annotations
 
@@ -47,7 +47,11 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("town"), minutes, st.integers(0, 2), st.sampled_from(TOWNS), st.just(0)),
     st.tuples(st.just("tick"), minutes, st.just(0), st.just(""), st.just(0)),
     # A contact an event creates (the worker's linker): only that event's batch sees it.
-    st.tuples(st.just("new"), minutes, st.just(0), st.sampled_from(TYPES), st.integers(0, 3000))),
+    st.tuples(st.just("new"), minutes, st.just(0), st.sampled_from(TYPES), st.integers(0, 3000)),
+    # A past event (eSputnik's import): received now, happened this many minutes before,
+    # perhaps before every window and calendar period it could count in.
+    st.tuples(st.just("past"), minutes, st.integers(0, 2), st.sampled_from(TYPES),
+              st.integers(0, 3 * 24 * 60))),
     max_size=14)
 
 
@@ -104,6 +108,11 @@ async def test_incremental_membership_equals_a_full_recount(
             event = await db.event(what, contact_id=contact_id, at=now, account_id=account_id,
                                    params={"total": total})
             async with db.engine.begin() as conn:  # as the worker: only the batch's types
+                await apply(conn, account_id, [event], now, changed_since=now)
+        elif kind == "past":
+            event = await db.event(what, contact_id=contacts[who], at=now, account_id=account_id,
+                                   params={"total": 2000}, occurred=now - timedelta(minutes=total))
+            async with db.engine.begin() as conn:
                 await apply(conn, account_id, [event], now, changed_since=now)
         elif kind == "town":
             async with db.engine.begin() as conn:

@@ -54,7 +54,7 @@ def commit(conn: IngestConnection, events: list[ValidEvent]) -> list[WriteResult
 
 
 def dispatch_accounts(events: Sequence[ValidEvent], results: Sequence[WriteResult]) -> list[int]:
-    """The accounts whose workers should wake: those with new events (not past events, which
-    are stored processed)."""
+    """The accounts whose workers should wake: those with new events (past events too: the
+    workers link them to their contacts and count them for segments)."""
     return sorted({ev.account_id for r, ev in zip(results, events, strict=True)
-                   if not r.duplicate and ev.occurred is None})
+                   if not r.duplicate})
