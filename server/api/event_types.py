@@ -1,6 +1,7 @@
 """EventTypeService: an event type's settings and recorded params, thin methods over
-``server.eventtypes``. A change of "Validate parameters" or of segmentation is answered once
-every serving process has dropped the account's cached rules (``eventtypes.rules.announce_change``)."""
+``server.eventtypes``. A change of "Validate parameters" or of segmentation is answered
+once every serving process has dropped the account's cached rules
+(``eventtypes.rules.announce_change``)."""
 
 from __future__ import annotations
 

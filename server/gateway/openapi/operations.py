@@ -140,7 +140,11 @@ _past_events = api(
     _ok(ref("PastEventsResult"),
         description="each event's verdict; every event is charged against the rate limit, "
                     "and those past the account's bucket are RATE_LIMITED (nothing of them "
-                    "stored: send them again after Retry-After)",
+                    "stored: send them again after Retry-After); an event of a type whose "
+                    "segmentation is off is EVENT_SEGMENTATION_DISABLED (nothing of it "
+                    "stored: switch it on with PATCH /api/v1/event-types/{key}). Accepted "
+                    "events are linked to their contacts and count for segments at their "
+                    "occurred time; they start no workflow",
         headers={"Retry-After": {
             "required": False, "description": "when some events are RATE_LIMITED: seconds "
                                               "until the first of them would be allowed",

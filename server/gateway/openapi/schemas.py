@@ -40,7 +40,8 @@ def array(items: Schema, **extra: Any) -> Schema:
 
 _EVENT_STATUSES = ["ACCEPTED", "INVALID", "TOO_LARGE", "RATE_LIMITED",
                    "OCCURRED_TIME_IN_FUTURE", "OCCURRED_TIME_TOO_DEPTH",
-                   "OCCURRED_DATE_IS_REQUIRED", "INCORRECT_OCCURRED_DATE_FORMAT"]
+                   "OCCURRED_DATE_IS_REQUIRED", "INCORRECT_OCCURRED_DATE_FORMAT",
+                   "EVENT_SEGMENTATION_DISABLED"]
 _VIOLATION = obj({"field": STRING_OR_NULL, "message": STRING})
 
 
