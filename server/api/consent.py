@@ -54,6 +54,9 @@ class ConsentService(consent_pb2_grpc.ConsentServiceServicer):
         async with self._d.engine.begin() as conn:
             done = await subscribe(conn, account_id=account_id, form=form, groups=groups,
                                    dedupe_on=request.dedupe_on.strip())
+            await contacts_changed_runs(conn, account_id=account_id,
+                                        contact_ids=[done.contact_id], now=utcnow(),
+                                        reason="contact changed (subscription form)")
         (event_id,) = await self._emitter.emit(
             [subscription_event(done, form_type=form_type, groups=groups)],
             account_id=account_id)

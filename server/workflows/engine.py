@@ -52,6 +52,9 @@ class EngineRuntime:
         self.sender = deps.settings.mail_from
         self.renderer = deps.renderer
         self.launched: list[int] = []
+        # Contacts its contact blocks wrote: their membership is re-evaluated before the
+        # step transaction commits (``stepbatch``).
+        self.written: list[int] = []
 
     def now(self) -> datetime:
         return utcnow()
@@ -90,8 +93,11 @@ class EngineRuntime:
 
     async def write_contact(self, run: RunView, *, create: bool, form: dict[str, Any]
                             ) -> int | None:
-        return await contacts.write_contact(self._conn, account_id=run.account_id,
-                                            create=create, form=form)
+        contact_id = await contacts.write_contact(self._conn, account_id=run.account_id,
+                                                  create=create, form=form)
+        if contact_id is not None:
+            self.written.append(contact_id)
+        return contact_id
 
     async def launch_event(self, run: RunView, *, event_type_key: str, key_value: str,
                            params: list[dict[str, Any]]) -> int:

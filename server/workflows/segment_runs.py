@@ -4,7 +4,8 @@ Change``) becomes a trigger event of its key (``segment/<id>/<entered|left>``) f
 run's contact is the member and its event (id, key value, params) the event that caused
 the change; a change no event caused (a time window moving on) has the negated change id
 as its event id, the contact's email as key value and no params. Contact writes outside
-events (``contacts_changed_runs``) and recounts of a segment built before start runs too.
+events (``contacts_changed_runs``: the contact API, the subscription form, workflow
+contact blocks) and recounts of a segment built before start runs too.
 """
 
 from __future__ import annotations
@@ -76,10 +77,13 @@ async def start_segment_runs(conn: AsyncConnection, *, account_id: int,
 
 async def contacts_changed_runs(conn: AsyncConnection, *, account_id: int,
                                 contact_ids: Iterable[int], now: datetime,
-                                reason: str = "contact changed") -> list[int]:
-    """Membership after contacts were written outside an event (the contact API, a
-    deletion, an erasure) and the runs its changes start, in the caller's transaction; the
-    step pumps take the runs' first steps within their poll (``workers.steps``)."""
+                                reason: str = "contact changed", worker: str = "api"
+                                ) -> list[int]:
+    """Membership after contacts were written outside an event (the contact API, the
+    subscription form, a workflow's contact block, a deletion, an erasure) and the runs its
+    changes start, in the caller's transaction; the step pumps take the runs' first steps
+    within their poll (``workers.steps``)."""
     changes = await contacts_changed(conn, account_id=account_id, contact_ids=contact_ids,
                                      now=now, reason=reason)
-    return await start_segment_runs(conn, account_id=account_id, changes=changes, worker="api")
+    return await start_segment_runs(conn, account_id=account_id, changes=changes,
+                                    worker=worker)

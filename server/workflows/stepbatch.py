@@ -10,7 +10,8 @@
 3. One transaction records every step: the runs are locked and each must still be at the
    claimed step (else it is left alone: another worker moved it on); database blocks run
    here, so their writes commit with their step record; then all step records and run
-   advances in one statement each.
+   advances in one statement each, and the segment membership of the contacts that
+   contact blocks wrote (the runs its changes start, as for the contact API).
 
 A step that asks to be tried later (``RetryLater``, or an error of its own) is due again
 after ``backoff``, up to ``MAX_TRIES`` tries, then recorded failed. If the transaction
@@ -35,6 +36,7 @@ from server.workflows.blocks import block_type, execute
 from server.workflows.blocks.base import BlockType
 from server.workflows.engine import EngineDeps, EngineRuntime
 from server.workflows.runtime import RetryLater, StepOutcome, backoff
+from server.workflows.segment_runs import contacts_changed_runs
 
 __all__ = ["MAX_TRIES", "Executed", "run_steps"]
 
@@ -73,6 +75,8 @@ class Executed:
     stale: int = 0
     # Events written by Launch event blocks, to dispatch after the commit.
     launched: list[int] = field(default_factory=list)
+    # Contacts written by contact blocks, by account, re-evaluated before the commit.
+    written: dict[int, set[int]] = field(default_factory=dict)
 
 
 async def run_steps(deps: EngineDeps, claimed: list[runs.RunRow]) -> Executed:
@@ -167,6 +171,12 @@ async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
             else:
                 done.append((run, step.block, await _outcome(deps, conn, step, run, out)))
         await runs.record_steps(conn, done, worker=deps.worker)
+        # One call per account, accounts in order: the contact locks are taken in one
+        # order everywhere (server.segments.membership), never step by step.
+        for account_id, contact_ids in sorted(out.written.items()):
+            await contacts_changed_runs(conn, account_id=account_id, contact_ids=contact_ids,
+                                        now=utcnow(), reason="contact changed (workflow)",
+                                        worker=deps.worker)
     out.recorded += len(done)
     return out
 
@@ -179,6 +189,8 @@ async def _outcome(deps: EngineDeps, conn: AsyncConnection, step: _Step, run: ru
         rt = EngineRuntime(deps, run, conn)
         outcome = await execute(step.block, run.view(), rt)
         out.launched += rt.launched
+        if rt.written:
+            out.written.setdefault(run.account_id, set()).update(rt.written)
         return outcome
     if step.outcome.status == "failed":
         await deliveries.fail_queued(conn, run_id=run.id, seq=run.step_seq,
