@@ -29,6 +29,7 @@ from server.contacts import (
 from server.contacts.batchcheck import BulkChecker
 from server.contacts.bulk import (
     MAX_BULK_BYTES,
+    BulkRaced,
     BulkResult,
     UpdateOnly,
     bulk_size_problem,
@@ -367,7 +368,7 @@ class ContactService(contacts_pb2_grpc.ContactServiceServicer):
                         conn, account_id=account_id, now=utcnow(),
                         contact_ids=[r.contact_id for r in results if r.contact_id is not None])
                 break
-            except IntegrityError:
+            except (IntegrityError, BulkRaced):
                 # Another call created some of these contacts (or took one of their
                 # identifiers) after this one looked: nothing of this attempt is kept, and
                 # the next finds them stored and updates them, as a later bulk would.

@@ -26,9 +26,21 @@ from server.contacts.validation import email_key
 from server.db.models import utcnow
 from server.errors import ContactValidationError, InvalidArgument, Violation
 
-__all__ = ["CONTACT_FIELDS", "DEDUPE_ON", "MAX_BULK", "MAX_BULK_BYTES", "MAX_CONTACT_BYTES",
-           "BulkResult", "UpdateOnly", "bulk_size_problem", "bulk_upsert",
-           "contact_size_problem", "dedupe_column", "dedupe_columns"]
+__all__ = [
+    "CONTACT_FIELDS",
+    "DEDUPE_ON",
+    "MAX_BULK",
+    "MAX_BULK_BYTES",
+    "MAX_CONTACT_BYTES",
+    "BulkRaced",
+    "BulkResult",
+    "UpdateOnly",
+    "bulk_size_problem",
+    "bulk_upsert",
+    "contact_size_problem",
+    "dedupe_column",
+    "dedupe_columns",
+]
 
 MAX_BULK: Final = 3000
 # Size bounds, checked before a contact is converted or validated, so the work a request
@@ -69,6 +81,11 @@ CONTACT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "confirmed": ("confirmed",),
 }
 _c = CONTACTS
+
+
+class BulkRaced(Exception):
+    """Another call created one of the bulk's new contacts while it was being written: the
+    caller rolls back and tries the bulk again, which then finds and updates it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,6 +332,10 @@ async def _check_unique(
             if value is None or (name not in group.changed and group.target is not None):
                 continue
             owner = owners.get((name, value))
+            if owner is not None and group.target is None and name == group.column:
+                # Its own key names a contact that the lookup a moment ago did not find:
+                # another call created it since (PostgreSQL reads what committed meanwhile).
+                raise BulkRaced(f"contact {owner} was created by another call meanwhile")
             if owner is not None and owner != group.target:
                 problems.append(f"{name.removesuffix('_key')} {value!r} belongs to contact {owner}")
             elif claimed.setdefault((name, value), group.key) != group.key:
