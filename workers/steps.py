@@ -7,6 +7,12 @@ event batch starts runs, or by a loop that claimed a full batch and leaves the r
 others), for the next step to fall due, or ``POLL_SECONDS``, whichever comes first; so a
 dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS``.
 
+Hand-offs: an event batch of this process that starts runs claims their first steps in its
+own transaction, as many as ``room`` allows, and ``hand_off`` runs them after its commit,
+at most ``HANDOFF_BATCHES`` such batches at once (past that its runs wait for the loops'
+claims like any due step); so a new run's first step waits neither for a wake-up nor for
+a claiming transaction, which on SQLite queued for the write lock behind event batches.
+
 Fairness: a batch still running after ``SLOW_BATCH_SECONDS`` (it waits on slow targets) goes
 on in the background and its loop claims again; an account holding ``SLOW_ACCOUNT_STEPS``
 steps or more in background batches is left out of claims until they end (unless nobody
@@ -39,7 +45,8 @@ from server.workflows.runs import RunRow
 from server.workflows.stepbatch import run_steps
 from workers.events import redis_client
 
-__all__ = ["LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump", "wake_steps"]
+__all__ = ["HANDOFF_BATCHES", "LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump",
+           "wake_steps"]
 
 log = logging.getLogger(__name__)
 STEP_BATCH = 200
@@ -50,6 +57,8 @@ SLOW_BATCH_SECONDS = 1.0
 # steps an account may hold in them before it is left out of claims.
 MAX_SLOW_BATCHES = 2
 SLOW_ACCOUNT_STEPS = STEP_BATCH // 4
+# Batches of handed-off first steps (``StepPump.hand_off``) running at once, at most.
+HANDOFF_BATCHES = 2
 
 
 def steps_wake_key(settings: Settings) -> str:
@@ -79,6 +88,37 @@ class StepPump:
         # Batches left running in the background: the steps of each account they hold.
         self._slow: dict[asyncio.Task[None], Counter[int]] = {}
         self._wakes: set[asyncio.Task[None]] = set()
+        # Batches of handed-off first steps, running.
+        self._handed: set[asyncio.Task[None]] = set()
+
+    @property
+    def owner(self) -> str:
+        """The claims' owner: an event batch claims the steps it hands off in this name."""
+        return self._owner
+
+    def room(self) -> int:
+        """How many first steps an event batch may claim now for ``hand_off``."""
+        if len(self._handed) >= HANDOFF_BATCHES or not self._tasks:
+            return 0
+        return self._batch
+
+    def hand_off(self, claimed: list[RunRow]) -> None:
+        """Run these steps, claimed for this pump by the event batch that started their
+        runs (just committed), now, beside the loops; the heartbeat keeps their claims."""
+        if not claimed:
+            return
+        task = asyncio.create_task(self._run_handed(claimed), name="steps-handed")
+        self._handed.add(task)
+        task.add_done_callback(self._handed.discard)
+
+    async def _run_handed(self, claimed: list[RunRow]) -> None:
+        try:
+            await self._execute(claimed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a batch of handed-off workflow steps failed; its steps are claimed "
+                          "again when their claims lapse")
 
     def start(self) -> None:
         for n in range(self._loops):
@@ -88,7 +128,8 @@ class StepPump:
     async def stop(self) -> None:
         """Stop claiming; a batch in flight is cancelled (its claims lapse; another worker
         runs its steps again)."""
-        tasks = [*self._tasks, *self._slow]
+        tasks = [*self._tasks, *self._slow, *self._handed]
+        self._tasks.clear()
         for task in tasks:
             task.cancel()
         if tasks:

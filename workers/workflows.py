@@ -1,5 +1,6 @@
 """Workflows on the workers: the batch processor that starts and stops runs (inside the
-event batch's transaction) and wakes the step pumps after its commit, and the step pump
+event batch's transaction), claims their first steps for this process's step pump and
+hands them to it after the commit (or wakes the step pumps), and the step pump
 (``workers.steps``) that claims due steps in batches and executes them.
 """
 
@@ -18,6 +19,7 @@ from server.mail import SmtpConfig
 from server.mail.pool import SmtpPool
 from server.processing.batch import Batch
 from server.templating.pool import RenderPool
+from server.workflows.claims import claim_runs
 from server.workflows.engine import EngineDeps
 from server.workflows.trigger import BatchEvent, handle_batch
 from workers.steps import LOOPS, MAX_SLOW_BATCHES, STEP_BATCH, StepPump, wake_steps
@@ -32,9 +34,11 @@ log = logging.getLogger(__name__)
 
 
 async def workflow_batch(conn: AsyncConnection, batch: Batch, ctx: dict[str, Any]) -> None:
-    """A ``BatchProcessor``: starts and stops runs inside the batch's transaction; the step
-    pumps are woken after its commit for the new runs' first steps (they poll anyway).
-    Past events start and stop nothing (eSputnik: they feed history and segmentation)."""
+    """A ``BatchProcessor``: starts and stops runs inside the batch's transaction, and claims
+    the new runs' first steps there for this process's step pump (as many as it has room
+    for), which runs them after the commit; for the others the step pumps are woken after
+    the commit (they poll anyway). Past events start and stop nothing (eSputnik: they feed
+    history and segmentation)."""
     live = [BatchEvent(id=e.id, event_type_key=e.event_type_key, key_value=e.key_value,
                        params=e.params, contact_id=batch.contacts.get(e.id))
             for e in batch.events if not e.past]
@@ -44,9 +48,17 @@ async def workflow_batch(conn: AsyncConnection, batch: Batch, ctx: dict[str, Any
                                 events=live)
     if not result.started:
         return
+    pump: StepPump | None = ctx.get("step_pump")
+    room = pump.room() if pump is not None else 0
+    handed = (await claim_runs(conn, owner=pump.owner, run_ids=result.started[:room])
+              if pump is not None and room else [])
+    left = len(result.started) > len(handed)
 
     async def after_commit() -> None:
-        await wake_steps(ctx["redis"], ctx["settings"])
+        if pump is not None:
+            pump.hand_off(handed)
+        if left:
+            await wake_steps(ctx["redis"], ctx["settings"])
 
     batch.post_commit.append(after_commit)
 
