@@ -85,7 +85,8 @@ async def install(ctx: dict[str, Any]) -> None:
     ctx["workflow_deps"] = deps
     ctx["batch_processors"].append(workflow_batch)
     pump = StepPump(deps=deps, settings=settings, redis=ctx["redis"], owner=ctx["worker_name"],
-                    batch_size=ctx.get("step_batch_size") or STEP_BATCH)
+                    batch_size=ctx.get("step_batch_size") or STEP_BATCH,
+                    loops=ctx.get("step_loops", LOOPS))
     ctx["step_pump"] = pump
     pump.start()
 
