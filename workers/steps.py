@@ -13,6 +13,10 @@ at most ``HANDOFF_BATCHES`` such batches at once (past that its runs wait for th
 claims like any due step); so a new run's first step waits neither for a wake-up nor for
 a claiming transaction, which on SQLite queued for the write lock behind event batches.
 
+Render processes: once any workflow is active (looked for at each idle wait until then), the
+pump starts its render processes (``RenderPool.warm``), so its first letters do not wait
+for a process to start (~1 s on a loaded machine); a deployment without workflows starts none.
+
 Fairness: a batch still running after ``SLOW_BATCH_SECONDS`` (it waits on slow targets) goes
 on in the background and its loop claims again; an account holding ``SLOW_ACCOUNT_STEPS``
 steps or more in background batches is left out of claims until they end (unless nobody
@@ -33,6 +37,7 @@ from redis.exceptions import RedisError
 from server.config import Settings
 from server.db.models import utcnow
 from server.ingest.dispatch import Dispatcher
+from server.workflows import store
 from server.workflows.claims import (
     HEARTBEAT_SECONDS,
     claim_due,
@@ -90,6 +95,7 @@ class StepPump:
         self._wakes: set[asyncio.Task[None]] = set()
         # Batches of handed-off first steps, running.
         self._handed: set[asyncio.Task[None]] = set()
+        self._warm: asyncio.Task[None] | None = None
 
     @property
     def owner(self) -> str:
@@ -128,7 +134,8 @@ class StepPump:
     async def stop(self) -> None:
         """Stop claiming; a batch in flight is cancelled (its claims lapse; another worker
         runs its steps again)."""
-        tasks = [*self._tasks, *self._slow, *self._handed]
+        tasks = [*self._tasks, *self._slow, *self._handed,
+                 *([self._warm] if self._warm is not None else [])]
         self._tasks.clear()
         for task in tasks:
             task.cancel()
@@ -214,6 +221,9 @@ class StepPump:
         timeout = POLL_SECONDS
         with contextlib.suppress(Exception):
             async with self._deps.engine.connect() as conn:
+                if self._warm is None and await store.any_active(conn):
+                    self._warm = asyncio.create_task(self._deps.renderer.warm(),
+                                                     name="render-warm")
                 due = await next_due(conn)
             if due is not None:
                 timeout = min(timeout, max(0.01, (due - utcnow()).total_seconds()))

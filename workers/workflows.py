@@ -6,7 +6,6 @@ hands them to it after the commit (or wakes the step pumps), and the step pump
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -69,8 +68,6 @@ async def install(ctx: dict[str, Any]) -> None:
     smtp = SmtpConfig.from_url(settings.smtp_url) if settings.smtp_url else None
     renderer = RenderPool(processes=settings.render_processes,
                           per_account=settings.render_processes)
-    # Its children start now, not with the first letters (a process start took ~1 s under load).
-    ctx["render_warm"] = asyncio.create_task(renderer.warm(), name="render-warm")
     deps = EngineDeps(engine=ctx["engine"], settings=settings, smtp=smtp,
                       http=httpx.AsyncClient(timeout=10, limits=WEBHOOK_LIMITS),
                       worker=ctx["worker_name"],
@@ -95,10 +92,6 @@ async def uninstall(ctx: dict[str, Any]) -> None:
     pump = ctx.pop("step_pump", None)
     if pump is not None:
         await pump.stop()
-    warm = ctx.pop("render_warm", None)
-    if warm is not None:
-        warm.cancel()
-        await asyncio.gather(warm, return_exceptions=True)
     deps = ctx.pop("workflow_deps", None)
     if deps is not None:
         await deps.http.aclose()
