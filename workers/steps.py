@@ -8,9 +8,9 @@ others), for the next step to fall due, or ``POLL_SECONDS``, whichever comes fir
 dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS``.
 
 Hand-offs: an event batch of this process that starts runs claims their first steps in its
-own transaction, as many as ``room`` allows, and ``hand_off`` runs them after its commit,
-at most ``HANDOFF_BATCHES`` such batches at once (past that its runs wait for the loops'
-claims like any due step); so a new run's first step waits neither for a wake-up nor for
+own transaction, as many as ``room`` allows, and ``hand_off`` runs them after its commit
+as a batch of their own, at most ``HANDOFF_STEPS`` such steps at once (past that its runs
+wait for the loops' claims like any due step); so a new run's first step waits neither for a wake-up nor for
 a claiming transaction, which on SQLite queued for the write lock behind event batches.
 
 Render processes: once any workflow is active (looked for at each idle wait until then), the
@@ -50,7 +50,7 @@ from server.workflows.runs import RunRow
 from server.workflows.stepbatch import run_steps
 from workers.events import redis_client
 
-__all__ = ["HANDOFF_BATCHES", "LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump",
+__all__ = ["HANDOFF_STEPS", "LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump",
            "wake_steps"]
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,10 @@ SLOW_BATCH_SECONDS = 1.0
 # steps an account may hold in them before it is left out of claims.
 MAX_SLOW_BATCHES = 2
 SLOW_ACCOUNT_STEPS = STEP_BATCH // 4
-# Batches of handed-off first steps (``StepPump.hand_off``) running at once, at most.
-HANDOFF_BATCHES = 2
+# Handed-off first steps (``StepPump.hand_off``) in batches running at once, at most; by
+# steps, not batches: at 200 events/s a process's event batches hand off a few dozen each,
+# and each batch lives until its record commits (1 s and more under load).
+HANDOFF_STEPS = 2 * STEP_BATCH
 
 
 def steps_wake_key(settings: Settings) -> str:
@@ -93,8 +95,8 @@ class StepPump:
         # Batches left running in the background: the steps of each account they hold.
         self._slow: dict[asyncio.Task[None], Counter[int]] = {}
         self._wakes: set[asyncio.Task[None]] = set()
-        # Batches of handed-off first steps, running.
-        self._handed: set[asyncio.Task[None]] = set()
+        # Batches of handed-off first steps, running: their steps.
+        self._handed: dict[asyncio.Task[None], int] = {}
         self._warm: asyncio.Task[None] | None = None
 
     @property
@@ -104,9 +106,9 @@ class StepPump:
 
     def room(self) -> int:
         """How many first steps an event batch may claim now for ``hand_off``."""
-        if len(self._handed) >= HANDOFF_BATCHES or not self._tasks:
+        if not self._tasks:
             return 0
-        return self._batch
+        return max(0, min(self._batch, HANDOFF_STEPS - sum(self._handed.values())))
 
     def hand_off(self, claimed: list[RunRow]) -> None:
         """Run these steps, claimed for this pump by the event batch that started their
@@ -114,8 +116,8 @@ class StepPump:
         if not claimed:
             return
         task = asyncio.create_task(self._run_handed(claimed), name="steps-handed")
-        self._handed.add(task)
-        task.add_done_callback(self._handed.discard)
+        self._handed[task] = len(claimed)
+        task.add_done_callback(lambda t: self._handed.pop(t, None))
 
     async def _run_handed(self, claimed: list[RunRow]) -> None:
         try:

@@ -22,13 +22,21 @@ from server.templating.pool import RenderPool
 from server.workflows.claims import claim_runs
 from server.workflows.engine import EngineDeps
 from server.workflows.trigger import BatchEvent, handle_batch
-from workers.steps import LOOPS, MAX_SLOW_BATCHES, STEP_BATCH, StepPump, wake_steps
+from workers.steps import (
+    HANDOFF_STEPS,
+    LOOPS,
+    MAX_SLOW_BATCHES,
+    STEP_BATCH,
+    StepPump,
+    wake_steps,
+)
 
-# More connections than the steps a pump holds at once (its loops' batches and the slow
-# ones in the background), so no call waits for a connection behind a slow target's
-# (httpx's default of 100 let one account's hanging webhooks hold up everyone's).
-WEBHOOK_LIMITS = httpx.Limits(max_connections=(LOOPS + MAX_SLOW_BATCHES) * STEP_BATCH + 100,
-                              max_keepalive_connections=50)
+# More connections than the steps a pump holds at once (its loops' batches, the slow ones
+# in the background and the handed-off ones), so no call waits for a connection behind a
+# slow target's (httpx's default of 100 let one account's hanging webhooks hold up everyone's).
+WEBHOOK_LIMITS = httpx.Limits(
+    max_connections=(LOOPS + MAX_SLOW_BATCHES) * STEP_BATCH + HANDOFF_STEPS + 100,
+    max_keepalive_connections=50)
 
 log = logging.getLogger(__name__)
 
