@@ -47,7 +47,7 @@ from server.workflows.claims import (
 )
 from server.workflows.engine import EngineDeps
 from server.workflows.runs import RunRow
-from server.workflows.stepbatch import run_steps
+from server.workflows.stepbatch import Executed, run_steps
 from workers.events import redis_client
 
 __all__ = ["HANDOFF_STEPS", "LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump",
@@ -93,7 +93,7 @@ class StepPump:
         self._held: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # Batches left running in the background: the steps of each account they hold.
-        self._slow: dict[asyncio.Task[None], Counter[int]] = {}
+        self._slow: dict[asyncio.Task[Executed], Counter[int]] = {}
         self._wakes: set[asyncio.Task[None]] = set()
         # Batches of handed-off first steps, running: their steps.
         self._handed: dict[asyncio.Task[None], int] = {}
@@ -121,7 +121,9 @@ class StepPump:
 
     async def _run_handed(self, claimed: list[RunRow]) -> None:
         try:
-            await self._execute(claimed)
+            done = await self._execute(claimed)
+            if done.due_next:  # their next steps are due now: no loop ran this batch to see
+                await self._wake_others()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -171,7 +173,7 @@ class StepPump:
             task.add_done_callback(self._slow_done)
         return len(claimed)
 
-    async def _execute(self, claimed: list[RunRow]) -> None:
+    async def _execute(self, claimed: list[RunRow]) -> Executed:
         ids = {r.id for r in claimed}
         self._held |= ids
         try:
@@ -181,6 +183,7 @@ class StepPump:
         if done.launched:
             await Dispatcher(self._redis, self._deps.engine, settings=self._settings).enqueue(
                 done.launched)
+        return done
 
     def _slow_accounts(self) -> set[int]:
         held: Counter[int] = Counter()
@@ -188,7 +191,7 @@ class StepPump:
             held.update(accounts)
         return {account for account, n in held.items() if n >= SLOW_ACCOUNT_STEPS}
 
-    def _slow_done(self, task: asyncio.Task[None]) -> None:
+    def _slow_done(self, task: asyncio.Task[Executed]) -> None:
         self._slow.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("a batch of workflow steps failed; its steps are claimed again when "
