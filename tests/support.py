@@ -212,9 +212,20 @@ async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyn
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
+    await wait_started(server, task)
     return server, task, f"http://127.0.0.1:{port}"
+
+
+async def wait_started(server: Any, task: asyncio.Task[Any], *, limit: float = 30.0) -> None:
+    """Until the uvicorn ``server`` serving in ``task`` has started; a server whose task
+    ended first (a failed start) or that is not up within ``limit`` seconds fails here."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not server.started:
+        if task.done():
+            raise AssertionError(f"the HTTP server ended before it started: {task!r}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the HTTP server did not start within {limit:.0f} s")
+        await asyncio.sleep(0.02)
 
 
 async def start_stack(backends: Backends, tmp: Path, *, worker: bool = True,

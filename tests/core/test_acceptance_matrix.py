@@ -51,6 +51,9 @@ STATUSES = set(events_pb2.EventResult.Status.keys()) - {"STATUS_UNSPECIFIED"}
 ENTRY_POINTS = ("GenerateEvent", "GenerateEvents", "StreamEvents", "/api/v2/event",
                 "/api/v2/past_events")
 
+# A call that takes longer is a hang: the test fails there and names the call.
+CALL_LIMIT = 60
+
 
 @dataclass(frozen=True)
 class Case:
@@ -245,7 +248,7 @@ async def _stream(stub: events_pb2_grpc.EventServiceStub, requests: list[Any],
         for i, req in enumerate(requests):
             yield events_pb2.StreamEventsRequest(client_ref=str(i), event=req)
 
-    acks = [ack async for ack in stub.StreamEvents(feed(), metadata=meta)]
+    acks = [ack async for ack in stub.StreamEvents(feed(), metadata=meta, timeout=CALL_LIMIT)]
     assert [a.client_ref for a in acks] == [str(i) for i in range(len(requests))]
     return [a.result for a in acks]
 
@@ -373,7 +376,7 @@ async def test_rate_limit_refuses_each_event_past_the_bucket(backends: Backends,
         async def batch(n: int, *, each: bool = True) -> list[Verdict]:
             reply = await stub.GenerateEvents(
                 events_pb2.GenerateEventsRequest(events=reqs[:n], count_each_event=each),
-                metadata=s.meta())
+                metadata=s.meta(), timeout=CALL_LIMIT)
             assert all(r.retry_after >= 1 for r in reply.results
                        if r.status == "RATE_LIMITED")
             return [_of_result(r) for r in reply.results]
@@ -385,7 +388,7 @@ async def test_rate_limit_refuses_each_event_past_the_bucket(backends: Backends,
         # Each check below comes right after a call that empties the bucket again.
         assert (await batch(2))[1] == limited
         with pytest.raises(grpc.aio.AioRpcError) as unary:
-            await stub.GenerateEvent(reqs[0], metadata=s.meta())
+            await stub.GenerateEvent(reqs[0], metadata=s.meta(), timeout=CALL_LIMIT)
         assert _of_rpc_error(unary.value) == limited
         assert (await batch(2))[1] == limited
         assert await batch(2, each=False) == [limited, limited]

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support import Stack
+from tests.support import Stack, wait_started
 from tests.workflows.conftest import create_workflow, eventually, runs_of, unique_key
 
 
@@ -35,8 +35,7 @@ class Receiver:
         sock.bind(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.02)
+        await wait_started(server, task)
         return server, task, f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
 
