@@ -32,11 +32,12 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
                  extra_functions: list[Any] | None = None,
                  processors: list[Any] | None = None, drainers: int | None = None,
                  batch_size: int | None = None, step_batch_size: int | None = None,
-                 **kwargs: Any) -> Worker:
+                 step_loops: int | None = None, **kwargs: Any) -> Worker:
     """A worker for this deployment's queue; ``on_startup`` opens the engine and starts the
     event pump. ``processors``: one-event processors (``server.processing.batch.Processor``)
     run in every batch after contacts and orders; ``batch_size`` events per batch,
-    ``step_batch_size`` workflow steps per claim."""
+    ``step_batch_size`` workflow steps per claim, ``step_loops`` claiming loops of the step
+    pump (tests: 0 leaves it the steps handed to it by its event batches)."""
     assert settings.redis_url, "resolve REDIS_URL before building a worker"
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -46,6 +47,8 @@ def build_worker(settings: Settings, *, burst: bool = False, max_jobs: int = 50,
         ctx["processors"] = list(processors or [])
         if step_batch_size:
             ctx["step_batch_size"] = step_batch_size
+        if step_loops is not None:
+            ctx["step_loops"] = step_loops
         from workers.plugins import install
 
         await install(ctx)

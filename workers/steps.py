@@ -7,6 +7,16 @@ event batch starts runs, or by a loop that claimed a full batch and leaves the r
 others), for the next step to fall due, or ``POLL_SECONDS``, whichever comes first; so a
 dead worker's lapsed claims are taken over within ``CLAIM_SECONDS + POLL_SECONDS``.
 
+Hand-offs: an event batch of this process that starts runs claims their first steps in its
+own transaction, as many as ``room`` allows, and ``hand_off`` runs them after its commit
+as a batch of their own, at most ``HANDOFF_STEPS`` such steps at once (past that its runs
+wait for the loops' claims like any due step); so a new run's first step waits neither for a wake-up nor for
+a claiming transaction, which on SQLite queued for the write lock behind event batches.
+
+Render processes: once any workflow is active (looked for at each idle wait until then), the
+pump starts its render processes (``RenderPool.warm``), so its first letters do not wait
+for a process to start (~1 s on a loaded machine); a deployment without workflows starts none.
+
 Fairness: a batch still running after ``SLOW_BATCH_SECONDS`` (it waits on slow targets) goes
 on in the background and its loop claims again; an account holding ``SLOW_ACCOUNT_STEPS``
 steps or more in background batches is left out of claims until they end (unless nobody
@@ -27,6 +37,7 @@ from redis.exceptions import RedisError
 from server.config import Settings
 from server.db.models import utcnow
 from server.ingest.dispatch import Dispatcher
+from server.workflows import store
 from server.workflows.claims import (
     HEARTBEAT_SECONDS,
     claim_due,
@@ -36,10 +47,11 @@ from server.workflows.claims import (
 )
 from server.workflows.engine import EngineDeps
 from server.workflows.runs import RunRow
-from server.workflows.stepbatch import run_steps
+from server.workflows.stepbatch import Executed, run_steps
 from workers.events import redis_client
 
-__all__ = ["LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump", "wake_steps"]
+__all__ = ["HANDOFF_STEPS", "LOOPS", "MAX_SLOW_BATCHES", "STEP_BATCH", "StepPump",
+           "wake_steps"]
 
 log = logging.getLogger(__name__)
 STEP_BATCH = 200
@@ -50,6 +62,10 @@ SLOW_BATCH_SECONDS = 1.0
 # steps an account may hold in them before it is left out of claims.
 MAX_SLOW_BATCHES = 2
 SLOW_ACCOUNT_STEPS = STEP_BATCH // 4
+# Handed-off first steps (``StepPump.hand_off``) in batches running at once, at most; by
+# steps, not batches: at 200 events/s a process's event batches hand off a few dozen each,
+# and each batch lives until its record commits (1 s and more under load).
+HANDOFF_STEPS = 2 * STEP_BATCH
 
 
 def steps_wake_key(settings: Settings) -> str:
@@ -77,8 +93,42 @@ class StepPump:
         self._held: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # Batches left running in the background: the steps of each account they hold.
-        self._slow: dict[asyncio.Task[None], Counter[int]] = {}
+        self._slow: dict[asyncio.Task[Executed], Counter[int]] = {}
         self._wakes: set[asyncio.Task[None]] = set()
+        # Batches of handed-off first steps, running: their steps.
+        self._handed: dict[asyncio.Task[None], int] = {}
+        self._warm: asyncio.Task[None] | None = None
+
+    @property
+    def owner(self) -> str:
+        """The claims' owner: an event batch claims the steps it hands off in this name."""
+        return self._owner
+
+    def room(self) -> int:
+        """How many first steps an event batch may claim now for ``hand_off``."""
+        if not self._tasks:
+            return 0
+        return max(0, min(self._batch, HANDOFF_STEPS - sum(self._handed.values())))
+
+    def hand_off(self, claimed: list[RunRow]) -> None:
+        """Run these steps, claimed for this pump by the event batch that started their
+        runs (just committed), now, beside the loops; the heartbeat keeps their claims."""
+        if not claimed:
+            return
+        task = asyncio.create_task(self._run_handed(claimed), name="steps-handed")
+        self._handed[task] = len(claimed)
+        task.add_done_callback(lambda t: self._handed.pop(t, None))
+
+    async def _run_handed(self, claimed: list[RunRow]) -> None:
+        try:
+            done = await self._execute(claimed)
+            if done.due_next:  # their next steps are due now: no loop ran this batch to see
+                await self._wake_others()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a batch of handed-off workflow steps failed; its steps are claimed "
+                          "again when their claims lapse")
 
     def start(self) -> None:
         for n in range(self._loops):
@@ -88,7 +138,9 @@ class StepPump:
     async def stop(self) -> None:
         """Stop claiming; a batch in flight is cancelled (its claims lapse; another worker
         runs its steps again)."""
-        tasks = [*self._tasks, *self._slow]
+        tasks = [*self._tasks, *self._slow, *self._handed,
+                 *([self._warm] if self._warm is not None else [])]
+        self._tasks.clear()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -121,7 +173,7 @@ class StepPump:
             task.add_done_callback(self._slow_done)
         return len(claimed)
 
-    async def _execute(self, claimed: list[RunRow]) -> None:
+    async def _execute(self, claimed: list[RunRow]) -> Executed:
         ids = {r.id for r in claimed}
         self._held |= ids
         try:
@@ -131,6 +183,7 @@ class StepPump:
         if done.launched:
             await Dispatcher(self._redis, self._deps.engine, settings=self._settings).enqueue(
                 done.launched)
+        return done
 
     def _slow_accounts(self) -> set[int]:
         held: Counter[int] = Counter()
@@ -138,7 +191,7 @@ class StepPump:
             held.update(accounts)
         return {account for account, n in held.items() if n >= SLOW_ACCOUNT_STEPS}
 
-    def _slow_done(self, task: asyncio.Task[None]) -> None:
+    def _slow_done(self, task: asyncio.Task[Executed]) -> None:
         self._slow.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("a batch of workflow steps failed; its steps are claimed again when "
@@ -173,6 +226,9 @@ class StepPump:
         timeout = POLL_SECONDS
         with contextlib.suppress(Exception):
             async with self._deps.engine.connect() as conn:
+                if self._warm is None and await store.any_active(conn):
+                    self._warm = asyncio.create_task(self._deps.renderer.warm(),
+                                                     name="render-warm")
                 due = await next_due(conn)
             if due is not None:
                 timeout = min(timeout, max(0.01, (due - utcnow()).total_seconds()))

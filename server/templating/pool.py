@@ -117,7 +117,8 @@ class _Child:
 
 
 class RenderPool:
-    """Child processes that render templates, started on first use and replaced when killed."""
+    """Child processes that render templates, started on first use (or ahead of it by
+    ``warm``) and replaced when killed."""
 
     def __init__(self, *, processes: int = 2, per_account: int | None = None,
                  memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
@@ -128,6 +129,30 @@ class RenderPool:
         self._slots = asyncio.Semaphore(self._size)
         self._accounts: dict[int, tuple[asyncio.Semaphore, int]] = {}
         self._closed = False
+
+    async def warm(self) -> None:
+        """Start the children not started yet, so the first renders do not wait for a
+        process to start (a worker's first letters under load waited ~1 s for theirs).
+        Renders meanwhile wait as they would have for a start of their own."""
+        held = 0
+        try:
+            for _ in range(self._size):  # all of them: no child is in use, so none is missing
+                await self._slots.acquire()
+                held += 1
+            if self._closed:
+                return
+            started = await asyncio.gather(*(self._start() for _ in range(
+                self._size - len(self._idle))), return_exceptions=True)
+            for child in started:
+                if isinstance(child, _Child):
+                    self._idle.append(child)
+                elif isinstance(child, Exception):
+                    log.warning("starting a render process ahead of use failed: %s", child)
+                else:
+                    raise child
+        finally:
+            for _ in range(held):
+                self._slots.release()
 
     async def render(self, parts: Sequence[RenderPart], context: Mapping[str, object], *,
                      account_id: int) -> list[str]:

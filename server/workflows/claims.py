@@ -9,6 +9,10 @@ that dies stops renewing: its claims lapse within ``CLAIM_SECONDS`` and any live
 claims the steps again. A claim keeps two workers from doing one step's work twice; it
 is not what makes a step happen once: the step commits only if the run is still at that
 step (``runs.record_step`` under the run's row lock).
+
+The event batch that starts runs may claim their first steps itself (``claim_runs``, in its
+own transaction) for its process's step pump, which runs them right after the commit: no
+wake-up, no claiming transaction of their own.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from server.processing.turns import write_turn
 from server.workflows.models import WorkflowRunRow
 from server.workflows.runs import ACTIVE, RunRow, row_of
 
-__all__ = ["CLAIM_SECONDS", "HEARTBEAT_SECONDS", "claim_due", "next_due", "renew_claims",
-           "unclaimed_due"]
+__all__ = ["CLAIM_SECONDS", "HEARTBEAT_SECONDS", "claim_due", "claim_runs", "next_due",
+           "renew_claims", "unclaimed_due"]
 
 CLAIM_SECONDS = 4.0
 HEARTBEAT_SECONDS = 1.0
@@ -68,6 +72,20 @@ async def claim_due(engine: AsyncEngine, *, owner: str, limit: int,
             update(_runs).where(_runs.c.id.in_(picked.scalar_subquery()))
             .values(claimed_by=owner, claimed_until=now + timedelta(seconds=seconds))
             .returning(*_runs.c))).all()
+    return sorted((row_of(r) for r in rows), key=lambda r: r.id)
+
+
+async def claim_runs(conn: AsyncConnection, *, owner: str, run_ids: list[int],
+                     seconds: float = CLAIM_SECONDS) -> list[RunRow]:
+    """Claim these runs' due, unclaimed steps inside the caller's transaction (an event
+    batch that has just started them); the runs claimed, in id order."""
+    if not run_ids:
+        return []
+    now = utcnow()
+    rows = (await conn.execute(
+        update(_runs).where(and_(_runs.c.id.in_(run_ids), _claimable(now)))
+        .values(claimed_by=owner, claimed_until=now + timedelta(seconds=seconds))
+        .returning(*_runs.c))).all()
     return sorted((row_of(r) for r in rows), key=lambda r: r.id)
 
 

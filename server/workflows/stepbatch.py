@@ -73,6 +73,8 @@ class Executed:
     recorded: int = 0
     retried: int = 0
     stale: int = 0
+    # Runs whose next step is due at once (moved on without a wait).
+    due_next: int = 0
     # Events written by Launch event blocks, to dispatch after the commit.
     launched: list[int] = field(default_factory=list)
     # Contacts written by contact blocks, by account, re-evaluated before the commit.
@@ -101,6 +103,7 @@ async def run_steps(deps: EngineDeps, claimed: list[runs.RunRow]) -> Executed:
         out.recorded += one.recorded
         out.retried += one.retried
         out.stale += one.stale
+        out.due_next += one.due_next
         out.launched += one.launched
     return out
 
@@ -170,7 +173,7 @@ async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
                 out.retried += 1
             else:
                 done.append((run, step.block, await _outcome(deps, conn, step, run, out)))
-        await runs.record_steps(conn, done, worker=deps.worker)
+        statuses = await runs.record_steps(conn, done, worker=deps.worker)
         # One call per account, accounts in order: the contact locks are taken in one
         # order everywhere (server.segments.membership), never step by step.
         for account_id, contact_ids in sorted(out.written.items()):
@@ -178,6 +181,7 @@ async def _commit(deps: EngineDeps, steps: list[_Step]) -> Executed:
                                         now=utcnow(), reason="contact changed (workflow)",
                                         worker=deps.worker)
     out.recorded += len(done)
+    out.due_next += statuses.count("running")
     return out
 
 

@@ -124,6 +124,13 @@ async def list_workflows(conn: AsyncConnection, *, account_id: int) -> list[Stor
     return [_stored(r, r.definition) for r in rows]
 
 
+async def any_active(conn: AsyncConnection) -> bool:
+    """Whether any account has an active workflow (the workers' step pumps: whether to start
+    their render processes)."""
+    found = (await conn.execute(select(_wf.c.id).where(_wf.c.active.is_(True)).limit(1))).first()
+    return found is not None
+
+
 async def load_version(conn: AsyncConnection, *, workflow_id: int, version: int) -> Definition:
     """A version's definition (immutable, so cached per process)."""
     key = (str(conn.engine.url), workflow_id, version)

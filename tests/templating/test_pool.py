@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -29,6 +30,34 @@ async def test_renders_parts_against_one_context(pool: RenderPool) -> None:
     out = await pool.render([RenderPart("Hi $data.name"), RenderPart("#foreach($i in [1..3])$i#end")],
                             {"data": {"name": "Ann"}}, account_id=1)
     assert out == ["Hi Ann", "123"]
+
+
+def _children() -> set[int]:
+    """The pids of this process's children (from /proc)."""
+    out: set[int] = set()
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid():
+            out.add(int(name))
+    return out
+
+
+async def test_warm_starts_the_processes_ahead_of_the_first_render(pool: RenderPool) -> None:
+    """``warm`` starts the pool's processes before any render; renders then use them, and
+    warming again starts none (the pool never holds more than its size)."""
+    before = _children()
+    await pool.warm()
+    started = _children() - before
+    assert len(started) == 2
+    out = await pool.render([RenderPart("Hi $data.name")], {"data": {"name": "Ann"}},
+                            account_id=1)
+    assert out == ["Hi Ann"]
+    await pool.warm()
+    assert _children() - before == started
 
 
 async def test_errors_keep_their_kind_and_place(pool: RenderPool) -> None:

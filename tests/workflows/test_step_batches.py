@@ -22,6 +22,7 @@ from tests.workflows.conftest import (
 )
 from tests.workflows.test_webhook import Receiver
 from tests.workflows.test_workers import _ids_by_recipient
+from workers.settings import build_worker
 
 
 async def _post(s: Stack, tag: str, emails: list[str]) -> None:
@@ -66,6 +67,32 @@ async def test_a_burst_of_letters_is_batched_over_kept_connections(
             "JOIN workflow_runs r ON r.id = s.run_id WHERE r.workflow_id = :w"),
             {"w": wid})).scalar_one()
     assert finished < 30, f"{finished} step transactions for 60 letters: not batched"
+
+
+async def test_a_new_runs_first_step_is_handed_to_the_worker_that_started_it(
+        bare: Stack, sink: MailSink) -> None:
+    """A worker whose step pump has no claiming loop still sends the letters of the runs its
+    event batch started: their first steps are claimed in that batch's transaction and
+    handed to its step pump after the commit, each sent once, no claim left behind."""
+    tag = unique_key("handoff").replace("-", "_")
+    tid = await create_template(bare, name=tag, subject="Hi $!data.get('n')",
+                                html="<p>Letter $!data.get('n')</p>", text="Letter")
+    wid = await create_workflow(bare, {
+        "name": tag, "active": True, "trigger": {"eventTypeKey": tag}, "start": "mail",
+        "blocks": [{"id": "mail", "type": "email", "templateId": tid, "to": "${email}"}]})
+    emails = [f"{tag}-{i}@test.local" for i in range(5)]
+    await _post(bare, tag, emails)  # stored before the worker starts: one batch, one hand-off
+    worker = build_worker(bare.settings, poll_delay=0.05, step_loops=0)
+    bare.worker = worker
+    bare._tasks.append(asyncio.create_task(worker.main()))
+    await eventually(lambda: _all_completed(bare, wid, 5), timeout=30)
+    seen = _ids_by_recipient(sink, emails)
+    assert set(seen) == set(emails) and all(len(ids) == 1 for ids in seen.values())
+    async with bare.engine.connect() as conn:
+        claimed = (await conn.execute(text(
+            "SELECT count(*) FROM workflow_runs WHERE workflow_id = :w "
+            "AND claimed_by IS NOT NULL"), {"w": wid})).scalar_one()
+    assert claimed == 0
 
 
 class Picky(Receiver):
