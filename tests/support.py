@@ -208,7 +208,11 @@ async def start_gateway(settings: Settings, grpc_target: str) -> tuple[Any, asyn
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    # Keep-alive longer than any test's pause: with uvicorn's 5 s, a pooled connection the
+    # test reuses just as its timer fires (both on the test's loop, late under load) is
+    # closed under the request (httpx.ReadError).
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_keep_alive=120)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))

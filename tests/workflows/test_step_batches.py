@@ -48,6 +48,26 @@ async def _all_completed(s: Stack, workflow_id: int, n: int) -> bool:
     return len(runs) == n and all(r["status"] == "completed" for r in runs)
 
 
+async def _until_completed(s: Stack, workflow_id: int, n: int, *, timeout: float = 30) -> None:
+    """Until the workflow's ``n`` runs completed; if not, fail with where they stand."""
+    try:
+        await eventually(lambda: _all_completed(s, workflow_id, n), timeout=timeout)
+    except AssertionError:
+        async with s.engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT status, current_block, claimed_by IS NOT NULL AS claimed, error, "
+                "count(*) FROM workflow_runs WHERE workflow_id = :w "
+                "GROUP BY status, current_block, claimed_by IS NOT NULL, error"),
+                {"w": workflow_id})).all()
+            events = (await conn.execute(text(
+                "SELECT count(*), count(processed_at) FROM events e JOIN event_types t "
+                "ON t.id = e.event_type_id WHERE t.key = (SELECT event_type_key FROM workflows "
+                "WHERE id = :w)"), {"w": workflow_id})).one()
+        raise AssertionError(f"{n} runs not completed within {timeout:.0f} s; runs by "
+                             f"(status, block, claimed, error): {[tuple(r) for r in rows]}; "
+                             f"trigger events stored/processed: {tuple(events)}") from None
+
+
 async def test_a_burst_of_letters_is_batched_over_kept_connections(
         wf: Stack, sink: MailSink) -> None:
     """60 letters due together: all sent once, over at most 4 SMTP connections (not one
@@ -56,7 +76,7 @@ async def test_a_burst_of_letters_is_batched_over_kept_connections(
     tid = await create_template(wf, name=tag, subject="Hi $!data.get('n')",
                                 html="<p>Letter $!data.get('n')</p>", text="Letter")
     wid, emails = await _burst(wf, tag, {"id": "mail", "type": "email", "templateId": tid}, 60)
-    await eventually(lambda: _all_completed(wf, wid, 60), timeout=30)
+    await _until_completed(wf, wid, 60)
     seen = _ids_by_recipient(sink, emails)
     assert set(seen) == set(emails) and all(len(ids) == 1 for ids in seen.values())
     peers = {m.peer for m in sink.received if set(m.rcpt_tos) & set(emails)}
@@ -85,7 +105,7 @@ async def test_a_new_runs_first_step_is_handed_to_the_worker_that_started_it(
     worker = build_worker(bare.settings, poll_delay=0.05, step_loops=0)
     bare.worker = worker
     bare._tasks.append(asyncio.create_task(worker.main()))
-    await eventually(lambda: _all_completed(bare, wid, 5), timeout=30)
+    await _until_completed(bare, wid, 5)
     seen = _ids_by_recipient(sink, emails)
     assert set(seen) == set(emails) and all(len(ids) == 1 for ids in seen.values())
     async with bare.engine.connect() as conn:
@@ -131,7 +151,7 @@ async def test_a_failing_step_is_retried_alone_without_holding_its_batch(wf: Sta
         bad_calls = [h for h, b in receiver.calls if b["params"].get("n") == 7]
         assert bad_calls, "the failing step was never tried"
         receiver.healed = True
-        await eventually(lambda: _all_completed(wf, wid, 20), timeout=30)
+        await _until_completed(wf, wid, 20)
         keys = {h["idempotency-key"] for h, b in receiver.calls if b["params"].get("n") == 7}
         assert len(keys) == 1 and len([1 for _h, b in receiver.calls
                                        if b["params"].get("n") == 7]) >= 2
