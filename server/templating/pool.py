@@ -91,6 +91,9 @@ class _Child:
             ready = await child._receive()
         except (asyncio.IncompleteReadError, ConnectionError):
             ready = None  # it ended before its first frame
+        except BaseException:  # cancelled while it starts: it must not outlive its pool
+            await asyncio.shield(child.kill())
+            raise
         if ready != {"ready": True}:
             await child.kill()
             raise _NotStarted(child.proc.returncode)
@@ -145,7 +148,10 @@ class RenderPool:
                 self._size - len(self._idle))), return_exceptions=True)
             for child in started:
                 if isinstance(child, _Child):
-                    self._idle.append(child)
+                    if self._closed:  # closed while they started: close killed the others
+                        await child.kill()
+                    else:
+                        self._idle.append(child)
                 elif isinstance(child, Exception):
                     log.warning("starting a render process ahead of use failed: %s", child)
                 else:

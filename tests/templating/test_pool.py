@@ -60,6 +60,31 @@ async def test_warm_starts_the_processes_ahead_of_the_first_render(pool: RenderP
     assert _children() - before == started
 
 
+async def _gone(pids: set[int], *, within: float = 10.0) -> set[int]:
+    """Those of ``pids`` still this process's children after ``within`` seconds (or fewer)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (left := pids & _children()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize("when", [0.0, 0.05, 0.3])
+async def test_a_warm_cancelled_or_closed_meanwhile_leaves_no_process(when: float) -> None:
+    """A worker that stops while its pool warms (the step pump cancels ``warm``, then
+    closes the pool) leaves no render process behind, whenever it stops."""
+    before = _children()
+    for cancel in (True, False):
+        p = RenderPool(processes=2, per_account=1, memory_bytes=128 << 20)
+        task = asyncio.create_task(p.warm())
+        await asyncio.sleep(when)
+        if cancel:
+            task.cancel()
+        await p.close()
+        await asyncio.gather(task, return_exceptions=True)
+        await p.close()
+        assert not await _gone(_children() - before), f"cancel={cancel}, after {when} s"
+
+
 async def test_errors_keep_their_kind_and_place(pool: RenderPool) -> None:
     """A failing reference comes back as the same TemplateError with line and column."""
     with pytest.raises(TemplateError) as caught:
