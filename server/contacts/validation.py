@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import phonenumbers
-from email_validator import validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, validate_email
 
 from server.contacts.errors import InvalidValue, describe_value
 from server.contacts.langtag import canonical_case, is_well_formed
@@ -112,9 +112,38 @@ def normalise_email(value: object) -> str | None:
     return _normalised_email(text)
 
 
+# A common address in plain ASCII that email-validator accepts as it is, but for the
+# domain's case: letters, digits and ``_ % + -`` in dot-separated words before the @, and
+# host names of letters, digits and inner single hyphens with a letters-only top level
+# after it. The rest (quoted parts, rarer symbols, IDNA, ``--``) goes to email-validator.
+_PLAIN_EMAIL: Final = re.compile(
+    r"(?P<local>[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*)@"
+    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,62}\.)+[A-Za-z]{2,63})")
+_SPECIAL_USE: Final = tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_email(text: str) -> str | None:
+    """``text`` normalised as email-validator would, without it (~100 us a call), when it
+    is a plain address; ``None``: ask email-validator."""
+    if len(text) > 254:
+        return None
+    match = _PLAIN_EMAIL.fullmatch(text)
+    if match is None or "--" in text:
+        return None
+    local, domain = match["local"], match["domain"].lower()
+    if len(local) > 64 or len(domain) > 253:
+        return None
+    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+        return None
+    return f"{local}@{domain}"
+
+
 # The workers read the same addresses in event after event (a contact's every event).
 @functools.lru_cache(maxsize=16384)
 def _normalised_email(text: str) -> str:
+    plain = _plain_email(text)
+    if plain is not None:
+        return plain
     try:
         result = validate_email(text, check_deliverability=False)
     except ValueError as error:  # EmailNotValidError, and any codec error under it

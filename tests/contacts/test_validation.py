@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.contacts import InvalidValue
 from server.contacts.validation import (
+    _PLAIN_EMAIL,
+    _plain_email,
     email_key,
     is_blank_external_id,
     normalise_channel_value,
@@ -213,3 +218,48 @@ def test_channel_values_are_checked_by_channel_type() -> None:
     assert normalise_channel_value("tok", channel_type="webpush") == "tok"
     with pytest.raises(InvalidValue, match="needs a value"):
         normalise_channel_value(" ", channel_type="mobilepush")
+
+
+# The plain-address shortcut (``_plain_email``) must answer exactly as email-validator does
+# for every address it takes; what it declines goes to email-validator itself.
+_EDGE_LABELS = ["a", "Ab", "x1", "1x", "123", "a-b", "a--b", "-a", "a-", "xn--p1ai", "COM",
+                "test", "local", "localhost", "onion", "arpa", "invalid", "example", "b" * 63,
+                "c" * 64, "ua", "9"]
+
+
+@st.composite
+def _addresses(draw: st.DrawFn) -> str:
+    """Mostly address-shaped strings near the rules' edges (empty words, hyphens, numeric or
+    special-use top levels, long labels), now and then with a character outside them."""
+    word = st.text(alphabet="aZ09_%+-", min_size=1, max_size=8)
+    words = draw(st.lists(st.one_of(word, word, word, st.just("")), min_size=1, max_size=4))
+    local = ".".join(words) + draw(st.sampled_from(["", "", "", "'", "!", " ", "@", "é"]))
+    edge = st.sampled_from(_EDGE_LABELS)
+    labels = draw(st.lists(st.one_of(edge, edge, edge, st.text(alphabet="aZ09-", max_size=10)),
+                           min_size=1, max_size=4))
+    end = draw(st.sampled_from(["", "", "", ".", "-", " "]))
+    return f"{local}@{'.'.join(labels)}{end}"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.from_regex(_PLAIN_EMAIL, fullmatch=True), _addresses()))
+def test_the_plain_address_shortcut_agrees_with_email_validator(address: str) -> None:
+    plain = _plain_email(address)
+    if plain is None:
+        return
+    assert validate_email(address, check_deliverability=False).normalized == plain
+
+
+@pytest.mark.parametrize("address", [
+    "user3@example.com", "User.Name+tag@Shop.Example.COM", "a_b%c@mail.co.ua",
+    "x@" + "b" * 63 + ".com", "first-last@sub-domain.example.org"])
+def test_common_addresses_take_the_shortcut(address: str) -> None:
+    assert _plain_email(address) == validate_email(address, check_deliverability=False).normalized
+
+
+@pytest.mark.parametrize("address", [
+    "a..b@x.com", ".a@x.com", "a.@x.com", "a@-x.com", "a@x-.com", "a@x.123", "a@x",
+    "a@test.local", "a@localhost", "a@x.test", "a@xn--p1ai.com", "a@b--c.com",
+    "x@" + "b" * 64 + ".com", "l" * 65 + "@x.com", "a b@x.com", "a@x.com."])
+def test_addresses_near_the_rules_are_left_to_email_validator(address: str) -> None:
+    assert _plain_email(address) is None
