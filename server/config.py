@@ -68,6 +68,10 @@ class Settings:
     # EVENTFLOW_CONNECTION_TIMEOUT: seconds a client has for a request head, between body
     # chunks (gateway) and for the HTTP/2 handshake (gRPC server).
     connection_timeout: float = 10.0
+    # EVENTFLOW_KEEP_ALIVE: seconds the gateway keeps an idle keep-alive connection open
+    # between requests; longer than the idle expiry of common client pools (httpx 5 s,
+    # aiohttp 15 s, load balancers 60 s), so the client always lets go first.
+    keep_alive: float = 75.0
     # EVENTFLOW_ADMIN_KEY: the key of AdminService and /api/v1/admin (None: both off).
     admin_key: str | None = None
     max_event_bytes: int = 20480
@@ -128,6 +132,7 @@ class Settings:
             api_key=env.get("EVENTFLOW_API_KEY") or None,
             admin_key=_admin_key(env),
             connection_timeout=_seconds(env, "EVENTFLOW_CONNECTION_TIMEOUT", 10.0),
+            keep_alive=_seconds(env, "EVENTFLOW_KEEP_ALIVE", 75.0),
             max_event_bytes=_int(env, "EVENTFLOW_MAX_EVENT_BYTES", 20480),
             rate_limit=_int(env, "EVENTFLOW_RATE_LIMIT", 350),
             rate_burst=_int(env, "EVENTFLOW_RATE_BURST", 0),

@@ -8,14 +8,19 @@ half a request) was held for ever, and so was a body shorter than its Content-Le
 - the request head (request line and headers) at most ``MAX_HEAD_BYTES``, counted as the
   bytes arrive, and at most ``MAX_HEADERS`` headers: ``431`` and the connection closed,
   before the application sees the request;
-- the head complete within ``timeout`` seconds of the connection or of the previous
-  response: else ``408`` (or a plain close when nothing was sent) — a client trickling a
-  byte at a time gains nothing;
+- a new connection's first head complete within ``timeout`` seconds of the connection,
+  a later head within ``timeout`` seconds of its first byte: else ``408`` (or a plain
+  close when nothing was sent) — a client trickling a byte at a time gains nothing;
+- between requests, an idle keep-alive connection is closed after ``keep_alive`` seconds
+  (``EVENTFLOW_KEEP_ALIVE``). It is longer than the idle expiry of client pools (httpx's
+  is 5 s): with the two equal, a client could send its next request on a connection in
+  the very moment the gateway closed it, and lose it ("Server disconnected"). While more
+  than ``CROWDED_CONNECTIONS`` are open (browsers of a busy site each hold one), the limit
+  is ``CROWDED_KEEP_ALIVE``, so idle connections don't crowd out new ones;
 - the body: no more than ``timeout`` seconds between its chunks: else ``408`` when no
   answer has started, and the connection closed (the application sees a disconnect).
 
-Idle keep-alive connections are closed by uvicorn after ``timeout_keep_alive``. While the
-gateway drains (``server.gateway.drain``) every answer closes its connection; at the
+While the gateway drains (``server.gateway.drain``) every answer closes its connection; at the
 shutdown after it, a connection that is idle is closed ``IDLE_CLOSE_SECONDS`` later, so a
 request that was already on its way is read and answered rather than reset.
 """
@@ -36,6 +41,12 @@ log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE = 75.0
+# Connections at once before new requests get 503 (each costs a file descriptor); past
+# half of it, idle connections are closed sooner.
+MAX_CONNECTIONS = 4096
+CROWDED_CONNECTIONS = MAX_CONNECTIONS // 2
+CROWDED_KEEP_ALIVE = 5.0
 # After a refusal: how long, and how much, the rest of the request is read and dropped.
 LINGER_SECONDS = 1.0
 MAX_DISCARD_BYTES = 4 * 1024 * 1024
@@ -62,6 +73,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ``guarded_protocol``)."""
 
     timeout = DEFAULT_TIMEOUT
+    keep_alive = DEFAULT_KEEP_ALIVE
     drain: Drain | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -72,17 +84,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._refused: int | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._idle = False  # the deadline armed is the keep-alive one, between requests
         self._received_any = False
         self._discarding = False
         self._discarded = 0
         self._stopping = False  # uvicorn's shutdown asked this connection to end
 
     # Deadlines
-    def _arm(self) -> None:
+    def _arm(self, seconds: float | None = None) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(self.timeout, self._expired)
+        self._idle = seconds is not None
+        self._deadline = self.loop.call_later(
+            self.timeout if seconds is None else seconds, self._expired)
 
     def _disarm(self) -> None:
+        self._idle = False
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -129,6 +145,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         self._received_any = True
+        if self._idle:
+            self._arm()  # the next request began: its head has ``timeout`` from now
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -192,7 +210,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._received_any = False
         self._head_bytes = 0
         if not self.transport.is_closing():
-            self._arm()
+            crowded = len(self.connections) > CROWDED_CONNECTIONS
+            self._arm(min(self.keep_alive, CROWDED_KEEP_ALIVE) if crowded else self.keep_alive)
 
 
     # Shutdown
@@ -216,9 +235,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # else: answered with Connection: close, or ended by the head's deadline
 
 
-def guarded_protocol(timeout: float, *, drain: Drain | None = None
-                     ) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with ``timeout`` as its deadline (seconds) and the gateway's
-    ``drain`` (None: no drain, as the bench's bare app)."""
+def guarded_protocol(timeout: float, *, keep_alive: float = DEFAULT_KEEP_ALIVE,
+                     drain: Drain | None = None) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class with ``timeout`` as its deadline and ``keep_alive`` as the
+    idle limit between requests (seconds), and the gateway's ``drain`` (None: no drain,
+    as the bench's bare app)."""
     return type("GuardedHttpTools", (GuardedHttpToolsProtocol,),
-                {"timeout": timeout, "drain": drain})
+                {"timeout": timeout, "keep_alive": keep_alive, "drain": drain})

@@ -129,3 +129,35 @@ async def test_grpc_connection_without_handshake_is_closed(procs: Procs) -> None
         assert reader.at_eof() and (data == b"" or b"handshake timeout" in data), data
     finally:
         writer.close()
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """One keep-alive GET /healthz on an open connection; its answer's status line."""
+    writer.write(_head())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SLACK)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await asyncio.wait_for(reader.readexactly(length), SLACK)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def test_an_idle_keep_alive_connection_outlasts_the_head_deadline(procs: Procs) -> None:
+    """Between requests a connection stays open past the head deadline (2 s here): the
+    gateway keeps it ``EVENTFLOW_KEEP_ALIVE`` (75 s), longer than client pools keep theirs
+    (httpx 5 s), so a client never sends on a connection the gateway is closing. It was
+    closed after the head deadline, or uvicorn's 5 s, and a request sent in that moment was
+    lost ("Server disconnected without sending a response")."""
+    reader, writer = await _connect(_http_target(procs))
+    try:
+        assert await _ask(reader, writer) == b"HTTP/1.1 200 OK"
+        await asyncio.sleep(CONNECTION_TIMEOUT + 1.5)
+        assert not reader.at_eof()
+        assert await _ask(reader, writer) == b"HTTP/1.1 200 OK"
+        # The next head, once begun, still has only the head deadline.
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        data, _ = await _closed_within(reader, CONNECTION_TIMEOUT + SLACK)
+        assert data.startswith(b"HTTP/1.1 408"), data[:80]
+    finally:
+        writer.close()
