@@ -14,7 +14,7 @@ accepted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -385,18 +385,49 @@ async def test_rate_limit_refuses_each_event_past_the_bucket(backends: Backends,
         assert [v[0] for v in verdicts] == ["ACCEPTED"] + ["RATE_LIMITED"] * 4
         limited = verdicts[1]
         assert limited[1][0][0] == "event" and "events per second" in limited[1][0][1]
-        # Each check below comes right after a call that empties the bucket again.
-        assert (await batch(2))[1] == limited
-        with pytest.raises(grpc.aio.AioRpcError) as unary:
-            await stub.GenerateEvent(reqs[0], metadata=s.meta(), timeout=CALL_LIMIT)
-        assert _of_rpc_error(unary.value) == limited
-        assert (await batch(2))[1] == limited
-        assert await batch(2, each=False) == [limited, limited]
-        assert _of_http(await s.post_event(_event("r-http"))) == limited
-        assert (await batch(2))[1] == limited
-        streamed = [_of_result(r) for r in await _stream(stub, reqs, s.meta())]
-        assert streamed.count(limited) >= 4
-        assert all(v in (limited, ("ACCEPTED", ())) for v in streamed)
+
+        async def right_after_emptied(call: Callable[[], Awaitable[list[Verdict]]]
+                                      ) -> list[list[Verdict]]:
+            """``call``'s verdicts right after a batch that empties the bucket, until it is
+            refused (at most 3 tries): on a loaded machine a second may pass between the
+            two, and the token it brings is rightly spent on the call's first event."""
+            tries = []
+            for _ in range(3):
+                emptied = await batch(5)
+                assert emptied[-1] == limited, emptied
+                tries.append(await call())
+                if limited in tries[-1]:
+                    break
+            assert limited in tries[-1], tries
+            assert all(v in (limited, ("ACCEPTED", ())) for t in tries for v in t), tries
+            return tries
+
+        async def unary() -> list[Verdict]:
+            try:
+                await stub.GenerateEvent(reqs[0], metadata=s.meta(), timeout=CALL_LIMIT)
+            except grpc.aio.AioRpcError as error:
+                return [_of_rpc_error(error)]
+            return [("ACCEPTED", ())]
+
+        async def http() -> list[Verdict]:
+            return [_of_http(await s.post_event(_event("r-http")))]
+
+        async def stream() -> list[Verdict]:
+            return [_of_result(r) for r in await _stream(stub, reqs, s.meta())]
+
+        # A batch of 2 refuses its second event; a unary call or an HTTP post is refused
+        # whole; a batch not counting each event refuses both; each with the same error.
+        assert (await right_after_emptied(lambda: batch(2)))[-1][1] == limited
+        assert (await right_after_emptied(unary))[-1] == [limited]
+        assert (await right_after_emptied(lambda: batch(2, each=False)))[-1] == [limited] * 2
+        assert (await right_after_emptied(http))[-1] == [limited]
+        # A stream refuses each event over the bucket: of 5, at most one a second passes
+        # (the first only if a token came back since the bucket was emptied).
+        started = asyncio.get_running_loop().time()
+        streamed = (await right_after_emptied(stream))[-1]
+        took = asyncio.get_running_loop().time() - started
+        assert len(streamed) == 5 and 5 - streamed.count(limited) <= 1 + int(took), (
+            streamed, took)
         await asyncio.sleep(1.2)  # the bucket refills, to its burst of 1
         assert [v[0] for v in await batch(3, each=False)] == ["ACCEPTED"] + ["RATE_LIMITED"] * 2
     finally:
