@@ -28,7 +28,7 @@ from server.config import Settings
 from server.db.engine import create_engine
 from tests.reliability.outage import Tally, counts, load
 from tests.reliability.procs import Procs, _wait_healthy, deployment_env
-from tests.support import Backends, private_backends
+from tests.support import Backends, private_backends, wait_started
 
 KILLS, BETWEEN, DELIVERY_BOUND = 3, 3.0, 30.0
 
@@ -52,8 +52,7 @@ class Hooks:
             Starlette(routes=[Route("/hook", self._hook, methods=["POST"])]),
             log_level="warning", lifespan="off"))
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.02)
+        await wait_started(self._server, self._task)
         return f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
     async def stop(self) -> None:

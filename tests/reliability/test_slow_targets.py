@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from tests.reliability.outage import worker
 from tests.reliability.procs import Procs, running
-from tests.support import Backends, basic, private_backends
+from tests.support import Backends, basic, private_backends, wait_started
 
 SMTP_TIMEOUT = 3.0
 # Each of the slow account's steps, and how long the fast account's runs may take.
@@ -66,8 +66,7 @@ class Targets:
         self._http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    timeout_graceful_shutdown=1))
         self._task = asyncio.create_task(self._http.serve(sockets=[sock]))
-        while not self._http.started:
-            await asyncio.sleep(0.02)
+        await wait_started(self._http, self._task)
         # The SMTP port the deployment was given (free until now).
         self._smtp_server = await asyncio.start_server(self._smtp, "127.0.0.1", smtp_port)
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
