@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from server.config import Settings
 from server.embedded import running_embedded_url
+from server.gctune import tune_gc
 from server.logs import setup_logging
 from server.procs import spawn, terminate
 from workers.settings import build_worker
@@ -125,6 +126,7 @@ def main() -> None:
     if settings.worker_processes > 1:
         supervise(settings, settings.worker_processes)
     else:
+        tune_gc()
         asyncio.run(run_worker(settings))
 
 
