@@ -37,9 +37,11 @@ async def _prepare(settings: Settings) -> None:
 
 def _run_child(settings: Settings, reuse_port: bool) -> None:
     from server.app import install_event_loop, serve_forever
+    from server.gctune import tune_gc
 
     # SIGTERM until the serving loop installs its handlers is _stop_starting's (main).
     install_event_loop()
+    tune_gc()
     asyncio.run(serve_forever(settings, reuse_port=reuse_port))
 
 

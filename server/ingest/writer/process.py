@@ -28,6 +28,7 @@ import sys
 import threading
 
 from server.config import Settings
+from server.gctune import tune_gc
 from server.ingest.model import ValidEvent
 from server.ingest.writer.commit import CommitFailed, commit, dispatch_accounts
 from server.ingest.writer.connections import IngestConnection, open_connection
@@ -152,6 +153,7 @@ def serve(path: str, settings: Settings) -> None:
 def main() -> None:
     settings = Settings.load()
     setup_logging(settings.log_level)
+    tune_gc()
     try:
         serve(sys.argv[1], settings)
     except KeyboardInterrupt:
