@@ -924,12 +924,21 @@ def mail_rows(make: Callable[[str], Any], db_label: str, senders: Senders, sink:
             t1, cpu = time.time(), tree_cpu(run.pid) - cpu0
             accepted = dep.db.one("SELECT count(*) FROM events WHERE id > ?", before)
             deadline = time.monotonic() + MAIL_WAIT
-            while len(sink.arrivals) - first_letter < accepted and time.monotonic() < deadline:
+
+            def looked() -> tuple[dict[str, float], list[tuple[float, str | None]], int]:
+                # A letter counts once it reached the sink and its delivery record (which
+                # names its Message-ID) is committed: the record may follow the send.
+                arrived = {mid: at for at, mid in sink.arrivals[first_letter:]}
+                rows = dep.db.letters(before)
+                return arrived, rows, sum(1 for _c, mid in rows if mid not in arrived)
+
+            arrived, rows, left = looked()
+            while (left or len(rows) < accepted) and time.monotonic() < deadline:
                 time.sleep(0.25)
+                arrived, rows, left = looked()
             until = time.time()
-            arrived = {mid: at for at, mid in sink.arrivals[first_letter:]}
             waits, pending = [], []
-            for committed, mid in dep.db.letters(before):
+            for committed, mid in rows:
                 if mid is not None and mid in arrived:
                     waits.append(arrived[mid] - committed)
                 else:  # no letter yet: waiting until now, a lower bound
