@@ -130,6 +130,9 @@ class RenderPool:
         self._memory = memory_bytes
         self._idle: list[_Child] = []
         self._slots = asyncio.Semaphore(self._size)
+        # ``warm`` takes every slot, one at a time: two warms at once could each hold some
+        # and wait for the other's for ever (and every render with them). One at a time.
+        self._warming = asyncio.Lock()
         self._accounts: dict[int, tuple[asyncio.Semaphore, int]] = {}
         self._closed = False
 
@@ -137,6 +140,10 @@ class RenderPool:
         """Start the children not started yet, so the first renders do not wait for a
         process to start (a worker's first letters under load waited ~1 s for theirs).
         Renders meanwhile wait as they would have for a start of their own."""
+        async with self._warming:
+            await self._warm()
+
+    async def _warm(self) -> None:
         held = 0
         try:
             for _ in range(self._size):  # all of them: no child is in use, so none is missing

@@ -85,6 +85,30 @@ async def test_a_warm_cancelled_or_closed_meanwhile_leaves_no_process(when: floa
         assert not await _gone(_children() - before), f"cancel={cancel}, after {when} s"
 
 
+async def test_two_warms_at_once_while_renders_hold_the_slots_both_end() -> None:
+    """Two ``warm`` calls waiting together behind renders in progress (both slots held):
+    each used to get one slot as the renders ended and wait for the other's for ever, and
+    every render after them too (CI: 58 letters claimed and never sent). Both now end, and
+    a render after them is served."""
+    before = _children()
+    p = RenderPool(processes=2, per_account=2, memory_bytes=128 << 20)
+    try:
+        # Stand-ins for two renders in progress (a render holds one slot while it runs).
+        await p._slots.acquire()
+        await p._slots.acquire()
+        warms = [asyncio.create_task(p.warm()) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        p._slots.release()
+        await asyncio.sleep(0.05)
+        p._slots.release()
+        await asyncio.wait_for(asyncio.gather(*warms), 60)
+        assert await asyncio.wait_for(p.render([RenderPart("ok")], {}, account_id=1), 60) == [
+            "ok"]
+    finally:
+        await p.close()
+    assert not await _gone(_children() - before)
+
+
 async def test_errors_keep_their_kind_and_place(pool: RenderPool) -> None:
     """A failing reference comes back as the same TemplateError with line and column."""
     with pytest.raises(TemplateError) as caught:
