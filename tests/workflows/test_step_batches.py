@@ -5,6 +5,7 @@ that keeps failing is retried on its own while the rest of its batch goes on."""
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 from sqlalchemy import text
@@ -65,7 +66,22 @@ async def _until_completed(s: Stack, workflow_id: int, n: int, *, timeout: float
                 "WHERE id = :w)"), {"w": workflow_id})).one()
         raise AssertionError(f"{n} runs not completed within {timeout:.0f} s; runs by "
                              f"(status, block, claimed, error): {[tuple(r) for r in rows]}; "
-                             f"trigger events stored/processed: {tuple(events)}") from None
+                             f"trigger events stored/processed: {tuple(events)}; the step "
+                             f"pumps' tasks now:\n{_step_tasks()}") from None
+
+
+def _step_tasks() -> str:
+    """The stacks of this loop's step-pump and render tasks: where a claimed batch waits."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        name = task.get_name()
+        if name.startswith("steps") or "render" in name or "Task-" in name:
+            coro = getattr(task.get_coro(), "__qualname__", "?")
+            if name.startswith("Task-") and "step" not in coro and "render" not in coro:
+                continue
+            out.write(f"--- {name} ({coro})\n")
+            task.print_stack(limit=12, file=out)
+    return out.getvalue() or "(none)"
 
 
 async def test_a_burst_of_letters_is_batched_over_kept_connections(
