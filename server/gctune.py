@@ -28,5 +28,5 @@ def tune_gc() -> None:
     start-up is done (it may be called again: each call freezes what exists then)."""
     gc.collect()
     gc.freeze()
-    _young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(YOUNG_THRESHOLD, _young), middle, old)
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(YOUNG_THRESHOLD, young), middle, old)
